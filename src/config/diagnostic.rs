@@ -1,0 +1,192 @@
+//! Located problems in a `services.toml`, and their two renderings: miette's
+//! graphical report for terminals, and plain `error: file:line:col: …` lines
+//! for CI logs. Pure; rendering writes to a string.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::sync::Arc;
+
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, NamedSource, SourceSpan};
+
+/// One problem in the file, with where it is and how to fix it.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// Stable code, e.g. `muster::config::unknown_key`.
+    pub code: &'static str,
+    pub message: String,
+    /// Byte range in the file's text; `None` when the problem has no place
+    /// (then it is reported at 1:1).
+    pub span: Option<Range<usize>>,
+    /// The label under the underlined text.
+    pub label: String,
+    /// One line on how to fix it.
+    pub help: Option<String>,
+}
+
+impl Problem {
+    pub fn new(code: &'static str, message: impl Into<String>, span: Option<Range<usize>>) -> Self {
+        Problem {
+            code,
+            message: message.into(),
+            span,
+            label: "here".into(),
+            help: None,
+        }
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// Every problem of one file.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{path} is invalid: {}", plural(problems.len(), "problem"))]
+pub struct Invalid {
+    pub path: String,
+    /// The file's text (lossy when it was not UTF-8), for locating and quoting.
+    pub text: Arc<str>,
+    pub problems: Vec<Problem>,
+}
+
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// A single problem bound to its source, as miette wants it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", problem.message)]
+struct Located<'a> {
+    problem: &'a Problem,
+    src: NamedSource<Arc<str>>,
+}
+
+impl Diagnostic for Located<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
+        Some(Box::new(self.problem.code))
+    }
+    fn help<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
+        self.problem
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.src)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        let span = self.problem.span.clone().unwrap_or(0..0);
+        let span = SourceSpan::from(span.start..span.end.max(span.start));
+        Some(Box::new(std::iter::once(
+            miette::LabeledSpan::new_with_span(Some(self.problem.label.clone()), span),
+        )))
+    }
+}
+
+impl Invalid {
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        line_col(&self.text, offset)
+    }
+
+    /// Plain text: per problem, one `error: file:line:col: message [code]`
+    /// line, the quoted line with carets, and the hint. No colour, no boxes.
+    pub fn render_plain(&self) -> String {
+        let mut out = String::new();
+        for p in &self.problems {
+            let start = p.span.as_ref().map_or(0, |s| s.start).min(self.text.len());
+            let (line, col) = self.line_col(start);
+            let _ = writeln!(
+                out,
+                "error: {}:{line}:{col}: {} [{}]",
+                self.path, p.message, p.code
+            );
+            if let Some(span) = &p.span {
+                let text_line = self.text.lines().nth(line - 1).unwrap_or("");
+                let text_line = text_line.trim_end_matches('\r');
+                let shown: String = text_line.chars().take(200).collect();
+                let width = self.text[start..span.end.clamp(start, self.text.len())]
+                    .lines()
+                    .next()
+                    .map_or(0, |s| s.chars().count())
+                    .max(1);
+                let gutter = line.to_string();
+                let _ = writeln!(out, "  {gutter} | {shown}");
+                let _ = writeln!(
+                    out,
+                    "  {} | {}{} {}",
+                    " ".repeat(gutter.len()),
+                    " ".repeat(col - 1),
+                    "^".repeat(width.min(200usize.saturating_sub(col - 1)).max(1)),
+                    p.label
+                );
+            }
+            if let Some(h) = &p.help {
+                let _ = writeln!(out, "  help: {h}");
+            }
+        }
+        let _ = writeln!(out, "error: {self}");
+        out
+    }
+
+    /// miette's graphical report, coloured or not.
+    pub fn render_graphical(&self, color: bool) -> String {
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme);
+        let source = NamedSource::new(self.path.clone(), self.text.clone());
+        let mut out = String::new();
+        for p in &self.problems {
+            let located = Located {
+                problem: p,
+                src: source.clone(),
+            };
+            let (line, col) = self.line_col(p.span.as_ref().map_or(0, |s| s.start));
+            let _ = writeln!(out, "{}:{line}:{col}", self.path);
+            let _ = handler.render_report(&mut out, &located);
+        }
+        let _ = writeln!(out, "error: {self}");
+        out
+    }
+}
+
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_char_boundary(text, offset.min(text.len()));
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, text[line_start..offset].chars().count() + 1)
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_characters() {
+        let t = "a = 1\nbé = 2\n";
+        assert_eq!(line_col(t, 0), (1, 1));
+        assert_eq!(line_col(t, 6), (2, 1));
+        assert_eq!(line_col(t, 9), (2, 3));
+    }
+}

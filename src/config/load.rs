@@ -1,0 +1,622 @@
+//! Reading `services.toml`: bytes → text → TOML tree → shape checks against
+//! the JSON Schema → [`File`] → [`validate`](super::validate). Does file I/O
+//! only in [`load`]; [`parse_str`] is pure.
+//!
+//! Every problem is collected, not only the first: the schema walk below
+//! visits the whole tree and reports each unknown key, wrong type and value
+//! out of range with its span.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::diagnostic::{Invalid, Problem};
+use super::file::{self, File};
+use super::model::Desired;
+use super::validate;
+
+/// Files larger than this are refused before parsing.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// Reads and checks the file at `path`.
+///
+/// # Errors
+/// [`Invalid`] with every problem found, located in the file.
+pub fn load(path: &Path) -> Result<Desired, Invalid> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Invalid {
+        path: shown.clone(),
+        text: Arc::from(""),
+        problems: vec![
+            Problem::new(
+                "muster::config::unreadable",
+                format!("cannot read the file: {e}"),
+                None,
+            )
+            .help("check the path given with -f/--file or MUSTER_FILE"),
+        ],
+    })?;
+    let dir = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."));
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    parse_bytes(&shown, &bytes, &dir)
+}
+
+/// Checks `bytes` as the content of the file `shown`, whose directory is `dir`
+/// (for relative bind mounts and the default project name).
+///
+/// # Errors
+/// [`Invalid`] with every problem found.
+pub fn parse_bytes(shown: &str, bytes: &[u8], dir: &Path) -> Result<Desired, Invalid> {
+    let invalid = |text: Arc<str>, problems| Invalid {
+        path: shown.to_string(),
+        text,
+        problems,
+    };
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(invalid(
+            Arc::from(""),
+            vec![
+                Problem::new(
+                    "muster::config::too_large",
+                    format!("the file is {} bytes; the limit is 1 MiB", bytes.len()),
+                    None,
+                )
+                .help("a services.toml this large is almost certainly not one; check the path"),
+            ],
+        ));
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = e.valid_up_to();
+            let lossy: Arc<str> = Arc::from(String::from_utf8_lossy(bytes).as_ref());
+            let at = String::from_utf8_lossy(&bytes[..valid]).len();
+            return Err(invalid(
+                lossy,
+                vec![
+                    Problem::new(
+                        "muster::config::not_utf8",
+                        format!("the file is not UTF-8 (byte 0x{:02x})", bytes[valid]),
+                        Some(at..at + 1),
+                    )
+                    .label("invalid byte")
+                    .help("save the file as UTF-8"),
+                ],
+            ));
+        }
+    };
+    parse_str(shown, text, dir)
+}
+
+/// Checks `text` as the content of the file `shown`.
+///
+/// # Errors
+/// [`Invalid`] with every problem found.
+pub fn parse_str(shown: &str, text: &str, dir: &Path) -> Result<Desired, Invalid> {
+    // A byte order mark is not TOML, but editors on Windows write one.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let shared: Arc<str> = Arc::from(text);
+    let invalid = |problems| Invalid {
+        path: shown.to_string(),
+        text: shared.clone(),
+        problems,
+    };
+    let (root, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        let problems = errors
+            .iter()
+            .map(|e| {
+                let msg = e.message().trim().to_string();
+                Problem::new(
+                    "muster::config::syntax",
+                    format!("TOML syntax: {msg}"),
+                    e.span(),
+                )
+                .label("here")
+                .help("see https://toml.io for the syntax")
+            })
+            .collect();
+        return Err(invalid(problems));
+    }
+    let schema = file::schema();
+    let mut walker = Walker {
+        root: &schema,
+        problems: Vec::new(),
+        bad_services: BTreeSet::new(),
+    };
+    walker.check_table(root.get_ref(), root.span(), &schema, "", None);
+    if walker.problems.is_empty() {
+        let no_services = match root.get_ref().get("services") {
+            None => Some(root.span()),
+            Some(v) => match v.get_ref() {
+                DeValue::Table(t) if t.is_empty() => Some(v.span()),
+                _ => None,
+            },
+        };
+        if let Some(span) = no_services {
+            let span = if span.is_empty() { 0..0 } else { span };
+            walker.problems.push(
+                Problem::new("muster::config::no_services", "the file declares no service", Some(span))
+                    .label("no [services.NAME] table")
+                    .help("declare at least one [services.NAME] with an image; an empty file never removes anything"),
+            );
+        }
+    }
+    let mut problems = walker.problems;
+    // A problem outside any service leaves no sound file to check further.
+    let in_services = |p: &Problem| {
+        let services = root.get_ref().get("services").map(Spanned::span);
+        matches!((&p.span, services), (Some(s), Some(t)) if t.contains(&s.start))
+    };
+    if problems.iter().any(|p| !in_services(p)) {
+        return Err(invalid(problems));
+    }
+    let declared: BTreeSet<String> = match root.get_ref().get("services").map(Spanned::get_ref) {
+        Some(DeValue::Table(t)) => t.iter().map(|(k, _)| k.get_ref().to_string()).collect(),
+        _ => BTreeSet::new(),
+    };
+    let mut sound = root.clone();
+    if let Some(services) = sound.get_mut().get_mut("services")
+        && let DeValue::Table(t) = services.get_mut()
+    {
+        for name in &walker.bad_services {
+            t.remove(name.as_str());
+        }
+    }
+    let file: File = match serde::Deserialize::deserialize(toml::de::Deserializer::from(sound)) {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(Problem::new(
+                "muster::config::invalid_value",
+                e.message().trim().to_string(),
+                e.span(),
+            ));
+            return Err(invalid(problems));
+        }
+    };
+    match validate::validate(&file, &declared, &root, dir) {
+        Ok(desired) if problems.is_empty() => Ok(desired),
+        Ok(_) => Err(invalid(problems)),
+        Err(more) => {
+            problems.extend(more);
+            problems.sort_by_key(|p| p.span.as_ref().map_or(0, |s| s.start));
+            Err(invalid(problems))
+        }
+    }
+}
+
+/// Walks the TOML tree along the JSON Schema, collecting every mismatch.
+struct Walker<'s> {
+    root: &'s Json,
+    problems: Vec<Problem>,
+    /// Services with a problem of their own; the others still get the
+    /// semantic checks, so that one run reports everything.
+    bad_services: BTreeSet<String>,
+}
+
+impl<'s> Walker<'s> {
+    fn resolve(&self, mut schema: &'s Json) -> &'s Json {
+        while let Some(r) = schema.get("$ref").and_then(Json::as_str) {
+            match r.strip_prefix('#').and_then(|p| self.root.pointer(p)) {
+                Some(s) => schema = s,
+                None => break,
+            }
+        }
+        schema
+    }
+
+    /// `key_span` is the span of the key that holds this value, if any.
+    fn check(
+        &mut self,
+        v: &Spanned<DeValue<'_>>,
+        schema: &'s Json,
+        path: &str,
+        key_span: Option<Range<usize>>,
+    ) {
+        self.check_table_or_value(v.get_ref(), v.span(), schema, path, key_span);
+    }
+
+    fn check_table_or_value(
+        &mut self,
+        v: &DeValue<'_>,
+        span: Range<usize>,
+        schema: &'s Json,
+        path: &str,
+        key_span: Option<Range<usize>>,
+    ) {
+        let schema = self.resolve(schema);
+        if let Some(all) = schema.get("allOf").and_then(Json::as_array) {
+            for s in all {
+                self.check_table_or_value(v, span.clone(), s, path, key_span.clone());
+            }
+            return;
+        }
+        if let Some(names) = self.enum_names(schema) {
+            match v {
+                DeValue::String(s) if !names.contains(&s.as_ref()) => {
+                    let mut p = Problem::new(
+                        "muster::config::invalid_value",
+                        format!("`{path}` must be one of {}, not {s:?}", quote_list(&names)),
+                        Some(span),
+                    )
+                    .label("not allowed here");
+                    if let Some(near) = nearest(s, &names) {
+                        p = p.help(format!("did you mean `{near}`?"));
+                    }
+                    self.problems.push(p);
+                }
+                DeValue::String(_) => {}
+                _ => self.type_error(
+                    v,
+                    span,
+                    &format!("one of {}", quote_list(&names)),
+                    schema,
+                    path,
+                ),
+            }
+            return;
+        }
+        if let Some(alts) = schema
+            .get("anyOf")
+            .or_else(|| schema.get("oneOf"))
+            .and_then(Json::as_array)
+        {
+            let mut best: Option<Vec<Problem>> = None;
+            for alt in alts {
+                let alt = self.resolve(alt);
+                if !type_matches(v, alt) {
+                    continue;
+                }
+                let mut sub = Walker {
+                    root: self.root,
+                    problems: Vec::new(),
+                    bad_services: BTreeSet::new(),
+                };
+                sub.check_table_or_value(v, span.clone(), alt, path, key_span.clone());
+                if sub.problems.is_empty() {
+                    return;
+                }
+                best.get_or_insert(sub.problems);
+            }
+            match best {
+                Some(problems) => self.problems.extend(problems),
+                None => {
+                    let expected: Vec<String> = alts
+                        .iter()
+                        .map(|a| describe(self.resolve(a)))
+                        .filter(|d| d != "null")
+                        .collect();
+                    self.type_error(v, span, &expected.join(" or "), schema, path);
+                }
+            }
+            return;
+        }
+        if !type_matches(v, schema) {
+            self.type_error(v, span, &describe(schema), schema, path);
+            return;
+        }
+        match v {
+            DeValue::Integer(i) => {
+                let n = i64::from_str_radix(i.as_str(), i.radix()).ok();
+                let min = schema.get("minimum").and_then(Json::as_f64);
+                let max = schema.get("maximum").and_then(Json::as_f64);
+                let out_of_range = match n {
+                    None => true,
+                    Some(n) => {
+                        min.is_some_and(|m| (n as f64) < m) || max.is_some_and(|m| (n as f64) > m)
+                    }
+                };
+                if out_of_range && (min.is_some() || max.is_some() || n.is_none()) {
+                    let range = match (min, max) {
+                        (Some(a), Some(b)) => format!("from {a} to {b}"),
+                        (Some(a), None) => format!("at least {a}"),
+                        (None, Some(b)) => format!("at most {b}"),
+                        (None, None) => "a 64-bit integer".into(),
+                    };
+                    self.problems.push(
+                        Problem::new(
+                            "muster::config::out_of_range",
+                            format!("`{path}` is out of range: it must be {range}"),
+                            Some(span),
+                        )
+                        .label("out of range")
+                        .help(format!("use a value {range}")),
+                    );
+                }
+            }
+            DeValue::Array(items) => {
+                if let Some(item_schema) = schema.get("items") {
+                    for (i, item) in items.iter().enumerate() {
+                        self.check(item, item_schema, &format!("{path}[{i}]"), None);
+                    }
+                }
+            }
+            DeValue::Table(t) => self.check_table(t, span, schema, path, key_span),
+            DeValue::String(_) | DeValue::Float(_) | DeValue::Boolean(_) | DeValue::Datetime(_) => {
+            }
+        }
+    }
+
+    fn check_table(
+        &mut self,
+        t: &DeTable<'_>,
+        span: Range<usize>,
+        schema: &'s Json,
+        path: &str,
+        key_span: Option<Range<usize>>,
+    ) {
+        let props = schema.get("properties").and_then(Json::as_object);
+        let additional = schema.get("additionalProperties");
+        for (k, v) in t.iter() {
+            let key: &str = k.get_ref();
+            let sub_path = if path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            };
+            let before = self.problems.len();
+            if let Some(s) = props.and_then(|p| p.get(key)) {
+                self.check(v, s, &sub_path, Some(k.span()));
+                continue;
+            }
+            match additional {
+                Some(Json::Bool(false)) => {
+                    let names: Vec<&str> = props
+                        .map(|p| p.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
+                    let place = if path.is_empty() {
+                        "at the top level".to_string()
+                    } else {
+                        format!("in `{path}`")
+                    };
+                    let mut p = Problem::new(
+                        "muster::config::unknown_key",
+                        format!("unknown key `{key}` {place}"),
+                        Some(k.span()),
+                    )
+                    .label("unknown key");
+                    p = match nearest(key, &names) {
+                        Some(near) => p.help(format!("did you mean `{near}`?")),
+                        None => p.help(format!("valid keys here: {}", quote_list(&names))),
+                    };
+                    self.problems.push(p);
+                }
+                Some(s) if s.is_object() => self.check(v, s, &sub_path, Some(k.span())),
+                _ => {}
+            }
+            if path == "services" && self.problems.len() > before {
+                self.bad_services.insert(key.to_string());
+            }
+        }
+        if let Some(required) = schema.get("required").and_then(Json::as_array) {
+            for r in required.iter().filter_map(Json::as_str) {
+                if r == "services" {
+                    continue; // reported as "declares no service" with its own hint
+                }
+                if t.get(r).is_none() {
+                    let at = key_span.clone().unwrap_or(span.clone());
+                    let what = if path.is_empty() {
+                        "the file".to_string()
+                    } else {
+                        format!("`{path}`")
+                    };
+                    self.problems.push(
+                        Problem::new(
+                            "muster::config::missing_key",
+                            format!("{what} has no `{r}`"),
+                            Some(at),
+                        )
+                        .label(format!("`{r}` is required here"))
+                        .help(format!("add `{r} = …`")),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The allowed strings, for an `enum` or a `oneOf` of `const`s.
+    fn enum_names(&self, schema: &'s Json) -> Option<Vec<&'s str>> {
+        if let Some(options) = schema.get("enum").and_then(Json::as_array) {
+            return Some(options.iter().filter_map(Json::as_str).collect());
+        }
+        let alts = schema
+            .get("oneOf")
+            .or_else(|| schema.get("anyOf"))?
+            .as_array()?;
+        alts.iter()
+            .map(|a| self.resolve(a).get("const").and_then(Json::as_str))
+            .collect()
+    }
+
+    fn type_error(
+        &mut self,
+        v: &DeValue<'_>,
+        span: Range<usize>,
+        expected: &str,
+        schema: &Json,
+        path: &str,
+    ) {
+        let found = found_type(v);
+        let mut p = Problem::new(
+            "muster::config::wrong_type",
+            format!("`{path}` must be {expected}, found {found}"),
+            Some(span),
+        )
+        .label(format!("this is {found}"));
+        let help = match v {
+            DeValue::String(s)
+                if expected.contains("integer") && s.trim().parse::<i64>().is_ok() =>
+            {
+                Some(format!("write the number without quotes: {}", s.trim()))
+            }
+            DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_)
+                if expected.contains("string") =>
+            {
+                Some("put the value in quotes".to_string())
+            }
+            _ => schema
+                .get("description")
+                .and_then(Json::as_str)
+                .map(|d| d.lines().next().unwrap_or(d).to_string()),
+        };
+        if let Some(h) = help {
+            p = p.help(h);
+        }
+        self.problems.push(p);
+    }
+}
+
+fn types_of(schema: &Json) -> Vec<&str> {
+    match schema.get("type") {
+        Some(Json::String(s)) => vec![s.as_str()],
+        Some(Json::Array(a)) => a.iter().filter_map(Json::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn type_matches(v: &DeValue<'_>, schema: &Json) -> bool {
+    let types = types_of(schema);
+    if types.is_empty() {
+        return !is_enum(schema) || matches!(v, DeValue::String(_));
+    }
+    types.iter().any(|t| match *t {
+        "string" => matches!(v, DeValue::String(_)),
+        "integer" => matches!(v, DeValue::Integer(_)),
+        "number" => matches!(v, DeValue::Integer(_) | DeValue::Float(_)),
+        "boolean" => matches!(v, DeValue::Boolean(_)),
+        "array" => matches!(v, DeValue::Array(_)),
+        "object" => matches!(v, DeValue::Table(_)),
+        _ => false,
+    })
+}
+
+fn is_enum(schema: &Json) -> bool {
+    schema.get("enum").is_some()
+        || schema
+            .get("oneOf")
+            .and_then(Json::as_array)
+            .is_some_and(|a| a.iter().all(|x| x.get("const").is_some()))
+}
+
+fn describe(schema: &Json) -> String {
+    let consts: Option<Vec<&str>> = match schema.get("enum").and_then(Json::as_array) {
+        Some(options) => Some(options.iter().filter_map(Json::as_str).collect()),
+        None => schema.get("oneOf").and_then(Json::as_array).and_then(|a| {
+            a.iter()
+                .map(|x| x.get("const").and_then(Json::as_str))
+                .collect()
+        }),
+    };
+    if let Some(names) = consts {
+        return format!("one of {}", quote_list(&names));
+    }
+    let types = types_of(schema);
+    let names: Vec<&str> = types
+        .iter()
+        .filter(|t| **t != "null")
+        .map(|t| match *t {
+            "string" => "a string",
+            "integer" => "an integer",
+            "number" => "a number",
+            "boolean" => "a boolean",
+            "array" => "an array",
+            "object" => "a table",
+            other => other,
+        })
+        .collect();
+    if names.is_empty() && types.contains(&"null") {
+        return "null".into();
+    }
+    names.join(" or ")
+}
+
+fn found_type(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+fn quote_list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The closest name to `word`, when it is close enough to be a typo.
+pub(crate) fn nearest<'a>(word: &str, names: &[&'a str]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|n| (strsim::jaro_winkler(word, n), *n))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n)
+}
+
+/// Where the value at `path` (keys and array indices) is in the tree: the
+/// value's span, or with `key` the span of the key that holds it.
+pub(crate) fn span_at(
+    root: &Spanned<DeTable<'_>>,
+    path: &[Seg<'_>],
+    key: bool,
+) -> Option<Range<usize>> {
+    let mut table = root.get_ref();
+    let mut current: Option<&Spanned<DeValue<'_>>> = None;
+    let mut key_span = None;
+    for seg in path {
+        let next = match (seg, current.map(Spanned::get_ref)) {
+            (Seg::Key(k), None) => {
+                let (ks, v) = table.get_key_value(*k)?;
+                key_span = Some(ks.span());
+                v
+            }
+            (Seg::Key(k), Some(DeValue::Table(t))) => {
+                let (ks, v) = t.get_key_value(*k)?;
+                key_span = Some(ks.span());
+                v
+            }
+            (Seg::Index(i), Some(DeValue::Array(a))) => {
+                key_span = None;
+                a.get(*i)?
+            }
+            _ => return None,
+        };
+        if let DeValue::Table(t) = next.get_ref() {
+            table = t;
+        }
+        current = Some(next);
+    }
+    if key {
+        key_span.or_else(|| current.map(Spanned::span))
+    } else {
+        current.map(Spanned::span)
+    }
+}
+
+/// One step of a path into the TOML tree.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}

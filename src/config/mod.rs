@@ -1,0 +1,13 @@
+//! The file stage: `services.toml` → [`Desired`]. Reads one file; the rest
+//! is pure.
+
+mod diagnostic;
+pub mod file;
+mod load;
+mod model;
+mod validate;
+
+pub use diagnostic::{Invalid, Problem, plural};
+pub use load::{MAX_FILE_BYTES, load, parse_bytes, parse_str};
+pub use model::*;
+pub use validate::{default_project, parse_duration, valid_name};

@@ -1,0 +1,334 @@
+//! The desired state: the checked, typed form of `services.toml`.
+//! Pure; no I/O. Also defines the config hash and the per-field "shape"
+//! that a recreate diffs against.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+pub use super::file::{Backend, Mode, UpdateOrder};
+
+/// What the file asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub project: String,
+    pub backend: Backend,
+    pub services: BTreeMap<String, Service>,
+}
+
+/// One checked service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub image: String,
+    pub count: u32,
+    pub mode: Mode,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    pub ports: Vec<Port>,
+    pub expose: Vec<ContainerPort>,
+    pub volumes: Vec<Volume>,
+    pub labels: BTreeMap<String, String>,
+    pub depends_on: Vec<String>,
+    pub restart: Restart,
+    pub init: bool,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub stop_signal: Option<String>,
+    pub stop_grace_period: Duration,
+    pub ready_timeout: Duration,
+    pub cpus: Option<f64>,
+    pub memory: Option<u64>,
+    pub healthcheck: Option<Healthcheck>,
+    pub update: Update,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// A container port and its protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContainerPort {
+    pub port: u16,
+    pub proto: Proto,
+}
+
+impl std::fmt::Display for ContainerPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.port, self.proto.as_str())
+    }
+}
+
+/// A published port. `host_port` `None` means an ephemeral host port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    pub host_ip: Option<String>,
+    pub host_port: Option<u16>,
+    pub container: ContainerPort,
+}
+
+impl std::fmt::Display for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(ip) = &self.host_ip {
+            write!(f, "{ip}:")?;
+        }
+        if let Some(h) = self.host_port {
+            write!(f, "{h}:")?;
+        }
+        write!(f, "{}", self.container)
+    }
+}
+
+/// Where a volume's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeSource {
+    /// A named volume, created as `<project>_<name>`; may hold `{ordinal}`.
+    Named(String),
+    /// An absolute host path.
+    Bind(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub source: VolumeSource,
+    pub target: String,
+    pub read_only: bool,
+}
+
+impl Volume {
+    /// The engine's volume name for container `ordinal`, for a named volume.
+    pub fn volume_name(&self, project: &str, ordinal: u32) -> Option<String> {
+        match &self.source {
+            VolumeSource::Named(n) => Some(format!(
+                "{project}_{}",
+                n.replace("{ordinal}", &ordinal.to_string())
+            )),
+            VolumeSource::Bind(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Volume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let src = match &self.source {
+            VolumeSource::Named(n) | VolumeSource::Bind(n) => n,
+        };
+        write!(f, "{src}:{}", self.target)?;
+        if self.read_only {
+            write!(f, ":ro")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restart {
+    No,
+    Always,
+    UnlessStopped,
+    OnFailure(Option<u32>),
+}
+
+impl std::fmt::Display for Restart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Restart::No => f.write_str("no"),
+            Restart::Always => f.write_str("always"),
+            Restart::UnlessStopped => f.write_str("unless-stopped"),
+            Restart::OnFailure(None) => f.write_str("on-failure"),
+            Restart::OnFailure(Some(n)) => write!(f, "on-failure:{n}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Healthcheck {
+    /// As the engine takes it: `["CMD", …]` or `["CMD-SHELL", "…"]`.
+    pub test: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    pub parallelism: u32,
+    pub order: UpdateOrder,
+}
+
+/// Formats a duration the way the file writes it (`1m30s`, `500ms`).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    let (s, ms) = (rest / 1000, rest % 1000);
+    for (v, unit) in [(h, "h"), (m, "m"), (s, "s"), (ms, "ms")] {
+        if v > 0 {
+            out.push_str(&format!("{v}{unit}"));
+        }
+    }
+    out
+}
+
+impl Service {
+    /// Every setting that shapes this service's containers, as `path → value`
+    /// text: what the config hash covers and what a recreate diffs. Not
+    /// `count`, not `update`, not `depends_on` and not the link variables
+    /// (those depend on the ordinal).
+    pub fn shape(&self) -> BTreeMap<String, String> {
+        let mut s = BTreeMap::new();
+        let list = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
+        s.insert("image".into(), self.image.clone());
+        s.insert("mode".into(), format!("{:?}", self.mode).to_lowercase());
+        if let Some(c) = &self.command {
+            s.insert("command".into(), list(c));
+        }
+        if let Some(c) = &self.entrypoint {
+            s.insert("entrypoint".into(), list(c));
+        }
+        for (k, v) in &self.env {
+            s.insert(format!("env.{k}"), v.clone());
+        }
+        for (k, v) in &self.labels {
+            s.insert(format!("labels.{k}"), v.clone());
+        }
+        let ports: Vec<String> = self.ports.iter().map(|p| p.to_string()).collect();
+        if !ports.is_empty() {
+            s.insert("ports".into(), list(&ports));
+        }
+        let expose: Vec<String> = self.expose.iter().map(|p| p.to_string()).collect();
+        if !expose.is_empty() {
+            s.insert("expose".into(), list(&expose));
+        }
+        let volumes: Vec<String> = self.volumes.iter().map(|v| v.to_string()).collect();
+        if !volumes.is_empty() {
+            s.insert("volumes".into(), list(&volumes));
+        }
+        s.insert("restart".into(), self.restart.to_string());
+        s.insert("init".into(), self.init.to_string());
+        let opt = |s: &mut BTreeMap<String, String>, k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                s.insert(k.into(), v.clone());
+            }
+        };
+        opt(&mut s, "user", &self.user);
+        opt(&mut s, "working_dir", &self.working_dir);
+        opt(&mut s, "stop_signal", &self.stop_signal);
+        s.insert(
+            "stop_grace_period".into(),
+            format_duration(self.stop_grace_period),
+        );
+        if let Some(c) = self.cpus {
+            s.insert("cpus".into(), c.to_string());
+        }
+        if let Some(m) = self.memory {
+            s.insert("memory".into(), m.to_string());
+        }
+        if let Some(h) = &self.healthcheck {
+            s.insert("healthcheck.test".into(), list(&h.test));
+            s.insert("healthcheck.interval".into(), format_duration(h.interval));
+            s.insert("healthcheck.timeout".into(), format_duration(h.timeout));
+            s.insert("healthcheck.retries".into(), h.retries.to_string());
+            s.insert(
+                "healthcheck.start_period".into(),
+                format_duration(h.start_period),
+            );
+        }
+        s
+    }
+
+    /// The config hash: a digest of [`Service::shape`].
+    pub fn config_hash(&self) -> String {
+        hash_shape(&self.shape())
+    }
+
+    /// Every declared container port (`ports`, then `expose`), sorted, unique.
+    pub fn container_ports(&self) -> Vec<ContainerPort> {
+        let mut all: Vec<ContainerPort> = self
+            .ports
+            .iter()
+            .map(|p| p.container)
+            .chain(self.expose.iter().copied())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Tutum's link variables for container `ordinal` of a sequential
+    /// service (SPEC section 3); empty for parallel services and ordinal 1.
+    pub fn link_env(&self, ordinal: u32) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.mode != Mode::Sequential {
+            return out;
+        }
+        let ports = self.container_ports();
+        let svc = self.name.to_uppercase().replace(['-', '.'], "_");
+        for k in 1..ordinal {
+            let host = format!("{}-{k}", self.name);
+            for p in &ports {
+                let proto = p.proto.as_str();
+                let pre = format!("{svc}_{k}_PORT_{}_{}", p.port, proto.to_uppercase());
+                out.push((pre.clone(), format!("{proto}://{host}:{}", p.port)));
+                out.push((format!("{pre}_ADDR"), host.clone()));
+                out.push((format!("{pre}_PORT"), p.port.to_string()));
+                out.push((format!("{pre}_PROTO"), proto.to_string()));
+            }
+            if let Some(p) = ports.first() {
+                out.push((
+                    format!("{svc}_{k}_PORT"),
+                    format!("{}://{host}:{}", p.proto.as_str(), p.port),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Digest of a shape map; stable across muster versions for the same map.
+pub fn hash_shape(shape: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in shape {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_durations_as_written() {
+        assert_eq!(format_duration(Duration::from_millis(90_000)), "1m30s");
+        assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
+    }
+}

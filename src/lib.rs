@@ -1,0 +1,14 @@
+//! muster keeps a Docker engine in the state that one `services.toml` declares.
+//!
+//! The pipeline:
+//!
+//! ```text
+//! services.toml ──config::load──▶ Desired ─┐
+//!                                          ├─▶ plan::plan() ──▶ Plan ──render──▶ text / JSON
+//! engine ────────engine::observe──▶ Actual ─┘                   │
+//!                                                               └──apply──▶ engine
+//! ```
+
+pub mod cli;
+pub mod config;
+pub mod render;
