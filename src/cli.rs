@@ -5,6 +5,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
@@ -65,8 +66,104 @@ pub enum ColorChoice {
     Never,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// Options shared by `plan` and `apply`.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Output format of the plan.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Exit 2 when there are changes (plan and apply --dry-run), 0 when none.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Also remove the containers of services that are gone from the file.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+/// Options of commands that change the engine.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// Engine operations at once within a parallel service.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
+    /// How long to wait for another muster that holds the project's lock.
+    #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+    pub lock_timeout: Duration,
+}
+
+fn parse_scale_arg(s: &str) -> Result<(String, u32), String> {
+    let (name, count) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not SERVICE=COUNT"))?;
+    let count: u32 = count
+        .parse()
+        .ok()
+        .filter(|c| *c <= 1000)
+        .ok_or_else(|| format!("{count:?} is not a count from 0 to 1000"))?;
+    Ok((name.to_string(), count))
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    config::parse_duration(s)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the plan: what apply would change. Changes nothing.
+    ///
+    /// Example: muster plan --detailed-exitcode --output json
+    Plan {
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
+    /// Print the plan, then apply it, reporting each step.
+    ///
+    /// Example: muster apply --prune --parallel 16
+    Apply {
+        #[command(flatten)]
+        plan: PlanArgs,
+        #[command(flatten)]
+        apply: ApplyArgs,
+        /// Print the plan and stop (same as `muster plan`).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Desired against actual, per service and container: state, health, ports.
+    ///
+    /// Example: muster ps --output json
+    Ps {
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Rewrite `count` in the file (keeping comments and layout) and print the file's diff.
+    ///
+    /// Example: muster scale web=5 worker=2 --apply
+    Scale {
+        /// SERVICE=COUNT pairs.
+        #[arg(required = true, value_parser = parse_scale_arg)]
+        targets: Vec<(String, u32)>,
+        /// Then apply the file.
+        #[arg(long)]
+        apply: bool,
+        #[command(flatten)]
+        options: ApplyArgs,
+    },
+    /// Remove the project's containers and network; its volumes stay unless --volumes.
+    ///
+    /// Example: muster down --volumes
+    Down {
+        /// Also remove the project's named volumes (their data is lost).
+        #[arg(long)]
+        volumes: bool,
+        #[command(flatten)]
+        options: ApplyArgs,
+    },
     /// Parse and check the file; needs no engine.
     ///
     /// Example: muster validate -f examples/web/services.toml
@@ -126,6 +223,39 @@ fn run(cli: Cli) -> u8 {
             clap_complete::generate(shell, &mut Cli::command(), "muster", &mut std::io::stdout());
             exit::OK
         }
+        command => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    printer.err(&format!("error: cannot start the async runtime: {e}"));
+                    return exit::FAILURE;
+                }
+            };
+            let result = runtime.block_on(crate::commands::run(&cli.global, &printer, command));
+            match result {
+                Ok(code) => code,
+                Err(e) => report(&printer, &e),
+            }
+        }
+    }
+}
+
+/// Shows an error and returns its exit code.
+fn report(printer: &Printer, e: &crate::commands::Error) -> u8 {
+    use crate::commands::Error;
+    match e {
+        Error::Invalid(invalid) => report_invalid(printer, invalid),
+        Error::Usage(msg) => {
+            printer.err(&format!("error: {msg}"));
+            exit::USAGE
+        }
+        other => {
+            printer.err(&crate::render::error_text(other, printer.color_err()));
+            exit::FAILURE
+        }
     }
 }
 
@@ -137,7 +267,7 @@ pub fn schema_text() -> String {
 }
 
 /// Loads the file and applies `--project`.
-fn load(global: &Global) -> Result<config::Desired, config::Invalid> {
+pub(crate) fn load(global: &Global) -> Result<config::Desired, config::Invalid> {
     let mut desired = config::load(&global.file)?;
     if let Some(p) = &global.project {
         desired.project = p.clone();

@@ -9,6 +9,11 @@
 //!                                                               └──apply──▶ engine
 //! ```
 
+pub mod apply;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod engine;
+pub mod lock;
+pub mod plan;
 pub mod render;

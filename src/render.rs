@@ -62,3 +62,441 @@ impl Printer {
         }
     }
 }
+
+/// ANSI colours, or nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Paint(pub bool);
+
+impl Paint {
+    fn wrap(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    pub fn green(self, t: &str) -> String {
+        self.wrap("32", t)
+    }
+    pub fn red(self, t: &str) -> String {
+        self.wrap("31", t)
+    }
+    pub fn yellow(self, t: &str) -> String {
+        self.wrap("33", t)
+    }
+    pub fn cyan(self, t: &str) -> String {
+        self.wrap("36", t)
+    }
+    pub fn bold(self, t: &str) -> String {
+        self.wrap("1", t)
+    }
+    pub fn dim(self, t: &str) -> String {
+        self.wrap("2", t)
+    }
+
+    /// The marker of an action: `+` green, `-` red, `~` yellow, `>` cyan.
+    pub fn marker(self, action: Action) -> String {
+        match action {
+            Action::Create => self.green("+"),
+            Action::Remove => self.red("-"),
+            Action::Recreate => self.yellow("~"),
+            Action::Start => self.cyan(">"),
+        }
+    }
+}
+
+use std::fmt::Write as _;
+
+use crate::config::plural;
+use crate::plan::{Action, Change, FieldChange, Plan, ServicePlan};
+
+fn mode_name(sp: &ServicePlan) -> &'static str {
+    match sp.mode() {
+        crate::config::Mode::Parallel => "parallel",
+        crate::config::Mode::Sequential => "sequential",
+    }
+}
+
+fn quote(v: &str) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| v.to_string())
+}
+
+fn render_diff(out: &mut String, p: Paint, diff: &[FieldChange]) {
+    for d in diff {
+        let multi_line = d.from.as_deref().is_some_and(|v| v.contains('\n'))
+            || d.to.as_deref().is_some_and(|v| v.contains('\n'));
+        if multi_line {
+            let _ = writeln!(out, "      {} {}", p.yellow("~"), d.path);
+            let old = d.from.clone().unwrap_or_default();
+            let new = d.to.clone().unwrap_or_default();
+            let text = similar::TextDiff::from_lines(&old, &new);
+            for line in text.unified_diff().context_radius(2).to_string().lines() {
+                let painted = if line.starts_with('+') {
+                    p.green(line)
+                } else if line.starts_with('-') {
+                    p.red(line)
+                } else {
+                    line.to_string()
+                };
+                let _ = writeln!(out, "        {painted}");
+            }
+            continue;
+        }
+        if let Some(v) = &d.from {
+            let _ = writeln!(
+                out,
+                "      {}",
+                p.red(&format!("- {} = {}", d.path, quote(v)))
+            );
+        }
+        if let Some(v) = &d.to {
+            let _ = writeln!(
+                out,
+                "      {}",
+                p.green(&format!("+ {} = {}", d.path, quote(v)))
+            );
+        }
+    }
+}
+
+/// The header line of a service with changes.
+fn service_header(p: Paint, sp: &ServicePlan) -> String {
+    let all = |a: Action| sp.changes.iter().all(|c| c.action == a);
+    let marker = if sp.service.is_none() || (all(Action::Remove) && sp.to == 0) {
+        p.red("-")
+    } else if all(Action::Create) && sp.from == 0 {
+        p.green("+")
+    } else {
+        p.yellow("~")
+    };
+    let mut what = Vec::new();
+    if sp.service.is_none() {
+        what.push(format!(
+            "orphan  {}, removed (--prune)",
+            plural(sp.changes.len(), "container")
+        ));
+    } else {
+        if sp.from != sp.to {
+            what.push(format!("{} → {}", sp.from, sp.to));
+        } else {
+            what.push(plural(sp.to as usize, "container"));
+        }
+        if sp.config_changed {
+            what.push("config changed".into());
+        }
+    }
+    let mode = if sp.service.is_none() {
+        String::new()
+    } else {
+        format!("  {}", mode_name(sp))
+    };
+    format!("{marker} {}{mode}  {}", p.bold(&sp.name), what.join(", "))
+}
+
+/// Reasons that the header does not already say.
+fn extra_reason(sp: &ServicePlan, c: &Change) -> Option<String> {
+    match c.action {
+        Action::Create if c.reason.starts_with("scale") => None,
+        Action::Remove if c.reason.starts_with("scale") || sp.service.is_none() => None,
+        Action::Recreate if c.reason == "config changed" => None,
+        _ => Some(c.reason.clone()),
+    }
+}
+
+/// The text plan of SPEC section 4.
+pub fn plan_text(plan: &Plan, endpoint: &str, color: bool) -> String {
+    let p = Paint(color);
+    let mut out = String::new();
+    let _ = writeln!(out, "project {} on {endpoint}", p.bold(&plan.project));
+    let _ = writeln!(out);
+    for image in &plan.missing_images {
+        let _ = writeln!(
+            out,
+            "{} image {image} is not on the engine; apply pulls it first",
+            p.yellow("!")
+        );
+    }
+    for sp in plan.services.iter().filter(|s| !s.changes.is_empty()) {
+        let _ = writeln!(out, "{}", service_header(p, sp));
+        let recreates: Vec<&Change> = sp.changes.iter().filter(|c| !c.diff.is_empty()).collect();
+        let shared = recreates.windows(2).all(|w| w[0].diff == w[1].diff);
+        for (i, c) in sp.changes.iter().enumerate() {
+            let reason = extra_reason(sp, c)
+                .map(|r| format!("  {}", p.dim(&format!("({r})"))))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    {} {}  {}{reason}",
+                p.marker(c.action),
+                c.container,
+                c.action.as_str()
+            );
+            let last_with_diff = sp.changes[i + 1..].iter().all(|n| n.diff.is_empty());
+            if !c.diff.is_empty() && (!shared || last_with_diff) {
+                render_diff(&mut out, p, &c.diff);
+            }
+        }
+    }
+    for o in plan.orphans.iter().filter(|_| !plan.pruned) {
+        let _ = writeln!(
+            out,
+            "{} {}  orphan  {} (use --prune to remove)",
+            p.yellow("!"),
+            p.bold(&o.service),
+            plural(o.containers.len(), "container")
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", summary_line(plan));
+    out
+}
+
+/// `Plan: 2 to create, …` or `No changes. 3 services, 7 containers up to date.`
+pub fn summary_line(plan: &Plan) -> String {
+    let s = plan.summary();
+    if s.total() == 0 {
+        let services = plan.services.iter().filter(|s| s.service.is_some()).count();
+        let containers: u32 = plan.services.iter().map(|s| s.to).sum();
+        format!(
+            "No changes. {}, {} up to date.",
+            plural(services, "service"),
+            plural(containers as usize, "container")
+        )
+    } else {
+        format!(
+            "Plan: {} to create, {} to recreate, {} to start, {} to remove.",
+            s.create, s.recreate, s.start, s.remove
+        )
+    }
+}
+
+/// The JSON plan of SPEC section 4 (`format_version` 1).
+pub fn plan_json(plan: &Plan) -> serde_json::Value {
+    let changes: Vec<&Change> = plan.changes().collect();
+    let orphans: Vec<&crate::plan::Orphan> = plan.orphans.iter().collect();
+    serde_json::json!({
+        "format_version": 1,
+        "project": plan.project,
+        "changes": changes,
+        "orphans": orphans,
+        "missing_images": plan.missing_images,
+        "summary": plan.summary(),
+    })
+}
+
+/// One line for a finished step: `  + shop-web-3  created  0.42s`.
+pub fn step_line(
+    c: &Change,
+    elapsed: std::time::Duration,
+    result: &Result<(), crate::apply::ApplyError>,
+    color: bool,
+) -> String {
+    let p = Paint(color);
+    let time = p.dim(&format!("{:.2}s", elapsed.as_secs_f64()));
+    match result {
+        Ok(()) => {
+            let done = match c.action {
+                Action::Create => "created",
+                Action::Recreate => "recreated",
+                Action::Start => "started",
+                Action::Remove => "removed",
+            };
+            format!("  {} {}  {done}  {time}", p.marker(c.action), c.container)
+        }
+        Err(e) => format!(
+            "  {} {}  {} failed: {e}  {time}",
+            p.red("!"),
+            c.container,
+            c.action.as_str()
+        ),
+    }
+}
+
+/// `2 created, 0 recreated, …` after an apply.
+pub fn applied_line(plan: &Plan) -> String {
+    let s = plan.summary();
+    format!(
+        "{} created, {} recreated, {} started, {} removed.",
+        s.create, s.recreate, s.start, s.remove
+    )
+}
+
+/// A unified diff of a file before and after an edit.
+pub fn file_diff(name: &str, old: &str, new: &str, color: bool) -> String {
+    let p = Paint(color);
+    let diff = similar::TextDiff::from_lines(old, new);
+    let text = diff
+        .unified_diff()
+        .context_radius(2)
+        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .to_string();
+    text.lines()
+        .map(|l| {
+            if l.starts_with("+++") || l.starts_with("---") {
+                p.bold(l)
+            } else if l.starts_with('+') {
+                p.green(l)
+            } else if l.starts_with('-') {
+                p.red(l)
+            } else if l.starts_with("@@") {
+                p.cyan(l)
+            } else {
+                l.to_string()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect()
+}
+
+/// A failed command, as shown on stderr.
+pub fn error_text(e: &crate::commands::Error, color: bool) -> String {
+    let p = Paint(color);
+    let mut out = format!("{} {e}", p.red("error:"));
+    if let crate::commands::Error::Apply(crate::apply::ApplyError::NotReady {
+        container,
+        logs,
+        ..
+    }) = e
+    {
+        if logs.trim().is_empty() {
+            let _ = write!(out, "\n  ({container} printed nothing)");
+        } else {
+            let _ = write!(out, "\n  last lines of {container}:");
+            for line in logs.lines() {
+                let _ = write!(out, "\n  | {line}");
+            }
+        }
+    }
+    out
+}
+
+/// `muster ps`: desired against actual.
+#[derive(Debug, serde::Serialize)]
+pub struct PsView {
+    pub project: String,
+    pub services: Vec<PsService>,
+    pub orphans: Vec<crate::plan::Orphan>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PsService {
+    pub service: String,
+    pub mode: &'static str,
+    pub desired: u32,
+    pub running: usize,
+    pub containers: Vec<PsContainer>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PsContainer {
+    pub name: String,
+    pub ordinal: Option<u32>,
+    pub state: crate::engine::State,
+    pub health: Option<crate::engine::Health>,
+    pub status: String,
+    pub up_to_date: bool,
+    pub ports: Vec<crate::engine::Published>,
+}
+
+impl PsView {
+    pub fn new(desired: &crate::config::Desired, actual: &crate::engine::Actual) -> Self {
+        let plan = crate::plan::plan(desired, actual, false);
+        let services = crate::plan::service_order(desired)
+            .into_iter()
+            .map(|s| {
+                let mut containers: Vec<PsContainer> = actual
+                    .containers
+                    .iter()
+                    .filter(|c| c.service == s.name)
+                    .map(|c| PsContainer {
+                        name: c.name.clone(),
+                        ordinal: c.ordinal,
+                        state: c.state,
+                        health: c.health,
+                        status: c.status.clone(),
+                        up_to_date: !plan.changes().any(|ch| ch.container == c.name),
+                        ports: c.ports.clone(),
+                    })
+                    .collect();
+                containers.sort_by_key(|c| (c.ordinal, c.name.clone()));
+                PsService {
+                    service: s.name.clone(),
+                    mode: match s.mode {
+                        crate::config::Mode::Parallel => "parallel",
+                        crate::config::Mode::Sequential => "sequential",
+                    },
+                    desired: s.count,
+                    running: containers
+                        .iter()
+                        .filter(|c| c.state == crate::engine::State::Running)
+                        .count(),
+                    containers,
+                }
+            })
+            .collect();
+        PsView {
+            project: desired.project.clone(),
+            services,
+            orphans: plan.orphans,
+        }
+    }
+
+    pub fn text(&self, color: bool) -> String {
+        let p = Paint(color);
+        let mut out = format!("project {}\n", p.bold(&self.project));
+        for s in &self.services {
+            let counts = format!("{}/{} running", s.running, s.desired);
+            let counts =
+                if s.running == s.desired as usize && s.containers.len() == s.desired as usize {
+                    p.green(&counts)
+                } else {
+                    p.yellow(&counts)
+                };
+            let _ = writeln!(out, "{}  {}  {counts}", p.bold(&s.service), s.mode);
+            for c in &s.containers {
+                let health = c
+                    .health
+                    .map(|h| format!("  {}", h.as_str()))
+                    .unwrap_or_default();
+                let ports: Vec<String> = c
+                    .ports
+                    .iter()
+                    .map(|pp| {
+                        let ip = if pp.host_ip.is_empty() {
+                            "0.0.0.0"
+                        } else {
+                            &pp.host_ip
+                        };
+                        format!("{ip}:{}->{}/{}", pp.host_port, pp.container_port, pp.proto)
+                    })
+                    .collect();
+                let ports = if ports.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {}", ports.join(", "))
+                };
+                let stale = if c.up_to_date {
+                    String::new()
+                } else {
+                    format!("  {}", p.yellow("(out of date)"))
+                };
+                let _ = writeln!(
+                    out,
+                    "    {}  {}{health}{ports}{stale}",
+                    c.name,
+                    c.state.as_str()
+                );
+            }
+        }
+        for o in &self.orphans {
+            let _ = writeln!(
+                out,
+                "{} {}  orphan  {}",
+                p.yellow("!"),
+                p.bold(&o.service),
+                o.containers.join(", ")
+            );
+        }
+        out
+    }
+}

@@ -105,6 +105,7 @@ impl Invalid {
         let mut out = String::new();
         for p in &self.problems {
             let start = p.span.as_ref().map_or(0, |s| s.start).min(self.text.len());
+            let start = floor_char_boundary(&self.text, start);
             let (line, col) = self.line_col(start);
             let _ = writeln!(
                 out,
@@ -115,7 +116,8 @@ impl Invalid {
                 let text_line = self.text.lines().nth(line - 1).unwrap_or("");
                 let text_line = text_line.trim_end_matches('\r');
                 let shown: String = text_line.chars().take(200).collect();
-                let width = self.text[start..span.end.clamp(start, self.text.len())]
+                let end = floor_char_boundary(&self.text, span.end.clamp(start, self.text.len()));
+                let width = self.text[start..end]
                     .lines()
                     .next()
                     .map_or(0, |s| s.chars().count())
@@ -136,7 +138,17 @@ impl Invalid {
             }
         }
         let _ = writeln!(out, "error: {self}");
-        out
+        // The file's own bytes are quoted: keep its control characters
+        // (escape sequences included) away from the terminal.
+        out.chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' && c != '\t' {
+                    '\u{fffd}'
+                } else {
+                    c
+                }
+            })
+            .collect()
     }
 
     /// miette's graphical report, coloured or not.

@@ -91,7 +91,7 @@ pub fn parse_bytes(shown: &str, bytes: &[u8], dir: &Path) -> Result<Desired, Inv
                     Problem::new(
                         "muster::config::not_utf8",
                         format!("the file is not UTF-8 (byte 0x{:02x})", bytes[valid]),
-                        Some(at..at + 1),
+                        Some(at..at + char::REPLACEMENT_CHARACTER.len_utf8()),
                     )
                     .label("invalid byte")
                     .help("save the file as UTF-8"),
@@ -137,6 +137,7 @@ pub fn parse_str(shown: &str, text: &str, dir: &Path) -> Result<Desired, Invalid
         root: &schema,
         problems: Vec::new(),
         bad_services: BTreeSet::new(),
+        in_services: 0,
     };
     walker.check_table(root.get_ref(), root.span(), &schema, "", None);
     if walker.problems.is_empty() {
@@ -158,11 +159,9 @@ pub fn parse_str(shown: &str, text: &str, dir: &Path) -> Result<Desired, Invalid
     }
     let mut problems = walker.problems;
     // A problem outside any service leaves no sound file to check further.
-    let in_services = |p: &Problem| {
-        let services = root.get_ref().get("services").map(Spanned::span);
-        matches!((&p.span, services), (Some(s), Some(t)) if t.contains(&s.start))
-    };
-    if problems.iter().any(|p| !in_services(p)) {
+    // (Counted, not located: `[services.x]` headers give `services` a span
+    // that does not cover the services' bodies.)
+    if problems.len() > walker.in_services {
         return Err(invalid(problems));
     }
     let declared: BTreeSet<String> = match root.get_ref().get("services").map(Spanned::get_ref) {
@@ -206,6 +205,8 @@ struct Walker<'s> {
     /// Services with a problem of their own; the others still get the
     /// semantic checks, so that one run reports everything.
     bad_services: BTreeSet<String>,
+    /// How many of `problems` are inside a service.
+    in_services: usize,
 }
 
 impl<'s> Walker<'s> {
@@ -285,6 +286,7 @@ impl<'s> Walker<'s> {
                     root: self.root,
                     problems: Vec::new(),
                     bad_services: BTreeSet::new(),
+                    in_services: 0,
                 };
                 sub.check_table_or_value(v, span.clone(), alt, path, key_span.clone());
                 if sub.problems.is_empty() {
@@ -400,6 +402,7 @@ impl<'s> Walker<'s> {
             }
             if path == "services" && self.problems.len() > before {
                 self.bad_services.insert(key.to_string());
+                self.in_services += self.problems.len() - before;
             }
         }
         if let Some(required) = schema.get("required").and_then(Json::as_array) {

@@ -1,0 +1,390 @@
+//! The apply stage: carries out a [`Plan`] on an [`Engine`]. Does engine I/O
+//! through the trait only.
+//!
+//! # Guarantees
+//! - Services are handled in `depends_on` order; removals first, in reverse
+//!   order. A service waits until every container of the services it
+//!   depends on is ready.
+//! - Parallel services run up to `parallel` engine operations at once.
+//!   Sequential services create in ascending ordinal order, each container
+//!   started only once the previous one is ready, and remove in descending
+//!   order, one at a time.
+//! - After a failure no new step starts; steps already running finish.
+//!   Whatever state is left, the next apply completes it: a removed
+//!   ordinal is created again, a leftover temporary container is removed.
+//! - Volumes are never removed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use futures_util::stream;
+
+use crate::config::{Desired, Mode, Service, UpdateOrder};
+use crate::engine::{
+    ContainerSpec, Engine, EngineError, Health, LABEL_CONFIG, LABEL_HASH, LABEL_ORDINAL,
+    LABEL_PROJECT, LABEL_SERVICE, Mount, State, container_name, network_name,
+};
+use crate::plan::{Action, Change, Plan, ServicePlan};
+
+/// How an apply runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Engine operations at once within a parallel service.
+    pub parallel: usize,
+}
+
+/// Told about each step as it finishes.
+pub trait Reporter: Send + Sync {
+    fn step(&self, change: &Change, elapsed: Duration, result: &Result<(), ApplyError>);
+}
+
+/// Why an apply stopped.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{container} {why}")]
+    NotReady {
+        container: String,
+        why: String,
+        /// The tail of its output.
+        logs: String,
+    },
+    #[error("stopped after an earlier failure")]
+    Skipped,
+}
+
+/// Builds the engine request for container `ordinal` of `service`. Pure.
+pub fn container_spec(project: &str, service: &Service, ordinal: u32, name: &str) -> ContainerSpec {
+    let shape = service.shape();
+    let mut labels = service.labels.clone();
+    labels.insert(LABEL_PROJECT.into(), project.into());
+    labels.insert(LABEL_SERVICE.into(), service.name.clone());
+    labels.insert(LABEL_ORDINAL.into(), ordinal.to_string());
+    labels.insert(LABEL_HASH.into(), crate::config::hash_shape(&shape));
+    labels.insert(
+        LABEL_CONFIG.into(),
+        serde_json::to_string(&shape).unwrap_or_default(),
+    );
+    let mut env: Vec<(String, String)> = service
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend(service.link_env(ordinal));
+    let mounts = service
+        .volumes
+        .iter()
+        .map(|v| match v.volume_name(project, ordinal) {
+            Some(name) => Mount {
+                source: name,
+                target: v.target.clone(),
+                read_only: v.read_only,
+                bind: false,
+            },
+            None => Mount {
+                source: match &v.source {
+                    crate::config::VolumeSource::Bind(p)
+                    | crate::config::VolumeSource::Named(p) => p.clone(),
+                },
+                target: v.target.clone(),
+                read_only: v.read_only,
+                bind: true,
+            },
+        })
+        .collect();
+    let host = format!("{}-{ordinal}", service.name);
+    ContainerSpec {
+        name: name.to_string(),
+        hostname: host.clone(),
+        image: service.image.clone(),
+        command: service.command.clone(),
+        entrypoint: service.entrypoint.clone(),
+        env,
+        labels,
+        exposed: service.container_ports(),
+        ports: service.ports.clone(),
+        mounts,
+        network: network_name(project),
+        aliases: vec![service.name.clone(), host],
+        restart: service.restart.clone(),
+        init: service.init,
+        user: service.user.clone(),
+        working_dir: service.working_dir.clone(),
+        stop_signal: service.stop_signal.clone(),
+        stop_grace_period: service.stop_grace_period,
+        cpus: service.cpus,
+        memory: service.memory,
+        healthcheck: service.healthcheck.clone(),
+    }
+}
+
+/// The temporary name of a start-first replacement.
+pub fn temporary_name(name: &str) -> String {
+    format!("{name}-next")
+}
+
+struct Run<'a, E: Engine> {
+    engine: &'a E,
+    project: &'a str,
+    options: &'a Options,
+    reporter: &'a dyn Reporter,
+    failed: AtomicBool,
+}
+
+/// Applies `plan` (computed from `desired`) to `engine`.
+///
+/// # Errors
+/// The first failure: an engine call, or a container that did not start or
+/// become ready (with the tail of its logs).
+pub async fn apply<E: Engine>(
+    engine: &E,
+    desired: &Desired,
+    plan: &Plan,
+    options: &Options,
+    reporter: &dyn Reporter,
+) -> Result<(), ApplyError> {
+    let run = Run {
+        engine,
+        project: &desired.project,
+        options,
+        reporter,
+        failed: AtomicBool::new(false),
+    };
+    // Removals, dependents first.
+    for sp in plan.services.iter().rev() {
+        let removes: Vec<&Change> = sp
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Remove)
+            .collect();
+        let grace = sp
+            .service
+            .as_ref()
+            .map_or(Duration::from_secs(10), |s| s.stop_grace_period);
+        let width = if sp.mode() == Mode::Sequential {
+            1
+        } else {
+            options.parallel
+        };
+        run.each(removes, width, |c| async move {
+            engine.remove(&c.container, grace).await.map_err(Into::into)
+        })
+        .await?;
+    }
+    let creates = plan
+        .changes()
+        .any(|c| matches!(c.action, Action::Create | Action::Recreate));
+    if creates {
+        engine.ensure_network(&desired.project).await?;
+    }
+    for sp in &plan.services {
+        let Some(service) = &sp.service else { continue };
+        let needed = service
+            .depends_on
+            .iter()
+            .filter_map(|d| plan.services.iter().find(|p| &p.name == d));
+        if sp.changes.iter().any(|c| c.action != Action::Remove) {
+            for dep in needed {
+                run.wait_service_ready(dep).await?;
+            }
+        }
+        run.service(service, sp).await?;
+    }
+    Ok(())
+}
+
+impl<E: Engine> Run<'_, E> {
+    /// Runs `step` for each change, `width` at a time, reporting each. After
+    /// a failure, steps not yet begun are skipped; the first error is returned.
+    async fn each<'c, F, Fut>(
+        &self,
+        changes: Vec<&'c Change>,
+        width: usize,
+        step: F,
+    ) -> Result<(), ApplyError>
+    where
+        F: Fn(&'c Change) -> Fut,
+        Fut: std::future::Future<Output = Result<(), ApplyError>>,
+    {
+        let results: Vec<Result<(), ApplyError>> = stream::iter(changes)
+            .map(|c| {
+                let fut = step(c);
+                async move {
+                    if self.failed.load(Ordering::SeqCst) {
+                        return Err(ApplyError::Skipped);
+                    }
+                    let started = Instant::now();
+                    let result = fut.await;
+                    if result.is_err() {
+                        self.failed.store(true, Ordering::SeqCst);
+                    }
+                    self.reporter.step(c, started.elapsed(), &result);
+                    result
+                }
+            })
+            .buffer_unordered(width.max(1))
+            .collect()
+            .await;
+        let mut first = None;
+        for r in results {
+            match r {
+                Err(ApplyError::Skipped) => {}
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+                Ok(()) => {}
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    async fn service(&self, service: &Service, sp: &ServicePlan) -> Result<(), ApplyError> {
+        let todo: Vec<&Change> = sp
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Remove)
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        if service.mode == Mode::Sequential {
+            // One at a time, ascending, each ready before the next.
+            return self
+                .each(todo, 1, |c| self.converge(service, c, true))
+                .await;
+        }
+        let (recreates, others): (Vec<&Change>, Vec<&Change>) =
+            todo.into_iter().partition(|c| c.action == Action::Recreate);
+        self.each(others, self.options.parallel, |c| {
+            self.converge(service, c, false)
+        })
+        .await?;
+        // Rolling update: `parallelism` at a time, each batch ready before the next.
+        for batch in recreates.chunks(service.update.parallelism.max(1) as usize) {
+            self.each(batch.to_vec(), batch.len(), |c| {
+                self.converge(service, c, true)
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Brings one container to the file's state; with `wait`, until ready.
+    async fn converge(&self, service: &Service, c: &Change, wait: bool) -> Result<(), ApplyError> {
+        let engine = self.engine;
+        match c.action {
+            Action::Start => {
+                engine.start(&c.container).await?;
+            }
+            Action::Create => {
+                self.create_and_start(service, c.ordinal, &c.container)
+                    .await?;
+            }
+            Action::Recreate if service.update.order == UpdateOrder::StartFirst => {
+                let temp = temporary_name(&c.container);
+                engine.remove(&temp, service.stop_grace_period).await?;
+                let spec = container_spec(self.project, service, c.ordinal, &temp);
+                self.ensure_volumes(&spec).await?;
+                engine.create(&spec).await?;
+                engine.start(&temp).await?;
+                self.wait_ready(service, &temp).await?;
+                engine
+                    .remove(&c.container, service.stop_grace_period)
+                    .await?;
+                engine.rename(&temp, &c.container).await?;
+                return Ok(());
+            }
+            Action::Recreate => {
+                engine
+                    .remove(&c.container, service.stop_grace_period)
+                    .await?;
+                self.create_and_start(service, c.ordinal, &c.container)
+                    .await?;
+            }
+            Action::Remove => {
+                engine
+                    .remove(&c.container, service.stop_grace_period)
+                    .await?;
+                return Ok(());
+            }
+        }
+        if wait {
+            self.wait_ready(service, &c.container).await?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_volumes(&self, spec: &ContainerSpec) -> Result<(), ApplyError> {
+        for m in spec.mounts.iter().filter(|m| !m.bind) {
+            self.engine.ensure_volume(self.project, &m.source).await?;
+        }
+        Ok(())
+    }
+
+    async fn create_and_start(
+        &self,
+        service: &Service,
+        ordinal: u32,
+        name: &str,
+    ) -> Result<(), ApplyError> {
+        let spec = container_spec(self.project, service, ordinal, name);
+        self.ensure_volumes(&spec).await?;
+        self.engine.create(&spec).await?;
+        if let Err(e) = self.engine.start(name).await {
+            let logs = self.engine.logs(name, 20).await.unwrap_or_default();
+            return Err(ApplyError::NotReady {
+                container: name.to_string(),
+                why: format!("failed to start: {}", e.message),
+                logs,
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits until `name` runs (and is healthy, when a healthcheck is declared).
+    async fn wait_ready(&self, service: &Service, name: &str) -> Result<(), ApplyError> {
+        let deadline = Instant::now() + service.ready_timeout;
+        let mut pause = Duration::from_millis(25);
+        loop {
+            let (state, health, code) = self.engine.status(name).await?;
+            let why = match (state, health) {
+                (State::Running, _) if service.healthcheck.is_none() => return Ok(()),
+                (State::Running, Some(Health::Healthy)) => return Ok(()),
+                (State::Running, Some(Health::Unhealthy)) => Some("became unhealthy".to_string()),
+                (State::Exited | State::Dead, _) => Some(format!("exited with code {code}")),
+                _ => None,
+            };
+            let why = why.or_else(|| {
+                (Instant::now() >= deadline).then(|| {
+                    format!(
+                        "was not ready within ready_timeout ({})",
+                        crate::config::format_duration(service.ready_timeout)
+                    )
+                })
+            });
+            if let Some(why) = why {
+                let logs = self.engine.logs(name, 20).await.unwrap_or_default();
+                return Err(ApplyError::NotReady {
+                    container: name.to_string(),
+                    why,
+                    logs,
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    async fn wait_service_ready(&self, sp: &ServicePlan) -> Result<(), ApplyError> {
+        let Some(service) = &sp.service else {
+            return Ok(());
+        };
+        for o in 1..=service.count {
+            self.wait_ready(service, &container_name(self.project, &service.name, o))
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,654 @@
+//! The Docker engine backend: the only module that imports bollard. Converts
+//! engine objects into muster's types at the boundary. Does network I/O.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointSettings,
+    HealthConfig, HealthStatusEnum, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
+    ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions,
+    RemoveVolumeOptions, RenameContainerOptions, StartContainerOptions, StopContainerOptions,
+};
+use futures_util::StreamExt;
+
+use super::{
+    Actual, Container, ContainerSpec, Engine, EngineError, ErrorKind, Health, LABEL_CONFIG,
+    LABEL_HASH, LABEL_LOCK, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder, Published,
+    Result, State, network_name,
+};
+use crate::config::Restart;
+
+/// The image the lock container is created from: imported from an empty
+/// archive, never run, so no registry is needed.
+const LOCK_IMAGE: &str = "muster-lock:1";
+
+/// A connection to one Docker engine.
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+    endpoint: String,
+}
+
+fn map_err(doing: impl Into<String>, e: BollardError) -> EngineError {
+    let (kind, message) = match &e {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => (
+            match status_code {
+                404 => ErrorKind::NotFound,
+                409 => ErrorKind::Conflict,
+                _ => ErrorKind::Other,
+            },
+            message.clone(),
+        ),
+        BollardError::HyperResponseError { .. }
+        | BollardError::RequestTimeoutError
+        | BollardError::SocketNotFoundError(_) => (ErrorKind::Unreachable, e.to_string()),
+        other => {
+            let text = other.to_string();
+            let unreachable = text.contains("onnect")
+                || text.contains("No such file")
+                || text.contains("refused");
+            (
+                if unreachable {
+                    ErrorKind::Unreachable
+                } else {
+                    ErrorKind::Other
+                },
+                text,
+            )
+        }
+    };
+    EngineError::new(doing, kind, message)
+}
+
+impl DockerEngine {
+    /// Connects to `host` (`unix://…`, `tcp://…`; TLS with `DOCKER_TLS_VERIFY`
+    /// and `DOCKER_CERT_PATH`), or to `DOCKER_HOST`, or to the local socket,
+    /// and negotiates the API version.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unreachable`] when the engine does not answer within 5 seconds.
+    pub async fn connect(host: Option<&str>) -> Result<Self> {
+        let endpoint = host
+            .map(str::to_string)
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+        let doing = format!("connecting to the Docker engine at {endpoint}");
+        let docker = Docker::connect_with_host(&endpoint).map_err(|e| map_err(&doing, e))?;
+        let docker = tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version())
+            .await
+            .map_err(|_| EngineError::new(&doing, ErrorKind::Unreachable, "no answer within 5s"))?
+            .map_err(|e| {
+                let mut err = map_err(&doing, e);
+                err.kind = ErrorKind::Unreachable;
+                err
+            })?;
+        Ok(DockerEngine { docker, endpoint })
+    }
+
+    /// The bollard client, for the daemon's event stream.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    async fn ensure_lock_image(&self) -> Result<()> {
+        if self.docker.inspect_image(LOCK_IMAGE).await.is_ok() {
+            return Ok(());
+        }
+        // An empty tar archive: two zero blocks.
+        let empty = bollard::body_full(vec![0u8; 1024].into());
+        let options = CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some("muster-lock".into()),
+            tag: Some("1".into()),
+            ..Default::default()
+        };
+        let mut stream = self.docker.create_image(Some(options), Some(empty), None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| map_err("creating the lock image", e))?;
+        }
+        Ok(())
+    }
+}
+
+fn filters(pairs: &[(&str, String)]) -> HashMap<String, Vec<String>> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in pairs {
+        map.entry((*k).to_string()).or_default().push(v.clone());
+    }
+    map
+}
+
+fn parse_health(status: &str) -> Option<Health> {
+    if status.contains("(healthy)") {
+        Some(Health::Healthy)
+    } else if status.contains("(unhealthy)") {
+        Some(Health::Unhealthy)
+    } else if status.contains("(health: starting)") {
+        Some(Health::Starting)
+    } else {
+        None
+    }
+}
+
+fn to_container(c: ContainerSummary) -> Option<Container> {
+    let labels = c.labels.unwrap_or_default();
+    let name = c
+        .names?
+        .into_iter()
+        .next()?
+        .trim_start_matches('/')
+        .to_string();
+    let state = match c.state? {
+        ContainerSummaryStateEnum::CREATED => State::Created,
+        ContainerSummaryStateEnum::RUNNING => State::Running,
+        ContainerSummaryStateEnum::RESTARTING => State::Restarting,
+        ContainerSummaryStateEnum::PAUSED => State::Paused,
+        ContainerSummaryStateEnum::EXITED => State::Exited,
+        ContainerSummaryStateEnum::DEAD => State::Dead,
+        _ => State::Removing,
+    };
+    let status = c.status.unwrap_or_default();
+    let mut ports: Vec<Published> = c
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            Some(Published {
+                host_ip: p.ip.unwrap_or_default(),
+                host_port: p.public_port?,
+                container_port: p.private_port,
+                proto: p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into()),
+            })
+        })
+        .collect();
+    ports.sort();
+    ports.dedup();
+    Some(Container {
+        id: c.id.unwrap_or_default(),
+        service: labels.get(LABEL_SERVICE).cloned().unwrap_or_default(),
+        ordinal: labels
+            .get(LABEL_ORDINAL)
+            .and_then(|o| o.parse().ok())
+            .filter(|o| *o > 0),
+        config_hash: labels.get(LABEL_HASH).cloned().unwrap_or_default(),
+        config: labels
+            .get(LABEL_CONFIG)
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default(),
+        image_id: c.image_id.unwrap_or_default(),
+        health: parse_health(&status),
+        state,
+        status,
+        ports,
+        name,
+    })
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &spec.ports {
+        port_bindings
+            .entry(p.container.to_string())
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+            });
+    }
+    let binds: Vec<String> = spec
+        .mounts
+        .iter()
+        .map(|m| {
+            format!(
+                "{}:{}{}",
+                m.source,
+                m.target,
+                if m.read_only { ":ro" } else { "" }
+            )
+        })
+        .collect();
+    let restart = match &spec.restart {
+        Restart::No => (RestartPolicyNameEnum::NO, None),
+        Restart::Always => (RestartPolicyNameEnum::ALWAYS, None),
+        Restart::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        Restart::OnFailure(n) => (RestartPolicyNameEnum::ON_FAILURE, n.map(i64::from)),
+    };
+    let mut endpoints = HashMap::new();
+    endpoints.insert(
+        spec.network.clone(),
+        EndpointSettings {
+            aliases: Some(spec.aliases.clone()),
+            ..Default::default()
+        },
+    );
+    ContainerCreateBody {
+        hostname: Some(spec.hostname.clone()),
+        user: spec.user.clone(),
+        exposed_ports: Some(spec.exposed.iter().map(ToString::to_string).collect()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: Some(nanos(h.interval)),
+            timeout: Some(nanos(h.timeout)),
+            retries: Some(i64::from(h.retries)),
+            start_period: Some(nanos(h.start_period)),
+            start_interval: None,
+        }),
+        image: Some(spec.image.clone()),
+        working_dir: spec.working_dir.clone(),
+        labels: Some(
+            spec.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        stop_signal: spec.stop_signal.clone(),
+        stop_timeout: Some(i64::try_from(spec.stop_grace_period.as_secs()).unwrap_or(i64::MAX)),
+        host_config: Some(HostConfig {
+            binds: Some(binds),
+            network_mode: Some(spec.network.clone()),
+            port_bindings: Some(port_bindings),
+            restart_policy: Some(RestartPolicy {
+                name: Some(restart.0),
+                maximum_retry_count: restart.1,
+            }),
+            init: spec.init.then_some(true),
+            nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
+            memory: spec.memory.and_then(|m| i64::try_from(m).ok()),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(endpoints),
+        }),
+        ..Default::default()
+    }
+}
+
+impl Engine for DockerEngine {
+    fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    async fn observe(&self, project: &str, images: &[String]) -> Result<Actual> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters(&[("label", format!("{LABEL_PROJECT}={project}"))])),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| map_err(format!("listing the containers of project {project}"), e))?;
+        let mut containers: Vec<Container> = list.into_iter().filter_map(to_container).collect();
+        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut image_ids = BTreeMap::new();
+        for image in images {
+            match self.docker.inspect_image(image).await {
+                Ok(i) => {
+                    if let Some(id) = i.id {
+                        image_ids.insert(image.clone(), id);
+                    }
+                }
+                Err(e) => {
+                    let err = map_err(format!("inspecting image {image}"), e);
+                    if err.kind != ErrorKind::NotFound {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        Ok(Actual {
+            containers,
+            image_ids,
+        })
+    }
+
+    async fn pull(&self, image: &str) -> Result<()> {
+        let options = CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        };
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| map_err(format!("pulling image {image}"), e))?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_network(&self, project: &str) -> Result<()> {
+        let name = network_name(project);
+        let doing = format!("creating network {name}");
+        let existing = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters(&[("name", name.clone())])),
+            }))
+            .await
+            .map_err(|e| map_err(&doing, e))?;
+        if let Some(n) = existing
+            .iter()
+            .find(|n| n.name.as_deref() == Some(name.as_str()))
+        {
+            let owner = n.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT));
+            if owner.map(String::as_str) != Some(project) {
+                return Err(EngineError::new(
+                    doing,
+                    ErrorKind::Conflict,
+                    "a network of that name exists and muster does not own it",
+                ));
+            }
+            return Ok(());
+        }
+        let labels = HashMap::from([(LABEL_PROJECT.to_string(), project.to_string())]);
+        let request = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = map_err(&doing, e);
+                // Another muster created it meanwhile: fine.
+                if err.kind == ErrorKind::Conflict {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn ensure_volume(&self, project: &str, name: &str) -> Result<()> {
+        let doing = format!("creating volume {name}");
+        match self.docker.inspect_volume(name).await {
+            Ok(v) => {
+                if v.labels.get(LABEL_PROJECT).map(String::as_str) != Some(project) {
+                    tracing::warn!(
+                        "volume {name} exists without project {project}'s label; using it as it is"
+                    );
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                let err = map_err(&doing, e);
+                if err.kind != ErrorKind::NotFound {
+                    return Err(err);
+                }
+            }
+        }
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(HashMap::from([(
+                LABEL_PROJECT.to_string(),
+                project.to_string(),
+            )])),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err(doing, e))
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<()> {
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        self.docker
+            .create_container(Some(options), create_body(spec))
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                let mut err = map_err(format!("creating {}", spec.name), e);
+                if err.kind == ErrorKind::Conflict {
+                    err.message = format!("the name {} is taken ({})", spec.name, err.message);
+                }
+                err
+            })
+    }
+
+    async fn start(&self, name: &str) -> Result<()> {
+        self.docker
+            .start_container(name, None::<StartContainerOptions>)
+            .await
+            .map_err(|e| map_err(format!("starting {name}"), e))
+    }
+
+    async fn remove(&self, name: &str, grace: Duration) -> Result<()> {
+        let stop = StopContainerOptions {
+            t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
+            ..Default::default()
+        };
+        if let Err(e) = self.docker.stop_container(name, Some(stop)).await {
+            let err = map_err(format!("stopping {name}"), e);
+            match err.kind {
+                ErrorKind::NotFound => return Ok(()),
+                ErrorKind::Unreachable => return Err(err),
+                _ => {} // e.g. already stopped (304): remove anyway
+            }
+        }
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = map_err(format!("removing {name}"), e);
+                if err.kind == ErrorKind::NotFound || err.message.contains("already in progress") {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.docker
+            .rename_container(
+                from,
+                RenameContainerOptions {
+                    name: to.to_string(),
+                },
+            )
+            .await
+            .map_err(|e| map_err(format!("renaming {from} to {to}"), e))
+    }
+
+    async fn status(&self, name: &str) -> Result<(State, Option<Health>, i64)> {
+        let c = self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| map_err(format!("inspecting {name}"), e))?;
+        let st = c.state.unwrap_or_default();
+        use bollard::models::ContainerStateStatusEnum as S;
+        let state = match st.status {
+            Some(S::CREATED) => State::Created,
+            Some(S::RUNNING) => State::Running,
+            Some(S::RESTARTING) => State::Restarting,
+            Some(S::PAUSED) => State::Paused,
+            Some(S::EXITED) => State::Exited,
+            Some(S::DEAD) => State::Dead,
+            _ => State::Removing,
+        };
+        let health = st.health.and_then(|h| match h.status? {
+            HealthStatusEnum::STARTING => Some(Health::Starting),
+            HealthStatusEnum::HEALTHY => Some(Health::Healthy),
+            HealthStatusEnum::UNHEALTHY => Some(Health::Unhealthy),
+            _ => None,
+        });
+        Ok((state, health, st.exit_code.unwrap_or(0)))
+    }
+
+    async fn logs(&self, name: &str, lines: usize) -> Result<String> {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(name, Some(options));
+        let mut out = String::new();
+        while let Some(item) = stream.next().await {
+            let chunk = item.map_err(|e| map_err(format!("reading the logs of {name}"), e))?;
+            out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        Ok(out)
+    }
+
+    async fn try_lock(&self, project: &str, me: &LockHolder) -> Result<Option<LockHolder>> {
+        self.ensure_lock_image().await?;
+        let name = lock_name(project);
+        let holder = serde_json::to_string(me).unwrap_or_default();
+        let body = ContainerCreateBody {
+            image: Some(LOCK_IMAGE.into()),
+            cmd: Some(vec!["lock".into()]),
+            labels: Some(HashMap::from([(LABEL_LOCK.to_string(), holder)])),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        let doing = format!("taking the lock of project {project}");
+        loop {
+            let err = match self
+                .docker
+                .create_container(Some(options.clone()), body.clone())
+                .await
+            {
+                Ok(_) => return Ok(None),
+                Err(e) => map_err(&doing, e),
+            };
+            if err.kind != ErrorKind::Conflict {
+                return Err(err);
+            }
+            // Released between our create and this inspect: try again.
+            let Ok(c) = self
+                .docker
+                .inspect_container(&name, None::<InspectContainerOptions>)
+                .await
+            else {
+                continue;
+            };
+            let label = c
+                .config
+                .and_then(|c| c.labels)
+                .and_then(|l| l.get(LABEL_LOCK).cloned());
+            let holder = label
+                .and_then(|l| serde_json::from_str(&l).ok())
+                .unwrap_or(LockHolder {
+                    host: "?".into(),
+                    pid: 0,
+                    pid_start: 0,
+                    since: 0,
+                    command: format!("unknown holder of container {name}"),
+                });
+            return Ok(Some(holder));
+        }
+    }
+
+    async fn unlock(&self, project: &str) -> Result<()> {
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self
+            .docker
+            .remove_container(&lock_name(project), Some(options))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = map_err(format!("releasing the lock of project {project}"), e);
+                if err.kind == ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn volumes(&self, project: &str) -> Result<Vec<String>> {
+        let options = ListVolumesOptions {
+            filters: Some(filters(&[("label", format!("{LABEL_PROJECT}={project}"))])),
+        };
+        let list = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| map_err(format!("listing the volumes of project {project}"), e))?;
+        let mut names: Vec<String> = list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.docker
+            .remove_volume(name, None::<RemoveVolumeOptions>)
+            .await
+            .map_err(|e| map_err(format!("removing volume {name}"), e))
+    }
+
+    async fn remove_network(&self, project: &str) -> Result<()> {
+        let name = network_name(project);
+        let doing = format!("removing network {name}");
+        let existing = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters(&[("label", format!("{LABEL_PROJECT}={project}"))])),
+            }))
+            .await
+            .map_err(|e| map_err(&doing, e))?;
+        for n in existing
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name.as_str()))
+        {
+            let id = n.id.unwrap_or_else(|| name.clone());
+            if let Err(e) = self.docker.remove_network(&id).await {
+                let err = map_err(&doing, e);
+                if err.kind != ErrorKind::NotFound {
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The lock container's name. It carries no project label, so it is never
+/// mistaken for a service container.
+pub fn lock_name(project: &str) -> String {
+    format!("{project}-muster-lock")
+}

@@ -1,0 +1,284 @@
+//! An in-memory engine for fast tests of the planner and the executor: it
+//! keeps containers, networks, volumes and the lock in a map, records every
+//! call, and can be told to fail. No I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{
+    Actual, Container, ContainerSpec, Engine, EngineError, ErrorKind, Health, LABEL_CONFIG,
+    LABEL_HASH, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder, Result, State,
+};
+
+#[derive(Debug, Clone)]
+pub struct MemContainer {
+    pub spec: ContainerSpec,
+    pub id: String,
+    pub image_id: String,
+    pub state: State,
+}
+
+#[derive(Debug, Default)]
+pub struct MemState {
+    pub containers: BTreeMap<String, MemContainer>,
+    /// Image reference → id.
+    pub images: BTreeMap<String, String>,
+    pub networks: BTreeSet<String>,
+    pub volumes: BTreeMap<String, String>,
+    pub lock: Option<LockHolder>,
+    /// Every mutating call, in order, e.g. `create shop-web-1`.
+    pub calls: Vec<String>,
+    /// Containers whose start fails.
+    pub failing: BTreeSet<String>,
+    next_id: u64,
+}
+
+/// The in-memory engine.
+#[derive(Debug, Default)]
+pub struct MemoryEngine {
+    pub state: Mutex<MemState>,
+}
+
+impl MemoryEngine {
+    /// An engine that has the given images (reference, id).
+    pub fn with_images(images: &[(&str, &str)]) -> Self {
+        let engine = MemoryEngine::default();
+        engine.with(|s| {
+            for (r, id) in images {
+                s.images.insert((*r).to_string(), (*id).to_string());
+            }
+        });
+        engine
+    }
+
+    /// Runs `f` on the state (to set it up or inspect it).
+    pub fn with<T>(&self, f: impl FnOnce(&mut MemState) -> T) -> T {
+        let mut guard = match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    /// The calls made so far, and forgets them.
+    pub fn take_calls(&self) -> Vec<String> {
+        self.with(|s| std::mem::take(&mut s.calls))
+    }
+
+    /// Adds a container made from `spec` directly (an actual state for tests).
+    pub fn insert(&self, spec: ContainerSpec, state: State) {
+        self.with(|s| {
+            s.next_id += 1;
+            let image_id = s.images.get(&spec.image).cloned().unwrap_or_default();
+            let id = format!("mem{}", s.next_id);
+            s.containers.insert(
+                spec.name.clone(),
+                MemContainer {
+                    spec,
+                    id,
+                    image_id,
+                    state,
+                },
+            );
+        });
+    }
+}
+
+fn not_found(doing: String) -> EngineError {
+    EngineError::new(doing, ErrorKind::NotFound, "no such object")
+}
+
+impl Engine for MemoryEngine {
+    fn endpoint(&self) -> String {
+        "memory://".into()
+    }
+
+    async fn observe(&self, project: &str, images: &[String]) -> Result<Actual> {
+        Ok(self.with(|s| {
+            let containers = s
+                .containers
+                .iter()
+                .filter(|(_, c)| {
+                    c.spec.labels.get(LABEL_PROJECT).map(String::as_str) == Some(project)
+                })
+                .map(|(name, c)| {
+                    let l = &c.spec.labels;
+                    Container {
+                        id: c.id.clone(),
+                        name: name.clone(),
+                        service: l.get(LABEL_SERVICE).cloned().unwrap_or_default(),
+                        ordinal: l
+                            .get(LABEL_ORDINAL)
+                            .and_then(|o| o.parse().ok())
+                            .filter(|o| *o > 0),
+                        config_hash: l.get(LABEL_HASH).cloned().unwrap_or_default(),
+                        config: l
+                            .get(LABEL_CONFIG)
+                            .and_then(|c| serde_json::from_str(c).ok())
+                            .unwrap_or_default(),
+                        image_id: c.image_id.clone(),
+                        state: c.state,
+                        health: c.spec.healthcheck.as_ref().map(|_| Health::Healthy),
+                        status: c.state.as_str().into(),
+                        ports: Vec::new(),
+                    }
+                })
+                .collect();
+            let image_ids = images
+                .iter()
+                .filter_map(|i| s.images.get(i).map(|id| (i.clone(), id.clone())))
+                .collect();
+            Actual {
+                containers,
+                image_ids,
+            }
+        }))
+    }
+
+    async fn pull(&self, image: &str) -> Result<()> {
+        Err(EngineError::new(
+            format!("pulling image {image}"),
+            ErrorKind::NotFound,
+            "the memory engine has no registry",
+        ))
+    }
+
+    async fn ensure_network(&self, project: &str) -> Result<()> {
+        self.with(|s| {
+            if s.networks.insert(super::network_name(project)) {
+                s.calls.push(format!("network {project}"));
+            }
+        });
+        Ok(())
+    }
+
+    async fn ensure_volume(&self, project: &str, name: &str) -> Result<()> {
+        self.with(|s| {
+            if !s.volumes.contains_key(name) {
+                s.volumes.insert(name.to_string(), project.to_string());
+                s.calls.push(format!("volume {name}"));
+            }
+        });
+        Ok(())
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<()> {
+        if self.with(|s| s.containers.contains_key(&spec.name)) {
+            return Err(EngineError::new(
+                format!("creating {}", spec.name),
+                ErrorKind::Conflict,
+                format!("the name {} is taken", spec.name),
+            ));
+        }
+        self.insert(spec.clone(), State::Created);
+        self.with(|s| s.calls.push(format!("create {}", spec.name)));
+        Ok(())
+    }
+
+    async fn start(&self, name: &str) -> Result<()> {
+        self.with(|s| {
+            let failing = s.failing.contains(name);
+            let c = s
+                .containers
+                .get_mut(name)
+                .ok_or_else(|| not_found(format!("starting {name}")))?;
+            s.calls.push(format!("start {name}"));
+            if failing {
+                c.state = State::Exited;
+                return Err(EngineError::new(
+                    format!("starting {name}"),
+                    ErrorKind::Other,
+                    "exit 1",
+                ));
+            }
+            c.state = State::Running;
+            Ok(())
+        })
+    }
+
+    async fn remove(&self, name: &str, _grace: Duration) -> Result<()> {
+        self.with(|s| {
+            if s.containers.remove(name).is_some() {
+                s.calls.push(format!("remove {name}"));
+            }
+        });
+        Ok(())
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.with(|s| {
+            if s.containers.contains_key(to) {
+                return Err(EngineError::new(
+                    format!("renaming {from}"),
+                    ErrorKind::Conflict,
+                    "name taken",
+                ));
+            }
+            let mut c = s
+                .containers
+                .remove(from)
+                .ok_or_else(|| not_found(format!("renaming {from}")))?;
+            c.spec.name = to.to_string();
+            s.containers.insert(to.to_string(), c);
+            s.calls.push(format!("rename {from} {to}"));
+            Ok(())
+        })
+    }
+
+    async fn status(&self, name: &str) -> Result<(State, Option<Health>, i64)> {
+        self.with(|s| {
+            let c = s
+                .containers
+                .get(name)
+                .ok_or_else(|| not_found(format!("inspecting {name}")))?;
+            let health = c.spec.healthcheck.as_ref().map(|_| Health::Healthy);
+            let code = if c.state == State::Exited { 1 } else { 0 };
+            Ok((c.state, health, code))
+        })
+    }
+
+    async fn logs(&self, _name: &str, _lines: usize) -> Result<String> {
+        Ok(String::new())
+    }
+
+    async fn try_lock(&self, _project: &str, me: &LockHolder) -> Result<Option<LockHolder>> {
+        Ok(self.with(|s| match &s.lock {
+            Some(h) => Some(h.clone()),
+            None => {
+                s.lock = Some(me.clone());
+                None
+            }
+        }))
+    }
+
+    async fn unlock(&self, _project: &str) -> Result<()> {
+        self.with(|s| s.lock = None);
+        Ok(())
+    }
+
+    async fn volumes(&self, project: &str) -> Result<Vec<String>> {
+        Ok(self.with(|s| {
+            s.volumes
+                .iter()
+                .filter(|(_, p)| *p == project)
+                .map(|(n, _)| n.clone())
+                .collect()
+        }))
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.with(|s| {
+            s.volumes.remove(name);
+            s.calls.push(format!("remove volume {name}"));
+        });
+        Ok(())
+    }
+
+    async fn remove_network(&self, project: &str) -> Result<()> {
+        self.with(|s| {
+            s.networks.remove(&super::network_name(project));
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,364 @@
+//! The plan stage: `plan(&Desired, &Actual, prune) -> Plan`, the diff between
+//! the file and the engine. Pure: no I/O, deterministic output.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::config::{Desired, Mode, Service};
+use crate::engine::{Actual, Container, State, container_name};
+
+/// What to do to one container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Recreate,
+    Start,
+    Remove,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Recreate => "recreate",
+            Action::Start => "start",
+            Action::Remove => "remove",
+        }
+    }
+}
+
+/// One setting that differs between a container and the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub path: String,
+    /// `None`: the setting is new.
+    pub from: Option<String>,
+    /// `None`: the setting is gone.
+    pub to: Option<String>,
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub service: String,
+    pub container: String,
+    pub ordinal: u32,
+    pub action: Action,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diff: Vec<FieldChange>,
+}
+
+/// The plan for one service of the file, or one orphan being pruned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicePlan {
+    pub name: String,
+    /// `None` for an orphan (a service gone from the file).
+    pub service: Option<Service>,
+    /// Containers with a valid ordinal now, and the count the file asks for.
+    pub from: u32,
+    pub to: u32,
+    /// In the order they are applied: removals (highest ordinal first), then
+    /// the rest in ascending ordinal order.
+    pub changes: Vec<Change>,
+    /// Whether the config differs for at least one container.
+    pub config_changed: bool,
+}
+
+impl ServicePlan {
+    pub fn mode(&self) -> Mode {
+        self.service.as_ref().map_or(Mode::Parallel, |s| s.mode)
+    }
+}
+
+/// A service on the engine that the file no longer declares.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Orphan {
+    pub service: String,
+    pub containers: Vec<String>,
+}
+
+/// The whole diff.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub project: String,
+    /// Services of the file in `depends_on` order, then pruned orphans.
+    pub services: Vec<ServicePlan>,
+    /// Orphans (also when pruned).
+    pub orphans: Vec<Orphan>,
+    pub pruned: bool,
+    /// Images the engine does not have; apply pulls them first.
+    pub missing_images: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub recreate: usize,
+    pub start: usize,
+    pub remove: usize,
+}
+
+impl Summary {
+    pub fn total(&self) -> usize {
+        self.create + self.recreate + self.start + self.remove
+    }
+}
+
+impl Plan {
+    pub fn changes(&self) -> impl Iterator<Item = &Change> {
+        self.services.iter().flat_map(|s| s.changes.iter())
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in self.changes() {
+            match c.action {
+                Action::Create => s.create += 1,
+                Action::Recreate => s.recreate += 1,
+                Action::Start => s.start += 1,
+                Action::Remove => s.remove += 1,
+            }
+        }
+        s
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.summary().total() == 0
+    }
+}
+
+/// Services in `depends_on` order: every service after all it depends on;
+/// otherwise by name.
+pub fn service_order(desired: &Desired) -> Vec<&Service> {
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let mut out = Vec::new();
+    while out.len() < desired.services.len() {
+        let before = out.len();
+        for (name, s) in &desired.services {
+            if !done.contains(name.as_str())
+                && s.depends_on
+                    .iter()
+                    .all(|d| done.contains(d.as_str()) || !desired.services.contains_key(d))
+            {
+                done.insert(name);
+                out.push(s);
+            }
+        }
+        if out.len() == before {
+            // A cycle; validation rejects it, so only reachable with hand-made input.
+            out.extend(
+                desired
+                    .services
+                    .values()
+                    .filter(|s| !done.contains(s.name.as_str())),
+            );
+            break;
+        }
+    }
+    out
+}
+
+/// Computes what to change so that the engine matches the file.
+pub fn plan(desired: &Desired, actual: &Actual, prune: bool) -> Plan {
+    let mut by_service: BTreeMap<&str, Vec<&Container>> = BTreeMap::new();
+    for c in &actual.containers {
+        by_service.entry(c.service.as_str()).or_default().push(c);
+    }
+    let mut services = Vec::new();
+    for s in service_order(desired) {
+        let existing = by_service.remove(s.name.as_str()).unwrap_or_default();
+        services.push(plan_service(&desired.project, s, &existing, actual));
+    }
+    let mut orphans = Vec::new();
+    for (name, containers) in by_service {
+        let mut names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+        names.sort();
+        orphans.push(Orphan {
+            service: name.to_string(),
+            containers: names,
+        });
+        if prune {
+            let mut sorted = containers.clone();
+            sorted.sort_by_key(|c| std::cmp::Reverse((c.ordinal, c.name.clone())));
+            services.push(ServicePlan {
+                name: name.to_string(),
+                service: None,
+                from: containers.len() as u32,
+                to: 0,
+                changes: sorted
+                    .iter()
+                    .map(|c| Change {
+                        service: name.to_string(),
+                        container: c.name.clone(),
+                        ordinal: c.ordinal.unwrap_or(0),
+                        action: Action::Remove,
+                        reason: "service removed from the file".into(),
+                        diff: Vec::new(),
+                    })
+                    .collect(),
+                config_changed: false,
+            });
+        }
+    }
+    let mut missing_images: Vec<String> = desired
+        .services
+        .values()
+        .filter(|s| s.count > 0 && !actual.image_ids.contains_key(&s.image))
+        .map(|s| s.image.clone())
+        .collect();
+    missing_images.sort();
+    missing_images.dedup();
+    Plan {
+        project: desired.project.clone(),
+        services,
+        orphans,
+        pruned: prune,
+        missing_images,
+    }
+}
+
+fn plan_service(
+    project: &str,
+    s: &Service,
+    existing: &[&Container],
+    actual: &Actual,
+) -> ServicePlan {
+    let shape = s.shape();
+    let hash = crate::config::hash_shape(&shape);
+    let mut removes = Vec::new();
+    let mut rest = Vec::new();
+    let change =
+        |c_name: String, ordinal: u32, action: Action, reason: String, diff: Vec<FieldChange>| {
+            Change {
+                service: s.name.clone(),
+                container: c_name,
+                ordinal,
+                action,
+                reason,
+                diff,
+            }
+        };
+
+    // The container that holds each ordinal: the one with the canonical
+    // name. Anything else (a leftover of an interrupted update, a duplicate,
+    // a container without a valid ordinal) is removed.
+    let mut holder: BTreeMap<u32, &Container> = BTreeMap::new();
+    for c in existing {
+        if let Some(o) = c.ordinal
+            && c.name == container_name(project, &s.name, o)
+        {
+            holder.insert(o, c);
+        }
+    }
+    for c in existing {
+        let canonical = c
+            .ordinal
+            .is_some_and(|o| holder.get(&o).is_some_and(|h| h.id == c.id));
+        if !canonical {
+            let reason = match c.ordinal {
+                None => "no valid ordinal label",
+                Some(_) => "leftover of an interrupted apply",
+            };
+            removes.push(change(
+                c.name.clone(),
+                c.ordinal.unwrap_or(0),
+                Action::Remove,
+                reason.into(),
+                Vec::new(),
+            ));
+        }
+    }
+    let from = holder.len() as u32;
+    let highest = holder.keys().next_back().copied().unwrap_or(0);
+    let scale_reason = format!("scale {from} → {}", s.count);
+    for (&o, c) in holder.iter().rev() {
+        if o > s.count {
+            removes.push(change(
+                c.name.clone(),
+                o,
+                Action::Remove,
+                scale_reason.clone(),
+                Vec::new(),
+            ));
+        }
+    }
+    let desired_image = actual.image_ids.get(&s.image);
+    let mut config_changed = false;
+    for o in 1..=s.count {
+        let name = container_name(project, &s.name, o);
+        let Some(c) = holder.get(&o) else {
+            let reason = if o > highest {
+                scale_reason.clone()
+            } else {
+                "missing".into()
+            };
+            rest.push(change(name, o, Action::Create, reason, Vec::new()));
+            continue;
+        };
+        if c.config_hash != hash {
+            config_changed = true;
+            rest.push(change(
+                name,
+                o,
+                Action::Recreate,
+                "config changed".into(),
+                diff(&c.config, &shape),
+            ));
+        } else if desired_image.is_some_and(|id| *id != c.image_id) {
+            let id = desired_image.map(|i| short_id(i)).unwrap_or_default();
+            rest.push(change(
+                name,
+                o,
+                Action::Recreate,
+                format!("image {} now points at {id}", s.image),
+                Vec::new(),
+            ));
+        } else {
+            match c.state {
+                State::Created | State::Exited => rest.push(change(
+                    name,
+                    o,
+                    Action::Start,
+                    format!("{} but should run", c.state.as_str()),
+                    Vec::new(),
+                )),
+                State::Dead => {
+                    rest.push(change(name, o, Action::Recreate, "dead".into(), Vec::new()))
+                }
+                State::Running | State::Restarting | State::Paused | State::Removing => {}
+            }
+        }
+    }
+    // Removals go highest ordinal first (for sequential services too).
+    removes.sort_by_key(|c| std::cmp::Reverse((c.ordinal, c.container.clone())));
+    removes.extend(rest);
+    ServicePlan {
+        name: s.name.clone(),
+        service: Some(s.clone()),
+        from,
+        to: s.count,
+        changes: removes,
+        config_changed,
+    }
+}
+
+/// `sha256:0123456789ab…` → `0123456789ab`.
+pub fn short_id(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+/// The settings that differ, by path.
+pub fn diff(from: &BTreeMap<String, String>, to: &BTreeMap<String, String>) -> Vec<FieldChange> {
+    let keys: BTreeSet<&String> = from.keys().chain(to.keys()).collect();
+    keys.into_iter()
+        .filter(|k| from.get(*k) != to.get(*k))
+        .map(|k| FieldChange {
+            path: k.clone(),
+            from: from.get(k).cloned(),
+            to: to.get(k).cloned(),
+        })
+        .collect()
+}
