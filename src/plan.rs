@@ -362,3 +362,277 @@ pub fn diff(from: &BTreeMap<String, String>, to: &BTreeMap<String, String>) -> V
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::container_spec;
+    use crate::engine::memory::MemoryEngine;
+
+    const IMG: &str = "img:1";
+    const IMG_ID: &str = "sha256:aaaaaaaaaaaaaaaa";
+
+    fn desired(text: &str) -> Desired {
+        crate::config::parse_str("t.toml", text, std::path::Path::new("/srv"))
+            .unwrap_or_else(|e| panic!("{}", e.render_plain()))
+    }
+
+    /// An engine holding `ordinals` of `service` from `file`, in `state`.
+    fn engine_with(file: &Desired, service: &str, ordinals: &[u32], state: State) -> MemoryEngine {
+        let engine = MemoryEngine::with_images(&[(IMG, IMG_ID)]);
+        let s = &file.services[service];
+        for o in ordinals {
+            let name = container_name(&file.project, service, *o);
+            engine.insert(container_spec(&file.project, s, *o, &name), state);
+        }
+        engine
+    }
+
+    fn run(file: &Desired, engine: &MemoryEngine, prune: bool) -> Plan {
+        plan(
+            file,
+            &engine.snapshot(&file.project, &[IMG.to_string()]),
+            prune,
+        )
+    }
+
+    fn steps(p: &Plan) -> Vec<String> {
+        p.changes()
+            .map(|c| format!("{} {} ({})", c.action.as_str(), c.container, c.reason))
+            .collect()
+    }
+
+    fn web(count: u32, extra: &str) -> Desired {
+        desired(&format!(
+            "project = \"shop\"\n[services.web]\nimage = \"{IMG}\"\ncount = {count}\n{extra}\n"
+        ))
+    }
+
+    #[test]
+    fn every_action_and_reason() {
+        struct Case {
+            name: &'static str,
+            have: Desired,
+            ordinals: &'static [u32],
+            state: State,
+            want: Desired,
+            steps: &'static [&'static str],
+        }
+        let cases = [
+            Case {
+                name: "scale up from nothing creates in ascending order",
+                have: web(1, ""),
+                ordinals: &[],
+                state: State::Running,
+                want: web(3, ""),
+                steps: &[
+                    "create shop-web-1 (scale 0 → 3)",
+                    "create shop-web-2 (scale 0 → 3)",
+                    "create shop-web-3 (scale 0 → 3)",
+                ],
+            },
+            Case {
+                name: "scale down removes the highest ordinals first",
+                have: web(5, ""),
+                ordinals: &[1, 2, 3, 4, 5],
+                state: State::Running,
+                want: web(2, ""),
+                steps: &[
+                    "remove shop-web-5 (scale 5 → 2)",
+                    "remove shop-web-4 (scale 5 → 2)",
+                    "remove shop-web-3 (scale 5 → 2)",
+                ],
+            },
+            Case {
+                name: "a removed container in the middle is created again",
+                have: web(3, ""),
+                ordinals: &[1, 3],
+                state: State::Running,
+                want: web(3, ""),
+                steps: &["create shop-web-2 (missing)"],
+            },
+            Case {
+                name: "a stopped container is started",
+                have: web(2, ""),
+                ordinals: &[1, 2],
+                state: State::Exited,
+                want: web(2, ""),
+                steps: &[
+                    "start shop-web-1 (exited but should run)",
+                    "start shop-web-2 (exited but should run)",
+                ],
+            },
+            Case {
+                name: "a dead container is recreated",
+                have: web(1, ""),
+                ordinals: &[1],
+                state: State::Dead,
+                want: web(1, ""),
+                steps: &["recreate shop-web-1 (dead)"],
+            },
+            Case {
+                name: "a config change recreates every container",
+                have: web(2, "env = { A = \"1\" }"),
+                ordinals: &[1, 2],
+                state: State::Running,
+                want: web(2, "env = { A = \"2\" }"),
+                steps: &[
+                    "recreate shop-web-1 (config changed)",
+                    "recreate shop-web-2 (config changed)",
+                ],
+            },
+            Case {
+                name: "a count change recreates nothing",
+                have: web(2, "env = { A = \"1\" }"),
+                ordinals: &[1, 2],
+                state: State::Running,
+                want: web(
+                    3,
+                    "env = { A = \"1\" }\n[services.web.update]\nparallelism = 3",
+                ),
+                steps: &["create shop-web-3 (scale 2 → 3)"],
+            },
+            Case {
+                name: "up to date",
+                have: web(2, ""),
+                ordinals: &[1, 2],
+                state: State::Running,
+                want: web(2, ""),
+                steps: &[],
+            },
+        ];
+        for case in cases {
+            let engine = engine_with(&case.have, "web", case.ordinals, case.state);
+            let p = run(&case.want, &engine, false);
+            assert_eq!(steps(&p), case.steps, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn recreate_lists_the_changed_fields() {
+        let engine = engine_with(
+            &web(1, "env = { A = \"1\", B = \"x\" }"),
+            "web",
+            &[1],
+            State::Running,
+        );
+        let p = run(&web(1, "env = { A = \"2\", C = \"y\" }"), &engine, false);
+        let c = p.changes().next().unwrap();
+        let d: Vec<(String, Option<String>, Option<String>)> = c
+            .diff
+            .iter()
+            .map(|f| (f.path.clone(), f.from.clone(), f.to.clone()))
+            .collect();
+        assert_eq!(
+            d,
+            vec![
+                ("env.A".into(), Some("1".into()), Some("2".into())),
+                ("env.B".into(), Some("x".into()), None),
+                ("env.C".into(), None, Some("y".into())),
+            ]
+        );
+        assert!(p.services[0].config_changed);
+    }
+
+    #[test]
+    fn a_tag_that_moved_recreates() {
+        let file = web(1, "");
+        let engine = engine_with(&file, "web", &[1], State::Running);
+        engine.with(|s| {
+            s.images
+                .insert(IMG.into(), "sha256:bbbbbbbbbbbbbbbbbbbb".into())
+        });
+        let p = run(&file, &engine, false);
+        assert_eq!(
+            steps(&p),
+            ["recreate shop-web-1 (image img:1 now points at bbbbbbbbbbbb)"]
+        );
+    }
+
+    #[test]
+    fn leftovers_and_unnumbered_containers_are_removed() {
+        let file = web(1, "");
+        let engine = engine_with(&file, "web", &[1], State::Running);
+        let s = &file.services["web"];
+        engine.insert(
+            container_spec("shop", s, 1, "shop-web-1-next"),
+            State::Running,
+        );
+        let mut odd = container_spec("shop", s, 1, "shop-web-x");
+        odd.labels
+            .insert(crate::engine::LABEL_ORDINAL.into(), "zero".into());
+        engine.insert(odd, State::Running);
+        let p = run(&file, &engine, false);
+        assert_eq!(
+            steps(&p),
+            [
+                "remove shop-web-1-next (leftover of an interrupted apply)",
+                "remove shop-web-x (no valid ordinal label)",
+            ]
+        );
+    }
+
+    #[test]
+    fn orphans_are_reported_and_removed_only_with_prune() {
+        let old = desired("project = \"shop\"\n[services.old]\nimage = \"img:1\"\ncount = 2\n");
+        let engine = engine_with(&old, "old", &[1, 2], State::Running);
+        let file = web(0, "");
+        let p = run(&file, &engine, false);
+        assert!(p.is_empty());
+        assert_eq!(p.orphans[0].containers, ["shop-old-1", "shop-old-2"]);
+        let p = run(&file, &engine, true);
+        assert_eq!(
+            steps(&p),
+            [
+                "remove shop-old-2 (service removed from the file)",
+                "remove shop-old-1 (service removed from the file)",
+            ]
+        );
+    }
+
+    #[test]
+    fn services_follow_depends_on() {
+        let file = desired(
+            "project = \"shop\"\n\
+             [services.web]\nimage = \"img:1\"\ndepends_on = [\"api\"]\n\
+             [services.api]\nimage = \"img:1\"\ndepends_on = [\"db\", \"cache\"]\n\
+             [services.db]\nimage = \"img:1\"\n\
+             [services.cache]\nimage = \"img:1\"\n",
+        );
+        let engine = MemoryEngine::with_images(&[(IMG, IMG_ID)]);
+        let order: Vec<String> = run(&file, &engine, false)
+            .services
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        assert_eq!(order, ["cache", "db", "api", "web"]);
+    }
+
+    #[test]
+    fn sequential_scale_down_removes_highest_first_then_creates_ascending() {
+        let have = desired(
+            "project = \"shop\"\n[services.db]\nimage = \"img:1\"\nmode = \"sequential\"\ncount = 4\n",
+        );
+        let engine = engine_with(&have, "db", &[1, 2, 4], State::Running);
+        let want = desired(
+            "project = \"shop\"\n[services.db]\nimage = \"img:1\"\nmode = \"sequential\"\ncount = 3\n",
+        );
+        assert_eq!(
+            steps(&run(&want, &engine, false)),
+            [
+                "remove shop-db-4 (ordinal above count 3)",
+                "create shop-db-3 (missing)"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_images_are_listed() {
+        let file = desired(
+            "project = \"shop\"\n[services.a]\nimage = \"nope:1\"\n[services.b]\nimage = \"img:1\"\n",
+        );
+        let engine = MemoryEngine::with_images(&[(IMG, IMG_ID)]);
+        let actual = engine.snapshot("shop", &["nope:1".into(), IMG.into()]);
+        assert_eq!(plan(&file, &actual, false).missing_images, ["nope:1"]);
+    }
+}

@@ -66,36 +66,9 @@ impl MemoryEngine {
         self.with(|s| std::mem::take(&mut s.calls))
     }
 
-    /// Adds a container made from `spec` directly (an actual state for tests).
-    pub fn insert(&self, spec: ContainerSpec, state: State) {
+    /// What `observe` returns, without a runtime.
+    pub fn snapshot(&self, project: &str, images: &[String]) -> Actual {
         self.with(|s| {
-            s.next_id += 1;
-            let image_id = s.images.get(&spec.image).cloned().unwrap_or_default();
-            let id = format!("mem{}", s.next_id);
-            s.containers.insert(
-                spec.name.clone(),
-                MemContainer {
-                    spec,
-                    id,
-                    image_id,
-                    state,
-                },
-            );
-        });
-    }
-}
-
-fn not_found(doing: String) -> EngineError {
-    EngineError::new(doing, ErrorKind::NotFound, "no such object")
-}
-
-impl Engine for MemoryEngine {
-    fn endpoint(&self) -> String {
-        "memory://".into()
-    }
-
-    async fn observe(&self, project: &str, images: &[String]) -> Result<Actual> {
-        Ok(self.with(|s| {
             let containers = s
                 .containers
                 .iter()
@@ -133,7 +106,39 @@ impl Engine for MemoryEngine {
                 containers,
                 image_ids,
             }
-        }))
+        })
+    }
+
+    /// Adds a container made from `spec` directly (an actual state for tests).
+    pub fn insert(&self, spec: ContainerSpec, state: State) {
+        self.with(|s| {
+            s.next_id += 1;
+            let image_id = s.images.get(&spec.image).cloned().unwrap_or_default();
+            let id = format!("mem{}", s.next_id);
+            s.containers.insert(
+                spec.name.clone(),
+                MemContainer {
+                    spec,
+                    id,
+                    image_id,
+                    state,
+                },
+            );
+        });
+    }
+}
+
+fn not_found(doing: String) -> EngineError {
+    EngineError::new(doing, ErrorKind::NotFound, "no such object")
+}
+
+impl Engine for MemoryEngine {
+    fn endpoint(&self) -> String {
+        "memory://".into()
+    }
+
+    async fn observe(&self, project: &str, images: &[String]) -> Result<Actual> {
+        Ok(self.snapshot(project, images))
     }
 
     async fn pull(&self, image: &str) -> Result<()> {

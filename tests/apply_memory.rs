@@ -1,0 +1,220 @@
+//! The executor on the in-memory engine: apply, then plan again, must give
+//! an empty plan, whatever the file and whatever was there before.
+
+use muster::apply::{self, ApplyError, Reporter, container_spec};
+use muster::config::{Desired, parse_str};
+use muster::engine::memory::MemoryEngine;
+use muster::engine::{Engine, State, container_name};
+use muster::plan::{Change, plan};
+use proptest::prelude::*;
+
+const IMG: &str = "img:1";
+
+struct Quiet;
+impl Reporter for Quiet {
+    fn step(&self, _: &Change, _: std::time::Duration, _: &Result<(), ApplyError>) {}
+}
+
+fn desired(text: &str) -> Desired {
+    parse_str("t.toml", text, std::path::Path::new("/srv"))
+        .unwrap_or_else(|e| panic!("{}\n{text}", e.render_plain()))
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[derive(Debug, Clone)]
+struct Svc {
+    count: u32,
+    sequential: bool,
+    env: u8,
+    start_first: bool,
+    parallelism: u32,
+}
+
+fn file_text(services: &[Svc]) -> String {
+    let mut text = String::from("project = \"p\"\n");
+    for (i, s) in services.iter().enumerate() {
+        let depends = if i > 0 {
+            format!("depends_on = [\"s{}\"]", i - 1)
+        } else {
+            String::new()
+        };
+        text.push_str(&format!(
+            "[services.s{i}]\nimage = \"{IMG}\"\ncount = {}\nmode = \"{}\"\nenv = {{ V = \"{}\" }}\nexpose = [\"80\"]\nvolumes = [\"d-{{ordinal}}:/d\"]\n{depends}\n[services.s{i}.update]\norder = \"{}\"\nparallelism = {}\n",
+            s.count,
+            if s.sequential { "sequential" } else { "parallel" },
+            s.env,
+            if s.start_first { "start-first" } else { "stop-first" },
+            s.parallelism,
+        ));
+    }
+    text
+}
+
+fn svc() -> impl Strategy<Value = Svc> {
+    (0u32..6, any::<bool>(), 0u8..3, any::<bool>(), 1u32..4).prop_map(
+        |(count, sequential, env, start_first, parallelism)| Svc {
+            count,
+            sequential,
+            env,
+            start_first,
+            parallelism,
+        },
+    )
+}
+
+/// Something already on the engine: (service index, ordinal, state, env variant, leftover name).
+fn existing() -> impl Strategy<Value = Vec<(usize, u32, u8, u8, bool)>> {
+    prop::collection::vec(
+        (
+            0usize..4,
+            1u32..9,
+            0u8..4,
+            0u8..3,
+            prop::bool::weighted(0.1),
+        ),
+        0..12,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn apply_then_plan_is_empty_and_ordinals_are_contiguous(
+        now in prop::collection::vec(svc(), 1..4),
+        before in prop::collection::vec(svc(), 4..5),
+        there in existing(),
+    ) {
+        let want = desired(&file_text(&now));
+        let old = desired(&file_text(&before));
+        let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
+        for (i, ordinal, state, env, leftover) in there {
+            // Service s3 may be absent from `want`: an orphan.
+            let mut service = old.services[&format!("s{i}")].clone();
+            service.env.insert("V".into(), env.to_string());
+            let mut name = container_name("p", &service.name, ordinal);
+            if leftover {
+                name.push_str("-next");
+            }
+            if engine.with(|s| s.containers.contains_key(&name)) {
+                continue;
+            }
+            let state = [State::Running, State::Exited, State::Created, State::Dead][state as usize];
+            engine.insert(container_spec("p", &service, ordinal, &name), state);
+        }
+        let images = vec![IMG.to_string()];
+        let first = plan(&want, &engine.snapshot("p", &images), true);
+        block_on(apply::apply(&engine, &want, &first, &apply::Options { parallel: 3 }, &Quiet)).unwrap();
+        let again = plan(&want, &engine.snapshot("p", &images), true);
+        prop_assert!(again.is_empty(), "second plan not empty: {:?}", again.changes().collect::<Vec<_>>());
+        let actual = engine.snapshot("p", &images);
+        for s in want.services.values() {
+            let mut ordinals: Vec<u32> = actual.containers.iter().filter(|c| c.service == s.name).filter_map(|c| c.ordinal).collect();
+            ordinals.sort();
+            prop_assert_eq!(ordinals, (1..=s.count).collect::<Vec<_>>());
+        }
+        prop_assert!(actual.containers.iter().all(|c| want.services.contains_key(&c.service)));
+        prop_assert!(actual.containers.iter().all(|c| c.state == State::Running));
+    }
+}
+
+#[test]
+fn sequential_service_creates_each_container_after_the_previous_started() {
+    let want = desired(
+        "project = \"p\"\n[services.db]\nimage = \"img:1\"\nmode = \"sequential\"\ncount = 3\nexpose = [\"5432\"]\n",
+    );
+    let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
+    let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
+    block_on(apply::apply(
+        &engine,
+        &want,
+        &p,
+        &apply::Options { parallel: 8 },
+        &Quiet,
+    ))
+    .unwrap();
+    assert_eq!(
+        engine.take_calls(),
+        [
+            "network p",
+            "create p-db-1",
+            "start p-db-1",
+            "create p-db-2",
+            "start p-db-2",
+            "create p-db-3",
+            "start p-db-3"
+        ]
+    );
+    let env3 = engine.with(|s| s.containers["p-db-3"].spec.env.clone());
+    assert!(env3.contains(&("DB_2_PORT".into(), "tcp://db-2:5432".into())));
+    let env1 = engine.with(|s| s.containers["p-db-1"].spec.env.clone());
+    assert!(env1.is_empty());
+}
+
+#[test]
+fn start_first_replaces_under_a_temporary_name_then_renames() {
+    let text = |v: &str| {
+        format!(
+            "project = \"p\"\n[services.web]\nimage = \"img:1\"\nenv = {{ V = \"{v}\" }}\n[services.web.update]\norder = \"start-first\"\n"
+        )
+    };
+    let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
+    let old = desired(&text("1"));
+    let p = plan(&old, &engine.snapshot("p", &[IMG.into()]), false);
+    block_on(apply::apply(
+        &engine,
+        &old,
+        &p,
+        &apply::Options { parallel: 8 },
+        &Quiet,
+    ))
+    .unwrap();
+    engine.take_calls();
+    let new = desired(&text("2"));
+    let p = plan(&new, &engine.snapshot("p", &[IMG.into()]), false);
+    block_on(apply::apply(
+        &engine,
+        &new,
+        &p,
+        &apply::Options { parallel: 8 },
+        &Quiet,
+    ))
+    .unwrap();
+    assert_eq!(
+        engine.take_calls(),
+        [
+            "create p-web-1-next",
+            "start p-web-1-next",
+            "remove p-web-1",
+            "rename p-web-1-next p-web-1"
+        ]
+    );
+}
+
+#[test]
+fn a_container_that_fails_to_start_stops_its_sequential_service_there() {
+    let want = desired(
+        "project = \"p\"\n[services.db]\nimage = \"img:1\"\nmode = \"sequential\"\ncount = 3\n",
+    );
+    let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
+    engine.with(|s| s.failing.insert("p-db-2".into()));
+    let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
+    let err = block_on(apply::apply(
+        &engine,
+        &want,
+        &p,
+        &apply::Options { parallel: 8 },
+        &Quiet,
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("p-db-2"), "{err}");
+    let names: Vec<String> = engine.with(|s| s.containers.keys().cloned().collect());
+    assert_eq!(names, ["p-db-1", "p-db-2"]);
+    assert!(block_on(engine.observe("p", &[])).is_ok());
+}
