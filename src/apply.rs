@@ -14,6 +14,7 @@
 //!   ordinal is created again, a leftover temporary container is removed.
 //! - Volumes are never removed.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,21 @@ use crate::plan::{Action, Change, Plan, ServicePlan};
 pub struct Options {
     /// Engine operations at once within a parallel service.
     pub parallel: usize,
+    /// When set (by SIGINT/SIGTERM), no new step starts; steps in flight finish.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Options {
+    pub fn new(parallel: usize) -> Self {
+        Options {
+            parallel,
+            stop: None,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
 }
 
 /// Told about each step as it finishes.
@@ -53,6 +69,9 @@ pub enum ApplyError {
     },
     #[error("stopped after an earlier failure")]
     Skipped,
+    /// Stopped by a signal between two steps.
+    #[error("interrupted; the next apply finishes the plan")]
+    Interrupted,
 }
 
 /// Builds the engine request for container `ordinal` of `service`. Pure.
@@ -215,6 +234,9 @@ impl<E: Engine> Run<'_, E> {
                     if self.failed.load(Ordering::SeqCst) {
                         return Err(ApplyError::Skipped);
                     }
+                    if self.options.stopping() {
+                        return Err(ApplyError::Interrupted);
+                    }
                     let started = Instant::now();
                     let result = fut.await;
                     if result.is_err() {
@@ -231,8 +253,14 @@ impl<E: Engine> Run<'_, E> {
         for r in results {
             match r {
                 Err(ApplyError::Skipped) => {}
+                Err(ApplyError::Interrupted) if first.is_none() => {
+                    first = Some(ApplyError::Interrupted)
+                }
+                Err(ApplyError::Interrupted) => {}
                 Err(e) => {
-                    first.get_or_insert(e);
+                    if matches!(first, None | Some(ApplyError::Interrupted)) {
+                        first = Some(e);
+                    }
                 }
                 Ok(()) => {}
             }

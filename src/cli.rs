@@ -134,6 +134,26 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The daemon: apply, then re-plan on every save of the file and on engine drift.
+    ///
+    /// Runs until SIGINT or SIGTERM; the containers keep running.
+    /// Example: muster watch --debounce 200ms --resync 60s
+    Watch {
+        /// Quiet time after a file event before reloading.
+        #[arg(long, default_value = "200ms", value_parser = parse_duration_arg)]
+        debounce: Duration,
+        /// Full resync interval.
+        #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+        resync: Duration,
+        /// Also remove the containers of services that are gone from the file.
+        #[arg(long)]
+        prune: bool,
+        /// `json`: one JSON object per event, for log shippers.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        #[command(flatten)]
+        options: ApplyArgs,
+    },
     /// Desired against actual, per service and container: state, health, ports.
     ///
     /// Example: muster ps --output json

@@ -46,6 +46,28 @@ pub async fn run(global: &Global, printer: &Printer, command: Command) -> Result
             dry_run,
         } => plan_or_apply(global, printer, &plan, (!dry_run).then_some(&apply)).await,
         Command::Ps { output } => ps(global, printer, output).await,
+        Command::Watch {
+            debounce,
+            resync,
+            prune,
+            output,
+            options,
+        } => {
+            let settings = crate::watch::Settings {
+                file: global.file.clone(),
+                project: global.project.clone(),
+                host: global.host.clone(),
+                debounce,
+                resync: resync.max(Duration::from_secs(1)),
+                parallel: usize::from(options.parallel),
+                lock_timeout: options.lock_timeout,
+                prune,
+                json: output == Output::Json,
+            };
+            crate::watch::run(settings, printer)
+                .await
+                .map_err(Error::Other)
+        }
         Command::Down { volumes, options } => down(global, printer, volumes, &options).await,
         Command::Scale {
             targets,
@@ -149,9 +171,7 @@ async fn apply_locked(
         return Ok(exit::OK);
     }
     let reporter = StepPrinter::new(printer, &plan, args.output == Output::Json);
-    let opts = apply::Options {
-        parallel: usize::from(options.parallel),
-    };
+    let opts = apply::Options::new(usize::from(options.parallel));
     apply::apply(engine, desired, &plan, &opts, &reporter).await?;
     reporter.finish();
     if args.output == Output::Text {
@@ -262,9 +282,7 @@ async fn down(
         let actual = engine.observe(&desired.project, &[]).await?;
         let plan = plan::plan(&desired, &actual, true);
         let reporter = StepPrinter::new(printer, &plan, false);
-        let opts = apply::Options {
-            parallel: usize::from(options.parallel),
-        };
+        let opts = apply::Options::new(usize::from(options.parallel));
         apply::apply(&engine, &desired, &plan, &opts, &reporter).await?;
         reporter.finish();
         engine.remove_network(&desired.project).await?;

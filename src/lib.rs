@@ -17,3 +17,4 @@ pub mod engine;
 pub mod lock;
 pub mod plan;
 pub mod render;
+pub mod watch;

@@ -83,7 +83,10 @@ impl DockerEngine {
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
         let doing = format!("connecting to the Docker engine at {endpoint}");
-        let docker = Docker::connect_with_host(&endpoint).map_err(|e| map_err(&doing, e))?;
+        // Stops wait out grace periods: allow long calls.
+        let docker = Docker::connect_with_host(&endpoint)
+            .map_err(|e| map_err(&doing, e))?
+            .with_timeout(Duration::from_secs(600));
         let docker = tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version())
             .await
             .map_err(|_| EngineError::new(&doing, ErrorKind::Unreachable, "no answer within 5s"))?
@@ -621,6 +624,13 @@ impl Engine for DockerEngine {
             .map_err(|e| map_err(format!("removing volume {name}"), e))
     }
 
+    fn events(
+        &self,
+        project: &str,
+    ) -> futures_util::stream::BoxStream<'static, Result<super::Event>> {
+        self.event_stream(project)
+    }
+
     async fn remove_network(&self, project: &str) -> Result<()> {
         let name = network_name(project);
         let doing = format!("removing network {name}");
@@ -644,6 +654,39 @@ impl Engine for DockerEngine {
             }
         }
         Ok(())
+    }
+}
+
+impl DockerEngine {
+    fn event_stream(
+        &self,
+        project: &str,
+    ) -> futures_util::stream::BoxStream<'static, Result<super::Event>> {
+        let options = bollard::query_parameters::EventsOptions {
+            filters: Some(filters(&[
+                ("type", "container".into()),
+                ("label", format!("{LABEL_PROJECT}={project}")),
+                ("event", "die".into()),
+                ("event", "stop".into()),
+                ("event", "kill".into()),
+                ("event", "destroy".into()),
+                ("event", "oom".into()),
+                ("event", "health_status".into()),
+            ])),
+            ..Default::default()
+        };
+        self.docker
+            .events(Some(options))
+            .map(|item| {
+                let m = item.map_err(|e| map_err("following the engine's events", e))?;
+                let attributes = m.actor.and_then(|a| a.attributes).unwrap_or_default();
+                Ok(super::Event {
+                    container: attributes.get("name").cloned().unwrap_or_default(),
+                    action: m.action.unwrap_or_default(),
+                    exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()),
+                })
+            })
+            .boxed()
     }
 }
 

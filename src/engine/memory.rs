@@ -280,6 +280,13 @@ impl Engine for MemoryEngine {
         Ok(())
     }
 
+    fn events(
+        &self,
+        _project: &str,
+    ) -> futures_util::stream::BoxStream<'static, Result<super::Event>> {
+        Box::pin(futures_util::stream::pending())
+    }
+
     async fn remove_network(&self, project: &str) -> Result<()> {
         self.with(|s| {
             s.networks.remove(&super::network_name(project));

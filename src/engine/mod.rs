@@ -177,6 +177,18 @@ pub fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Something that happened to one of the project's containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Container name.
+    pub container: String,
+    /// The engine's action: `die`, `stop`, `kill`, `destroy`, `oom`,
+    /// `health_status: unhealthy`, …
+    pub action: String,
+    /// For `die`: the exit code.
+    pub exit_code: Option<i64>,
+}
+
 /// What kind of engine failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -267,4 +279,9 @@ pub trait Engine: Send + Sync {
 
     /// Removes the project's network if it exists and is the project's.
     fn remove_network(&self, project: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// The project's container events from now on: die, stop, kill,
+    /// destroy, oom and health changes. Ends (or yields an error) when the
+    /// connection to the engine is lost.
+    fn events(&self, project: &str) -> futures_util::stream::BoxStream<'static, Result<Event>>;
 }
