@@ -117,7 +117,11 @@ fn mode_name(sp: &ServicePlan) -> &'static str {
     }
 }
 
+/// A value as the plan shows it: lists as written, text quoted.
 fn quote(v: &str) -> String {
+    if v.starts_with('[') && serde_json::from_str::<Vec<String>>(v).is_ok() {
+        return v.to_string();
+    }
     serde_json::to_string(v).unwrap_or_else(|_| v.to_string())
 }
 
@@ -209,6 +213,7 @@ pub fn plan_text(plan: &Plan, endpoint: &str, color: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "project {} on {endpoint}", p.bold(&plan.project));
     let _ = writeln!(out);
+    let header_len = out.len();
     for image in &plan.missing_images {
         let _ = writeln!(
             out,
@@ -246,7 +251,9 @@ pub fn plan_text(plan: &Plan, endpoint: &str, color: bool) -> String {
             plural(o.containers.len(), "container")
         );
     }
-    let _ = writeln!(out);
+    if out.len() > header_len {
+        let _ = writeln!(out);
+    }
     let _ = writeln!(out, "{}", summary_line(plan));
     out
 }
