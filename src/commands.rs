@@ -253,7 +253,8 @@ async fn ps(global: &Global, printer: &Printer, output: Output) -> Result<u8, Er
     let actual = engine
         .observe(&desired.project, &images_of(&desired))
         .await?;
-    let state = render::PsView::new(&desired, &actual);
+    let backoffs = crate::watch::read_backoffs(&desired.project);
+    let state = render::PsView::new(&desired, &actual, &backoffs);
     match output {
         Output::Json => {
             let text = serde_json::to_string_pretty(&state).unwrap_or_default();

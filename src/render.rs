@@ -403,11 +403,20 @@ pub struct PsContainer {
     pub status: String,
     pub up_to_date: bool,
     pub ports: Vec<crate::engine::Published>,
+    /// Set while `muster watch` holds back its restarts (crash-looping).
+    pub backoff: Option<crate::watch::BackoffRecord>,
 }
 
 impl PsView {
-    pub fn new(desired: &crate::config::Desired, actual: &crate::engine::Actual) -> Self {
+    /// `backoffs`: what the daemon published (see [`crate::watch::read_backoffs`]).
+    pub fn new(
+        desired: &crate::config::Desired,
+        actual: &crate::engine::Actual,
+        backoffs: &std::collections::BTreeMap<String, crate::watch::BackoffRecord>,
+    ) -> Self {
         let plan = crate::plan::plan(desired, actual, false);
+        // A back-off is current while its restart is due in the last 10 minutes or later.
+        let recent = crate::engine::now_secs().saturating_sub(600);
         let services = crate::plan::service_order(desired)
             .into_iter()
             .map(|s| {
@@ -423,6 +432,12 @@ impl PsView {
                         status: c.status.clone(),
                         up_to_date: !plan.changes().any(|ch| ch.container == c.name),
                         ports: c.ports.clone(),
+                        backoff: backoffs
+                            .get(&c.name)
+                            .filter(|b| {
+                                c.state != crate::engine::State::Running && b.next_restart >= recent
+                            })
+                            .cloned(),
                     })
                     .collect();
                 containers.sort_by_key(|c| (c.ordinal, c.name.clone()));
@@ -482,10 +497,17 @@ impl PsView {
                 } else {
                     format!("  {}", ports.join(", "))
                 };
-                let stale = if c.up_to_date {
-                    String::new()
-                } else {
-                    format!("  {}", p.yellow("(out of date)"))
+                let stale = match &c.backoff {
+                    Some(b) => {
+                        let left = b.next_restart.saturating_sub(crate::engine::now_secs());
+                        let text = format!(
+                            "crash-looping ({} failures; next restart in {left}s)",
+                            b.failures
+                        );
+                        format!("  {}", p.red(&text))
+                    }
+                    None if !c.up_to_date => format!("  {}", p.yellow("(out of date)")),
+                    None => String::new(),
                 };
                 let _ = writeln!(
                     out,

@@ -71,6 +71,27 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
 
+/// Where the daemon tells `muster ps` which containers are backing off.
+pub fn backoff_file(project: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("muster-{project}.backoff.json"))
+}
+
+/// One container's back-off, as `muster ps` reads it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct BackoffRecord {
+    pub failures: u32,
+    /// Unix seconds of the next restart.
+    pub next_restart: u64,
+}
+
+/// The back-offs the daemon published for `project`, if any.
+pub fn read_backoffs(project: &str) -> BTreeMap<String, BackoffRecord> {
+    std::fs::read(backoff_file(project))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
 /// The delay after `failures` failures in a row: 1s, 2s, 4s, … 5m.
 pub fn backoff_delay(failures: u32) -> Duration {
     let factor = 1u32
@@ -492,6 +513,7 @@ impl Daemon<'_> {
             let (failures, delay) = (b.failures, backoff_delay(b.failures));
             b.until = now + delay;
             b.due = true;
+            self.publish_backoffs();
             if failures > 1 {
                 self.log_line(
                     &format!(
@@ -504,6 +526,37 @@ impl Daemon<'_> {
             }
         }
         Some(what)
+    }
+
+    /// Writes the back-offs for `muster ps` (best effort).
+    fn publish_backoffs(&self) {
+        let Some(project) = &self.events_for else {
+            return;
+        };
+        let now = Instant::now();
+        let unix = crate::engine::now_secs();
+        let records: BTreeMap<&String, BackoffRecord> = self
+            .backoff
+            .iter()
+            .filter(|(_, b)| b.failures > 1)
+            .map(|(name, b)| {
+                let left = b.until.saturating_duration_since(now).as_secs();
+                (
+                    name,
+                    BackoffRecord {
+                        failures: b.failures,
+                        next_restart: unix + left,
+                    },
+                )
+            })
+            .collect();
+        let path = backoff_file(project);
+        let tmp = path.with_extension("tmp");
+        if let Ok(text) = serde_json::to_vec(&records)
+            && std::fs::write(&tmp, text).is_ok()
+        {
+            let _ = std::fs::rename(&tmp, &path);
+        }
     }
 
     /// Takes out the changes to containers that are backing off; their names.
