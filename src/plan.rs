@@ -274,13 +274,18 @@ fn plan_service(
     let from = holder.len() as u32;
     let highest = holder.keys().next_back().copied().unwrap_or(0);
     let scale_reason = format!("scale {from} → {}", s.count);
+    let above_reason = if from == s.count {
+        format!("ordinal above count {}", s.count)
+    } else {
+        scale_reason.clone()
+    };
     for (&o, c) in holder.iter().rev() {
         if o > s.count {
             removes.push(change(
                 c.name.clone(),
                 o,
                 Action::Remove,
-                scale_reason.clone(),
+                above_reason.clone(),
                 Vec::new(),
             ));
         }

@@ -110,7 +110,7 @@ proptest! {
         }
         let images = vec![IMG.to_string()];
         let first = plan(&want, &engine.snapshot("p", &images), true);
-        block_on(apply::apply(&engine, &want, &first, &apply::Options { parallel: 3 }, &Quiet)).unwrap();
+        block_on(apply::apply(&engine, &want, &first, &apply::Options::new(3), &Quiet)).unwrap();
         let again = plan(&want, &engine.snapshot("p", &images), true);
         prop_assert!(again.is_empty(), "second plan not empty: {:?}", again.changes().collect::<Vec<_>>());
         let actual = engine.snapshot("p", &images);
@@ -135,7 +135,7 @@ fn sequential_service_creates_each_container_after_the_previous_started() {
         &engine,
         &want,
         &p,
-        &apply::Options { parallel: 8 },
+        &apply::Options::new(8),
         &Quiet,
     ))
     .unwrap();
@@ -171,7 +171,7 @@ fn start_first_replaces_under_a_temporary_name_then_renames() {
         &engine,
         &old,
         &p,
-        &apply::Options { parallel: 8 },
+        &apply::Options::new(8),
         &Quiet,
     ))
     .unwrap();
@@ -182,7 +182,7 @@ fn start_first_replaces_under_a_temporary_name_then_renames() {
         &engine,
         &new,
         &p,
-        &apply::Options { parallel: 8 },
+        &apply::Options::new(8),
         &Quiet,
     ))
     .unwrap();
@@ -209,7 +209,7 @@ fn a_container_that_fails_to_start_stops_its_sequential_service_there() {
         &engine,
         &want,
         &p,
-        &apply::Options { parallel: 8 },
+        &apply::Options::new(8),
         &Quiet,
     ))
     .unwrap_err();

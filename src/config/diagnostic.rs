@@ -2,6 +2,7 @@
 //! graphical report for terminals, and plain `error: file:line:col: …` lines
 //! for CI logs. Pure; rendering writes to a string.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::Arc;
@@ -159,20 +160,57 @@ impl Invalid {
             GraphicalTheme::unicode_nocolor()
         };
         let handler = GraphicalReportHandler::new_themed(theme);
-        let source = NamedSource::new(self.path.clone(), self.text.clone());
+        // The file's own bytes are quoted: keep its control characters
+        // (escape sequences included) away from the terminal.
+        let text = match mask_controls(&self.text) {
+            Cow::Borrowed(_) => self.text.clone(),
+            Cow::Owned(masked) => Arc::from(masked),
+        };
+        let path = mask_controls(&self.path).into_owned();
+        let source = NamedSource::new(path.clone(), text);
         let mut out = String::new();
         for p in &self.problems {
+            let masked = Problem {
+                message: mask_controls(&p.message).into_owned(),
+                label: mask_controls(&p.label).into_owned(),
+                help: p.help.as_deref().map(|h| mask_controls(h).into_owned()),
+                ..p.clone()
+            };
             let located = Located {
-                problem: p,
+                problem: &masked,
                 src: source.clone(),
             };
             let (line, col) = self.line_col(p.span.as_ref().map_or(0, |s| s.start));
-            let _ = writeln!(out, "{}:{line}:{col}", self.path);
+            let _ = writeln!(out, "{path}:{line}:{col}");
             let _ = handler.render_report(&mut out, &located);
         }
-        let _ = writeln!(out, "error: {self}");
+        let _ = writeln!(
+            out,
+            "error: {path} is invalid: {}",
+            plural(self.problems.len(), "problem")
+        );
         out
     }
+}
+
+/// `text` with each control character other than line ends and tabs shown
+/// as `?`, byte for byte, so that spans still point at the same text.
+fn mask_controls(text: &str) -> Cow<'_, str> {
+    let is_unsafe = |i: usize, c: char| {
+        c.is_control() && c != '\n' && c != '\t' && !(c == '\r' && text[i + 1..].starts_with('\n'))
+    };
+    if !text.char_indices().any(|(i, c)| is_unsafe(i, c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        if is_unsafe(i, c) {
+            out.extend(std::iter::repeat_n('?', c.len_utf8()));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -193,6 +231,15 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_masked_byte_for_byte() {
+        let t = "a\u{1b}[31m\u{85}b\r\nc\td\re";
+        let masked = mask_controls(t);
+        assert_eq!(masked, "a?[31m??b\r\nc\td?e");
+        assert_eq!(masked.len(), t.len());
+        assert!(matches!(mask_controls("plain\r\n"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn line_col_counts_characters() {

@@ -1,0 +1,279 @@
+//! The command line as users meet it: help texts (snapshotted), exit codes
+//! of a bad command line, completions, colour settings and the environment
+//! variables that stand in for flags. Needs no engine.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+const INVALID: &str = "[services.web]\nimage = \"nginx:1.27\"\ncount = \"3\"\n";
+
+fn muster() -> Command {
+    let mut cmd = Command::cargo_bin("muster").unwrap();
+    cmd.env("COLUMNS", "100")
+        .env("NO_COLOR", "1")
+        .env_remove("MUSTER_FILE")
+        .env_remove("MUSTER_PROJECT")
+        // Help shows the values of these; the snapshots must not depend on them.
+        .env_remove("DOCKER_HOST")
+        .env_remove("CLICOLOR_FORCE");
+    cmd
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .join("services.toml")
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn help_is_stable() {
+    let help = stdout_of(muster().arg("--help"));
+    insta::assert_snapshot!("help", help);
+}
+
+#[test]
+fn validate_help_is_stable() {
+    let help = stdout_of(muster().args(["validate", "--help"]));
+    insta::assert_snapshot!("validate_help", help);
+}
+
+#[test]
+fn bad_command_lines_exit_64() {
+    for args in [
+        &["--no-such-flag"][..],
+        &["validate", "--no-such-flag"],
+        &["no-such-command"],
+        &["--color", "sometimes", "validate"],
+        &["completions", "powershell-9000"],
+        &[],
+    ] {
+        let out = muster().args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "muster {args:?} should exit 64; stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !out.stderr.is_empty(),
+            "muster {args:?} should say what is wrong"
+        );
+    }
+}
+
+#[test]
+fn version_and_help_exit_0() {
+    for args in [&["--version"][..], &["--help"], &["validate", "--help"]] {
+        muster().args(args).assert().code(0);
+    }
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = stdout_of(muster().args(["completions", shell]));
+        assert!(
+            script.contains("muster") && script.contains("validate"),
+            "{shell} completions look empty:\n{script}"
+        );
+    }
+}
+
+/// Runs `muster <args>` with stderr on a terminal (through `script`, which
+/// allocates a pseudo-terminal), so that colour would be used if allowed.
+fn on_a_terminal(dir: &Path, args: &str, no_color: bool) -> String {
+    let line = format!("{} {args}", env!("CARGO_BIN_EXE_muster"));
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-q", "-e", "-c", &line, "/dev/null"])
+        .current_dir(dir)
+        .env("TERM", "xterm-256color")
+        .env_remove("MUSTER_FILE")
+        .env_remove("MUSTER_PROJECT")
+        .env_remove("CLICOLOR_FORCE");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    } else {
+        cmd.env_remove("NO_COLOR");
+    }
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run `script` (util-linux) to get a terminal: {e}; install util-linux")
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "muster {args} on a terminal should exit 3; output:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn no_color_and_color_never_give_no_escape_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("services.toml"), INVALID).unwrap();
+
+    // The control: on a terminal, `--color always` does colour the report,
+    // so the checks below would see escape bytes if they were there.
+    let coloured = on_a_terminal(dir.path(), "--color always validate", false);
+    assert!(
+        coloured.contains('\u{1b}'),
+        "--color always on a terminal should colour:\n{coloured}"
+    );
+    assert!(coloured.contains("services.toml:3:9"), "{coloured}");
+
+    let no_color = on_a_terminal(dir.path(), "validate", true);
+    assert!(
+        !no_color.contains('\u{1b}'),
+        "NO_COLOR=1 should give no escape bytes:\n{no_color:?}"
+    );
+    assert!(no_color.contains("services.toml:3:9"), "{no_color}");
+
+    let never = on_a_terminal(dir.path(), "--color never validate", false);
+    assert!(
+        !never.contains('\u{1b}'),
+        "--color never should give no escape bytes:\n{never:?}"
+    );
+
+    // Not a terminal (CI): plain `error:` lines, whatever the setting.
+    for color in ["auto", "never", "always"] {
+        let out = muster()
+            .env_remove("NO_COLOR")
+            .current_dir(dir.path())
+            .args(["--color", color, "validate"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.starts_with("error: services.toml:3:9: "),
+            "--color {color} in CI:\n{stderr}"
+        );
+        if color != "always" {
+            assert!(!stderr.contains('\u{1b}'), "--color {color}:\n{stderr:?}");
+        }
+    }
+}
+
+/// A hostile file must not drive the terminal: its escape sequences are
+/// masked wherever its text is quoted.
+#[test]
+fn escape_bytes_in_the_file_never_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = "[services.web]\nimage = \"x\"\ncount = \"\u{1b}[31mRED\"\n";
+    std::fs::write(dir.path().join("services.toml"), hostile).unwrap();
+
+    let no_color = on_a_terminal(dir.path(), "validate", true);
+    assert!(no_color.contains("services.toml:3:10"), "{no_color}");
+    assert!(!no_color.contains('\u{1b}'), "{no_color:?}");
+    let coloured = on_a_terminal(dir.path(), "--color always validate", false);
+    assert!(!coloured.contains("\u{1b}[31mRED"), "{coloured:?}");
+
+    let out = muster()
+        .current_dir(dir.path())
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("error: services.toml:3:10: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
+
+#[test]
+fn muster_file_env_stands_in_for_dash_f() {
+    let empty = tempfile::tempdir().unwrap();
+    let file = example("web");
+    let out = stdout_of(
+        muster()
+            .current_dir(empty.path())
+            .env("MUSTER_FILE", &file)
+            .arg("validate"),
+    );
+    assert!(
+        out.contains(&format!("{} is valid: project web", file.display())),
+        "{out}"
+    );
+
+    let bad = empty.path().join("bad.toml");
+    std::fs::write(&bad, INVALID).unwrap();
+    let out = muster()
+        .current_dir(empty.path())
+        .env("MUSTER_FILE", &bad)
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with(&format!("error: {}:3:9: ", bad.display())),
+        "{stderr}"
+    );
+
+    // -f wins over the environment.
+    muster()
+        .current_dir(empty.path())
+        .env("MUSTER_FILE", &bad)
+        .args(["validate", "-f"])
+        .arg(&file)
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn default_file_is_services_toml_in_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = muster()
+        .current_dir(dir.path())
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("error: services.toml:1:1: cannot read the file"),
+        "{stderr}"
+    );
+
+    std::fs::copy(example("app"), dir.path().join("services.toml")).unwrap();
+    let out = stdout_of(muster().current_dir(dir.path()).arg("validate"));
+    assert!(out.contains("is valid: project shop"), "{out}");
+}
+
+#[test]
+fn project_flag_and_env_override_the_file() {
+    let file = example("app");
+    let out = stdout_of(
+        muster()
+            .args(["validate", "--project", "other", "-f"])
+            .arg(&file),
+    );
+    assert!(out.contains("project other"), "{out}");
+    let out = stdout_of(
+        muster()
+            .env("MUSTER_PROJECT", "from-env")
+            .args(["validate", "-f"])
+            .arg(&file),
+    );
+    assert!(out.contains("project from-env"), "{out}");
+}
+
+#[test]
+fn quiet_validate_prints_nothing_on_success() {
+    let out = stdout_of(muster().args(["-q", "validate", "-f"]).arg(example("web")));
+    assert_eq!(out, "");
+}

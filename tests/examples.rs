@@ -1,0 +1,115 @@
+//! The examples users copy from: each validates, and each points editors at
+//! the schema.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+const SCHEMA_LINE: &str = "#:schema ../../schema/services.schema.json";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `examples/*/services.toml`, sorted.
+fn examples() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("services.toml"))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn the_documented_examples_exist() {
+    let names: Vec<String> = examples()
+        .iter()
+        .map(|p| {
+            p.parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    for want in ["app", "db-cluster", "quickstart", "web", "workers"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "examples/{want}/services.toml is missing"
+        );
+    }
+}
+
+#[test]
+fn every_example_validates() {
+    for file in examples() {
+        let out = Command::cargo_bin("muster")
+            .unwrap()
+            .current_dir(root())
+            .env("NO_COLOR", "1")
+            .env_remove("MUSTER_FILE")
+            .env_remove("MUSTER_PROJECT")
+            .arg("validate")
+            .arg("-f")
+            .arg(file.strip_prefix(root()).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{} is invalid:\n{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn every_example_starts_with_the_schema_line() {
+    for file in examples() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let first = text.lines().next().unwrap_or_default();
+        assert_eq!(first, SCHEMA_LINE, "first line of {}", file.display());
+        let schema = file
+            .parent()
+            .unwrap()
+            .join(SCHEMA_LINE.trim_start_matches("#:schema "));
+        assert!(schema.is_file(), "{} does not exist", schema.display());
+    }
+}
+
+/// The quickstart must run on an engine without a registry: all its
+/// services run one local image, the one its `up.sh` imports.
+#[test]
+fn quickstart_needs_no_registry() {
+    let dir = root().join("examples/quickstart");
+    let desired = muster::config::load(&dir.join("services.toml")).unwrap();
+    let images: std::collections::BTreeSet<&str> = desired
+        .services
+        .values()
+        .map(|s| s.image.as_str())
+        .collect();
+    assert_eq!(images.len(), 1, "one local image: {images:?}");
+    let image = images.first().unwrap();
+    let up = std::fs::read_to_string(dir.join("up.sh")).unwrap_or_default();
+    assert!(
+        *image == "muster-test/busybox:latest" || up.contains(image),
+        "nothing in examples/quickstart imports {image}"
+    );
+    assert!(desired.services.values().all(|s| s.init));
+    assert!(
+        desired
+            .services
+            .values()
+            .any(|s| s.mode == muster::config::Mode::Sequential && s.count == 3)
+    );
+    assert!(
+        desired
+            .services
+            .values()
+            .any(|s| s.mode == muster::config::Mode::Parallel && s.count == 3)
+    );
+}
