@@ -215,11 +215,19 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    ExitCode::from(run(cli))
+    // A bug must not print a backtrace at the user: one line, exit 1.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: muster hit an internal error ({info}); please report it");
+    }));
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(_) => ExitCode::from(exit::FAILURE),
+    }
 }
 
 fn run(cli: Cli) -> u8 {
     let printer = Printer::new(cli.global.color, cli.global.quiet, cli.global.verbose);
+    init_logs(&cli.global, &printer);
     match cli.command {
         Command::Validate => match load(&cli.global) {
             Ok(desired) => {
@@ -277,6 +285,25 @@ fn report(printer: &Printer, e: &crate::commands::Error) -> u8 {
             exit::FAILURE
         }
     }
+}
+
+/// Logs (tracing) go to stderr: warnings by default, `-v` info, `-vv` engine calls.
+fn init_logs(global: &Global, printer: &Printer) {
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MUSTER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("muster={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(printer.color_err())
+        .with_target(false)
+        .without_time()
+        .try_init();
 }
 
 /// The schema as written to `schema/services.schema.json`.

@@ -29,6 +29,26 @@ use crate::config::Restart;
 /// archive, never run, so no registry is needed.
 const LOCK_IMAGE: &str = "muster-lock:1";
 
+/// Fault injection for the crash tests: with `MUSTER_FAULT_ABORT_AFTER=K`
+/// the process aborts (as under `kill -9`: no cleanup, no unlock) right
+/// after its K-th change to the engine. Hidden; never set it in production.
+fn fault_point() {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+    static DONE: AtomicU64 = AtomicU64::new(0);
+    let limit = LIMIT.get_or_init(|| {
+        std::env::var("MUSTER_FAULT_ABORT_AFTER")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(limit) = limit
+        && DONE.fetch_add(1, Ordering::SeqCst) + 1 >= *limit
+    {
+        std::process::abort();
+    }
+}
+
 /// A connection to one Docker engine.
 #[derive(Debug, Clone)]
 pub struct DockerEngine {
@@ -76,7 +96,7 @@ impl DockerEngine {
     /// and negotiates the API version.
     ///
     /// # Errors
-    /// [`ErrorKind::Unreachable`] when the engine does not answer within 5 seconds.
+    /// [`ErrorKind::Unreachable`] when the engine does not answer within 3 seconds.
     pub async fn connect(host: Option<&str>) -> Result<Self> {
         let endpoint = host
             .map(str::to_string)
@@ -87,9 +107,9 @@ impl DockerEngine {
         let docker = Docker::connect_with_host(&endpoint)
             .map_err(|e| map_err(&doing, e))?
             .with_timeout(Duration::from_secs(600));
-        let docker = tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version())
+        let docker = tokio::time::timeout(Duration::from_secs(3), docker.negotiate_version())
             .await
-            .map_err(|_| EngineError::new(&doing, ErrorKind::Unreachable, "no answer within 5s"))?
+            .map_err(|_| EngineError::new(&doing, ErrorKind::Unreachable, "no answer within 3s"))?
             .map_err(|e| {
                 let mut err = map_err(&doing, e);
                 err.kind = ErrorKind::Unreachable;
@@ -290,6 +310,7 @@ impl Engine for DockerEngine {
     }
 
     async fn observe(&self, project: &str, images: &[String]) -> Result<Actual> {
+        tracing::debug!("engine: list the containers of {project}");
         let options = ListContainersOptions {
             all: true,
             filters: Some(filters(&[("label", format!("{LABEL_PROJECT}={project}"))])),
@@ -415,6 +436,7 @@ impl Engine for DockerEngine {
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<()> {
+        tracing::debug!("engine: create {}", spec.name);
         let options = CreateContainerOptions {
             name: Some(spec.name.clone()),
             ..Default::default()
@@ -422,7 +444,7 @@ impl Engine for DockerEngine {
         self.docker
             .create_container(Some(options), create_body(spec))
             .await
-            .map(|_| ())
+            .map(|_| fault_point())
             .map_err(|e| {
                 let mut err = map_err(format!("creating {}", spec.name), e);
                 if err.kind == ErrorKind::Conflict {
@@ -433,13 +455,16 @@ impl Engine for DockerEngine {
     }
 
     async fn start(&self, name: &str) -> Result<()> {
+        tracing::debug!("engine: start {name}");
         self.docker
             .start_container(name, None::<StartContainerOptions>)
             .await
+            .map(|()| fault_point())
             .map_err(|e| map_err(format!("starting {name}"), e))
     }
 
     async fn remove(&self, name: &str, grace: Duration) -> Result<()> {
+        tracing::debug!("engine: stop and remove {name}");
         let stop = StopContainerOptions {
             t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
             ..Default::default()
@@ -452,12 +477,16 @@ impl Engine for DockerEngine {
                 _ => {} // e.g. already stopped (304): remove anyway
             }
         }
+        fault_point();
         let options = RemoveContainerOptions {
             force: true,
             ..Default::default()
         };
         match self.docker.remove_container(name, Some(options)).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                fault_point();
+                Ok(())
+            }
             Err(e) => {
                 let err = map_err(format!("removing {name}"), e);
                 if err.kind == ErrorKind::NotFound || err.message.contains("already in progress") {
@@ -470,6 +499,7 @@ impl Engine for DockerEngine {
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        tracing::debug!("engine: rename {from} to {to}");
         self.docker
             .rename_container(
                 from,
@@ -478,6 +508,7 @@ impl Engine for DockerEngine {
                 },
             )
             .await
+            .map(|()| fault_point())
             .map_err(|e| map_err(format!("renaming {from} to {to}"), e))
     }
 
