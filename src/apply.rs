@@ -35,6 +35,9 @@ pub struct Options {
     pub parallel: usize,
     /// When set (by SIGINT/SIGTERM), no new step starts; steps in flight finish.
     pub stop: Option<Arc<AtomicBool>>,
+    /// How long a container without a healthcheck must keep running after
+    /// this apply started it to count as ready ([`SETTLE`]).
+    pub settle: Duration,
 }
 
 impl Options {
@@ -42,6 +45,7 @@ impl Options {
         Options {
             parallel,
             stop: None,
+            settle: SETTLE,
         }
     }
 
@@ -138,6 +142,10 @@ pub fn container_spec(project: &str, service: &Service, ordinal: u32, name: &str
         healthcheck: service.healthcheck.clone(),
     }
 }
+
+/// How long a container without a healthcheck must keep running after its
+/// start to count as ready.
+pub const SETTLE: Duration = Duration::from_millis(500);
 
 /// The temporary name of a start-first replacement.
 pub fn temporary_name(name: &str) -> String {
@@ -278,10 +286,23 @@ impl<E: Engine> Run<'_, E> {
             return Ok(());
         }
         if service.mode == Mode::Sequential {
-            // One at a time, ascending, each ready before the next.
-            return self
-                .each(todo, 1, |c| self.converge(service, c, true))
-                .await;
+            // One at a time, ascending, each ready before the next; the
+            // ordinals below that the plan leaves alone must be ready too
+            // (one may still be starting, e.g. after an interrupted apply).
+            let mine: Vec<u32> = todo.iter().map(|c| c.ordinal).collect();
+            let mut checked = 0;
+            for c in todo {
+                for k in (checked + 1)..c.ordinal {
+                    if !mine.contains(&k) {
+                        let name = container_name(self.project, &service.name, k);
+                        self.wait_ready(service, &name, false).await?;
+                    }
+                }
+                checked = c.ordinal;
+                self.each(vec![c], 1, |c| self.converge(service, c, true))
+                    .await?;
+            }
+            return Ok(());
         }
         let (recreates, others): (Vec<&Change>, Vec<&Change>) =
             todo.into_iter().partition(|c| c.action == Action::Recreate);
@@ -317,7 +338,7 @@ impl<E: Engine> Run<'_, E> {
                 self.ensure_volumes(&spec).await?;
                 engine.create(&spec).await?;
                 engine.start(&temp).await?;
-                self.wait_ready(service, &temp).await?;
+                self.wait_ready(service, &temp, true).await?;
                 engine
                     .remove(&c.container, service.stop_grace_period)
                     .await?;
@@ -339,7 +360,7 @@ impl<E: Engine> Run<'_, E> {
             }
         }
         if wait {
-            self.wait_ready(service, &c.container).await?;
+            self.wait_ready(service, &c.container, true).await?;
         }
         Ok(())
     }
@@ -372,13 +393,31 @@ impl<E: Engine> Run<'_, E> {
     }
 
     /// Waits until `name` runs (and is healthy, when a healthcheck is declared).
-    async fn wait_ready(&self, service: &Service, name: &str) -> Result<(), ApplyError> {
-        let deadline = Instant::now() + service.ready_timeout;
+    /// Without a healthcheck, a container that this apply `just_started`
+    /// must keep running for `settle`: a command that fails at once is a
+    /// container that failed to start, not a ready one.
+    async fn wait_ready(
+        &self,
+        service: &Service,
+        name: &str,
+        just_started: bool,
+    ) -> Result<(), ApplyError> {
+        let began = Instant::now();
+        let deadline = began + service.ready_timeout;
+        let settle = if just_started {
+            self.options.settle.min(service.ready_timeout / 2)
+        } else {
+            Duration::ZERO
+        };
         let mut pause = Duration::from_millis(25);
         loop {
             let (state, health, code) = self.engine.status(name).await?;
             let why = match (state, health) {
-                (State::Running, _) if service.healthcheck.is_none() => return Ok(()),
+                (State::Running, _)
+                    if service.healthcheck.is_none() && began.elapsed() >= settle =>
+                {
+                    return Ok(());
+                }
                 (State::Running, Some(Health::Healthy)) => return Ok(()),
                 (State::Running, Some(Health::Unhealthy)) => Some("became unhealthy".to_string()),
                 (State::Exited | State::Dead, _) => Some(format!("exited with code {code}")),
@@ -400,7 +439,10 @@ impl<E: Engine> Run<'_, E> {
                     logs,
                 });
             }
-            tokio::time::sleep(pause).await;
+            let left = settle
+                .saturating_sub(began.elapsed())
+                .max(Duration::from_millis(1));
+            tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(Duration::from_millis(250));
         }
     }
@@ -410,8 +452,12 @@ impl<E: Engine> Run<'_, E> {
             return Ok(());
         };
         for o in 1..=service.count {
-            self.wait_ready(service, &container_name(self.project, &service.name, o))
-                .await?;
+            self.wait_ready(
+                service,
+                &container_name(self.project, &service.name, o),
+                false,
+            )
+            .await?;
         }
         Ok(())
     }

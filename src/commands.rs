@@ -147,7 +147,7 @@ async fn plan_or_apply(
         })?;
     }
     let me = lock::me(&command_line());
-    lock::acquire(&engine, &desired.project, &me, options.lock_timeout).await?;
+    lock::acquire(&engine, &desired.project, &me, options.lock_timeout, None).await?;
     let result = apply_locked(&engine, printer, &desired, args, options).await;
     let released = engine.unlock(&desired.project).await;
     let code = result?;
@@ -274,7 +274,7 @@ async fn down(
     let mut desired = load(global)?;
     let engine = connect(global).await?;
     let me = lock::me(&command_line());
-    lock::acquire(&engine, &desired.project, &me, options.lock_timeout).await?;
+    lock::acquire(&engine, &desired.project, &me, options.lock_timeout, None).await?;
     let result = async {
         // Down is the plan to nothing: every service at count 0, orphans pruned.
         for s in desired.services.values_mut() {

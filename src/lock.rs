@@ -3,6 +3,7 @@
 //! unique there), so it holds across processes and hosts. Reads /proc to
 //! tell whether a holder on this host is still alive.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, EngineError, LockHolder, now_secs};
@@ -18,6 +19,8 @@ pub enum LockError {
         holder: LockHolder,
         waited: u64,
     },
+    #[error("stopped while waiting for the lock")]
+    Stopped,
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -57,11 +60,14 @@ fn is_dead(holder: &LockHolder) -> bool {
 ///
 /// # Errors
 /// [`LockError::Held`] naming the holder after `timeout`; engine errors.
+/// With `stop` set meanwhile (SIGTERM in the daemon), it gives up at once
+/// with [`LockError::Stopped`].
 pub async fn acquire<E: Engine>(
     engine: &E,
     project: &str,
     me: &LockHolder,
     timeout: Duration,
+    stop: Option<&AtomicBool>,
 ) -> Result<(), LockError> {
     let started = Instant::now();
     loop {
@@ -74,6 +80,9 @@ pub async fn acquire<E: Engine>(
             );
             engine.unlock(project).await?;
             continue;
+        }
+        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Err(LockError::Stopped);
         }
         if started.elapsed() >= timeout {
             return Err(LockError::Held {

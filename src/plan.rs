@@ -1,7 +1,7 @@
 //! The plan stage: `plan(&Desired, &Actual, prune) -> Plan`, the diff between
 //! the file and the engine. Pure: no I/O, deterministic output.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -133,7 +133,8 @@ impl Plan {
 /// Services in `depends_on` order: every service after all it depends on;
 /// otherwise by name.
 pub fn service_order(desired: &Desired) -> Vec<&Service> {
-    let mut done: BTreeSet<&str> = BTreeSet::new();
+    // Only asked, never iterated: a hash set keeps this linear in services.
+    let mut done: HashSet<&str> = HashSet::new();
     let mut out = Vec::new();
     while out.len() < desired.services.len() {
         let before = out.len();
@@ -163,7 +164,10 @@ pub fn service_order(desired: &Desired) -> Vec<&Service> {
 
 /// Computes what to change so that the engine matches the file.
 pub fn plan(desired: &Desired, actual: &Actual, prune: bool) -> Plan {
-    let mut by_service: BTreeMap<&str, Vec<&Container>> = BTreeMap::new();
+    // Grouped by hash: a BTreeMap lookup per container costs dozens of
+    // string comparisons with thousands of services. The orphans left over
+    // are sorted by name below, so the plan stays deterministic.
+    let mut by_service: HashMap<&str, Vec<&Container>> = HashMap::new();
     for c in &actual.containers {
         by_service.entry(c.service.as_str()).or_default().push(c);
     }
@@ -173,7 +177,9 @@ pub fn plan(desired: &Desired, actual: &Actual, prune: bool) -> Plan {
         services.push(plan_service(&desired.project, s, &existing, actual));
     }
     let mut orphans = Vec::new();
-    for (name, containers) in by_service {
+    let mut left: Vec<(&str, Vec<&Container>)> = by_service.into_iter().collect();
+    left.sort_unstable_by_key(|(name, _)| *name);
+    for (name, containers) in left {
         let mut names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
         names.sort();
         orphans.push(Orphan {
@@ -248,7 +254,7 @@ fn plan_service(
     let mut holder: BTreeMap<u32, &Container> = BTreeMap::new();
     for c in existing {
         if let Some(o) = c.ordinal
-            && c.name == container_name(project, &s.name, o)
+            && is_named(&c.name, project, &s.name, o)
         {
             holder.insert(o, c);
         }
@@ -293,20 +299,22 @@ fn plan_service(
     let desired_image = actual.image_ids.get(&s.image);
     let mut config_changed = false;
     for o in 1..=s.count {
-        let name = container_name(project, &s.name, o);
         let Some(c) = holder.get(&o) else {
             let reason = if o > highest {
                 scale_reason.clone()
             } else {
                 "missing".into()
             };
+            let name = container_name(project, &s.name, o);
             rest.push(change(name, o, Action::Create, reason, Vec::new()));
             continue;
         };
+        // The holder has the canonical name; copied only for a change.
+        let name = || c.name.clone();
         if c.config_hash != hash {
             config_changed = true;
             rest.push(change(
-                name,
+                name(),
                 o,
                 Action::Recreate,
                 "config changed".into(),
@@ -315,7 +323,7 @@ fn plan_service(
         } else if desired_image.is_some_and(|id| *id != c.image_id) {
             let id = desired_image.map(|i| short_id(i)).unwrap_or_default();
             rest.push(change(
-                name,
+                name(),
                 o,
                 Action::Recreate,
                 format!("image {} now points at {id}", s.image),
@@ -324,15 +332,19 @@ fn plan_service(
         } else {
             match c.state {
                 State::Created | State::Exited => rest.push(change(
-                    name,
+                    name(),
                     o,
                     Action::Start,
                     format!("{} but should run", c.state.as_str()),
                     Vec::new(),
                 )),
-                State::Dead => {
-                    rest.push(change(name, o, Action::Recreate, "dead".into(), Vec::new()))
-                }
+                State::Dead => rest.push(change(
+                    name(),
+                    o,
+                    Action::Recreate,
+                    "dead".into(),
+                    Vec::new(),
+                )),
                 State::Running | State::Restarting | State::Paused | State::Removing => {}
             }
         }
@@ -348,6 +360,18 @@ fn plan_service(
         changes: removes,
         config_changed,
     }
+}
+
+/// Whether `name` is [`container_name`]`(project, service, ordinal)`,
+/// without building it (this runs once per container of the project).
+fn is_named(name: &str, project: &str, service: &str, ordinal: u32) -> bool {
+    name.strip_prefix(project)
+        .and_then(|r| r.strip_prefix('-'))
+        .and_then(|r| r.strip_prefix(service))
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|r| {
+            !r.starts_with('0') && r.bytes().all(|b| b.is_ascii_digit()) && r.parse() == Ok(ordinal)
+        })
 }
 
 /// `sha256:0123456789ab…` → `0123456789ab`.
@@ -629,6 +653,26 @@ mod tests {
                 "create shop-db-3 (missing)"
             ]
         );
+    }
+
+    #[test]
+    fn is_named_matches_container_name_exactly() {
+        for o in [1, 9, 10, 1000] {
+            assert!(is_named(&container_name("p", "web", o), "p", "web", o));
+        }
+        for other in [
+            "p-web-01",
+            "p-web-+1",
+            "p-web-1 ",
+            "p-web-",
+            "p-web",
+            "q-web-1",
+            "p-webx-1",
+            "p-web-x-1",
+            "p-web-11",
+        ] {
+            assert!(!is_named(other, "p", "web", 1), "{other}");
+        }
     }
 
     #[test]

@@ -114,10 +114,13 @@ struct Daemon<'p> {
     /// When muster last started each container, and its back-off.
     started: BTreeMap<String, Instant>,
     backoff: BTreeMap<String, Backoff>,
-    /// Containers muster itself removed or replaced just now: their events are ours.
+    /// Ids of containers muster itself removes or replaces: their events
+    /// are ours (by id: a replacement of the same name that dies is not).
     ours: BTreeMap<String, Instant>,
     reconnect_delay: Duration,
     next_reconnect: Option<Instant>,
+    /// The task that forwards engine events.
+    events_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -144,6 +147,7 @@ pub async fn run(s: Settings, printer: &Printer) -> Result<u8, String> {
         ours: BTreeMap::new(),
         reconnect_delay: Duration::from_secs(1),
         next_reconnect: Some(Instant::now()),
+        events_task: None,
     };
     d.log_line(&format!("watching {}", d.s.file.display()), false);
     d.reload_file();
@@ -151,12 +155,13 @@ pub async fn run(s: Settings, printer: &Printer) -> Result<u8, String> {
     let mut reasons: Vec<String> = vec!["start".into()];
     let mut file_due: Option<Instant> = None;
     let mut next_resync = Instant::now() + d.s.resync;
-    loop {
+    'main: loop {
         if !reasons.is_empty() {
             let why = std::mem::take(&mut reasons);
             d.pass(&why).await;
             next_resync = Instant::now() + d.s.resync;
             if d.stop.load(Ordering::SeqCst) {
+                d.log_line("stopping; containers keep running", false);
                 break;
             }
         }
@@ -221,10 +226,16 @@ pub async fn run(s: Settings, printer: &Printer) -> Result<u8, String> {
                 Msg::Hup => reasons.push("SIGHUP".into()),
                 Msg::Stop(sig) => {
                     d.log_line(&format!("{sig}: stopping; containers keep running"), false);
-                    return Ok(exit::OK);
+                    break 'main;
                 }
             }
         }
+    }
+    if let Some(project) = &d.events_for {
+        let _ = std::fs::remove_file(backoff_file(project));
+    }
+    if let Some(task) = d.events_task.take() {
+        task.abort();
     }
     Ok(exit::OK)
 }
@@ -458,7 +469,10 @@ impl Daemon<'_> {
         let mut stream = engine.events(&desired.project);
         let tx = self.tx.clone();
         let project = desired.project.clone();
-        tokio::spawn(async move {
+        if let Some(old) = self.events_task.take() {
+            old.abort();
+        }
+        self.events_task = Some(tokio::spawn(async move {
             while let Some(item) = stream.next().await {
                 let msg = match item {
                     Ok(e) => Msg::Event(e),
@@ -472,7 +486,7 @@ impl Daemon<'_> {
             let _ = tx.send(Msg::EngineLost(format!(
                 "the event stream of {project} ended"
             )));
-        });
+        }));
     }
 
     /// What an engine event means: a reason to run a pass, or nothing.
@@ -480,7 +494,7 @@ impl Daemon<'_> {
         let now = Instant::now();
         self.ours
             .retain(|_, t| now.duration_since(*t) < Duration::from_secs(10));
-        if self.ours.contains_key(&e.container) {
+        if self.ours.contains_key(&e.id) {
             return None;
         }
         let what = match (e.action.as_str(), e.exit_code) {
@@ -551,6 +565,10 @@ impl Daemon<'_> {
             })
             .collect();
         let path = backoff_file(project);
+        if records.is_empty() {
+            let _ = std::fs::remove_file(&path);
+            return;
+        }
         let tmp = path.with_extension("tmp");
         if let Ok(text) = serde_json::to_vec(&records)
             && std::fs::write(&tmp, text).is_ok()
@@ -565,7 +583,8 @@ impl Daemon<'_> {
         let mut held = Vec::new();
         for sp in &mut plan.services {
             sp.changes.retain(|c| {
-                let wait = c.action != Action::Remove
+                // A recreate (new config or image) is not held back.
+                let wait = matches!(c.action, Action::Start | Action::Create)
                     && self
                         .backoff
                         .get(&c.container)
@@ -619,7 +638,13 @@ impl Daemon<'_> {
         }
         self.log_line(&why, true);
         let me = lock::me(&format!("muster watch -f {}", self.s.file.display()));
-        if let Err(e) = lock::acquire(&engine, &desired.project, &me, self.s.lock_timeout).await {
+        let stop = Some(self.stop.as_ref());
+        if let Err(e) =
+            lock::acquire(&engine, &desired.project, &me, self.s.lock_timeout, stop).await
+        {
+            if matches!(e, lock::LockError::Stopped) {
+                return;
+            }
             return self.log_error(&e.to_string());
         }
         let result = self.apply_locked(&engine, &desired, &images).await;
@@ -650,6 +675,9 @@ impl Daemon<'_> {
         desired: &Desired,
         images: &[String],
     ) -> Result<(), ApplyError> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(ApplyError::Interrupted);
+        }
         let actual = engine.observe(&desired.project, images).await?;
         let mut plan = plan::plan(desired, &actual, self.s.prune);
         self.hold_back(&mut plan);
@@ -665,16 +693,24 @@ impl Daemon<'_> {
                 self.printer.color_out(),
             ));
         }
-        let now = Instant::now();
-        for c in plan.changes() {
-            if matches!(c.action, Action::Remove | Action::Recreate) {
-                self.ours
-                    .insert(c.container.clone(), now + Duration::from_secs(3600));
-            }
+        let leaving: Vec<String> = plan
+            .changes()
+            .filter(|c| matches!(c.action, Action::Remove | Action::Recreate))
+            .filter_map(|c| actual.containers.iter().find(|a| a.name == c.container))
+            .map(|a| a.id.clone())
+            .collect();
+        for id in &leaving {
+            // Kept until 10s after the apply ends (see below).
+            self.ours
+                .insert(id.clone(), Instant::now() + Duration::from_secs(86_400));
+        }
+        for c in plan.changes().filter(|c| c.action == Action::Recreate) {
+            // A new config or image deserves a fresh start.
+            self.backoff.remove(&c.container);
         }
         let options = apply::Options {
-            parallel: self.s.parallel,
             stop: Some(self.stop.clone()),
+            ..apply::Options::new(self.s.parallel)
         };
         let reporter = WatchReporter {
             printer: self.printer,
@@ -686,10 +722,10 @@ impl Daemon<'_> {
             if matches!(c.action, Action::Create | Action::Recreate | Action::Start) {
                 self.started.insert(c.container.clone(), done);
             }
-            // Events of what we removed or replaced may still arrive: they are ours.
-            if matches!(c.action, Action::Remove | Action::Recreate) {
-                self.ours.insert(c.container.clone(), done);
-            }
+        }
+        // Events of what we removed or replaced may still arrive: they are ours.
+        for id in leaving {
+            self.ours.insert(id, done);
         }
         if result.is_ok() && !self.s.json {
             self.printer.out(&format!(

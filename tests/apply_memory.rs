@@ -10,6 +10,14 @@ use proptest::prelude::*;
 
 const IMG: &str = "img:1";
 
+/// The memory engine's containers never exit by themselves: no settle time.
+fn quick(parallel: usize) -> apply::Options {
+    apply::Options {
+        settle: std::time::Duration::ZERO,
+        ..apply::Options::new(parallel)
+    }
+}
+
 struct Quiet;
 impl Reporter for Quiet {
     fn step(&self, _: &Change, _: std::time::Duration, _: &Result<(), ApplyError>) {}
@@ -110,7 +118,7 @@ proptest! {
         }
         let images = vec![IMG.to_string()];
         let first = plan(&want, &engine.snapshot("p", &images), true);
-        block_on(apply::apply(&engine, &want, &first, &apply::Options::new(3), &Quiet)).unwrap();
+        block_on(apply::apply(&engine, &want, &first, &quick(3), &Quiet)).unwrap();
         let again = plan(&want, &engine.snapshot("p", &images), true);
         prop_assert!(again.is_empty(), "second plan not empty: {:?}", again.changes().collect::<Vec<_>>());
         let actual = engine.snapshot("p", &images);
@@ -131,14 +139,7 @@ fn sequential_service_creates_each_container_after_the_previous_started() {
     );
     let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
     let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
-    block_on(apply::apply(
-        &engine,
-        &want,
-        &p,
-        &apply::Options::new(8),
-        &Quiet,
-    ))
-    .unwrap();
+    block_on(apply::apply(&engine, &want, &p, &quick(8), &Quiet)).unwrap();
     assert_eq!(
         engine.take_calls(),
         [
@@ -167,25 +168,11 @@ fn start_first_replaces_under_a_temporary_name_then_renames() {
     let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
     let old = desired(&text("1"));
     let p = plan(&old, &engine.snapshot("p", &[IMG.into()]), false);
-    block_on(apply::apply(
-        &engine,
-        &old,
-        &p,
-        &apply::Options::new(8),
-        &Quiet,
-    ))
-    .unwrap();
+    block_on(apply::apply(&engine, &old, &p, &quick(8), &Quiet)).unwrap();
     engine.take_calls();
     let new = desired(&text("2"));
     let p = plan(&new, &engine.snapshot("p", &[IMG.into()]), false);
-    block_on(apply::apply(
-        &engine,
-        &new,
-        &p,
-        &apply::Options::new(8),
-        &Quiet,
-    ))
-    .unwrap();
+    block_on(apply::apply(&engine, &new, &p, &quick(8), &Quiet)).unwrap();
     assert_eq!(
         engine.take_calls(),
         [
@@ -205,14 +192,7 @@ fn a_container_that_fails_to_start_stops_its_sequential_service_there() {
     let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
     engine.with(|s| s.failing.insert("p-db-2".into()));
     let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
-    let err = block_on(apply::apply(
-        &engine,
-        &want,
-        &p,
-        &apply::Options::new(8),
-        &Quiet,
-    ))
-    .unwrap_err();
+    let err = block_on(apply::apply(&engine, &want, &p, &quick(8), &Quiet)).unwrap_err();
     assert!(err.to_string().contains("p-db-2"), "{err}");
     let names: Vec<String> = engine.with(|s| s.containers.keys().cloned().collect());
     assert_eq!(names, ["p-db-1", "p-db-2"]);

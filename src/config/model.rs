@@ -313,16 +313,29 @@ pub fn hash_shape(shape: &BTreeMap<String, String>) -> String {
         h.update(v.as_bytes());
         h.update([0]);
     }
-    h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    // Hex by hand: a `format!` per byte was a third of a large plan's time.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(16);
+    for b in h.finalize().iter().take(8) {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hash_is_the_first_8_bytes_of_sha256_in_lower_hex() {
+        // Stable across versions: running containers carry it in a label.
+        let shape = BTreeMap::from([
+            ("a".to_string(), "b".to_string()),
+            ("image".to_string(), "img:1".to_string()),
+        ]);
+        assert_eq!(hash_shape(&shape), "2d3b49baa99f5cc4");
+    }
 
     #[test]
     fn formats_durations_as_written() {

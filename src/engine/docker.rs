@@ -710,8 +710,11 @@ impl DockerEngine {
             .events(Some(options))
             .map(|item| {
                 let m = item.map_err(|e| map_err("following the engine's events", e))?;
-                let attributes = m.actor.and_then(|a| a.attributes).unwrap_or_default();
+                let actor = m.actor.unwrap_or_default();
+                let id = actor.id.unwrap_or_default();
+                let attributes = actor.attributes.unwrap_or_default();
                 Ok(super::Event {
+                    id,
                     container: attributes.get("name").cloned().unwrap_or_default(),
                     action: m.action.unwrap_or_default(),
                     exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()),

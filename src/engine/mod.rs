@@ -180,6 +180,8 @@ pub fn now_secs() -> u64 {
 /// Something that happened to one of the project's containers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
+    /// Container id.
+    pub id: String,
     /// Container name.
     pub container: String,
     /// The engine's action: `die`, `stop`, `kill`, `destroy`, `oom`,

@@ -1,0 +1,197 @@
+//! The project lock on the real engine (SPEC section 9): concurrent applies
+//! of one project take turns and converge; a second apply gives up after
+//! `--lock-timeout` naming the holder; the lock of a killed apply is taken
+//! over and its work finished.
+
+mod common_engine;
+mod support;
+
+use std::process::{Child, Output};
+use std::time::{Duration, Instant};
+
+use common_engine::{
+    Outcome, exists, id_and_state, muster_exits, muster_ok, muster_process, names,
+};
+use support::Project;
+
+const WEB: &str = r#"project = "{project}"
+
+[services.web]
+image = "{image}"
+count = 3
+command = ["sleep", "3600"]
+init = true
+stop_grace_period = "1s"
+
+[services.chain]
+image = "{image}"
+count = 2
+mode = "sequential"
+command = ["sleep", "3600"]
+init = true
+stop_grace_period = "1s"
+"#;
+
+/// Each container becomes healthy two seconds after it starts, so an
+/// apply of this file holds the lock for several seconds.
+const SLOW: &str = r#"project = "{project}"
+
+[services.slow]
+image = "{image}"
+count = 2
+mode = "sequential"
+command = ["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 3600"]
+init = true
+stop_grace_period = "1s"
+ready_timeout = "30s"
+
+[services.slow.healthcheck]
+test = ["CMD", "test", "-f", "/tmp/ready"]
+interval = "1s"
+timeout = "1s"
+retries = 30
+"#;
+
+fn spawn(project: &Project, file: &str, args: &[&str]) -> Child {
+    muster_process(project.dir())
+        .args(["-f", file])
+        .args(args)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start muster {args:?}: {e}"))
+}
+
+fn finish(child: Child) -> Outcome {
+    let output: Output = child.wait_with_output().unwrap();
+    output.into()
+}
+
+/// Waits until `check` holds, failing the test after `limit`.
+fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn lock_name(project: &Project) -> String {
+    format!("{}-muster-lock", project.name())
+}
+
+#[test]
+fn two_concurrent_applies_of_the_same_file_take_turns_and_both_succeed() {
+    let project = Project::new("lock-same");
+    project.write(WEB);
+    let first = spawn(&project, "services.toml", &["apply"]);
+    let second = spawn(&project, "services.toml", &["apply"]);
+    let outcomes = [finish(first), finish(second)];
+    for out in &outcomes {
+        assert_eq!(out.code, Some(0), "{out}");
+    }
+    let applied = outcomes
+        .iter()
+        .filter(|o| o.stdout.contains("Applied: 5 created"))
+        .count();
+    assert_eq!(
+        applied, 1,
+        "exactly one apply should create the containers:\n{}\n{}",
+        outcomes[0], outcomes[1]
+    );
+
+    let mut want = names(&project, "chain", 1..=2);
+    want.extend(names(&project, "web", 1..=3));
+    assert_eq!(project.container_names(), want);
+    assert!(project.containers().iter().all(|c| c.is_running()));
+    assert!(!exists(&lock_name(&project)));
+    let out = muster_ok(&project, &["plan"]);
+    assert!(
+        out.stdout
+            .contains("No changes. 2 services, 5 containers up to date."),
+        "{out}"
+    );
+}
+
+#[test]
+fn two_concurrent_applies_of_different_files_of_one_project_both_succeed() {
+    let project = Project::new("lock-files");
+    project.write(WEB);
+    let other = std::fs::read_to_string(project.file())
+        .unwrap()
+        .replace("[services.web]", "[services.api]")
+        .replace("[services.chain]", "[services.queue]");
+    std::fs::write(project.dir().join("other.toml"), other).unwrap();
+
+    let first = spawn(&project, "services.toml", &["apply"]);
+    let second = spawn(&project, "other.toml", &["apply"]);
+    for out in [finish(first), finish(second)] {
+        assert_eq!(out.code, Some(0), "{out}");
+    }
+    let mut want = names(&project, "api", 1..=3);
+    want.extend(names(&project, "chain", 1..=2));
+    want.extend(names(&project, "queue", 1..=2));
+    want.extend(names(&project, "web", 1..=3));
+    assert_eq!(project.container_names(), want);
+    assert!(project.containers().iter().all(|c| c.is_running()));
+    assert!(!exists(&lock_name(&project)));
+}
+
+#[test]
+fn apply_gives_up_after_lock_timeout_naming_the_live_holder() {
+    let project = Project::new("lock-held");
+    project.write(SLOW);
+    let holder = spawn(&project, "services.toml", &["apply"]);
+    let pid = holder.id();
+    wait_until(
+        "the first apply to take the lock",
+        Duration::from_secs(30),
+        || exists(&lock_name(&project)),
+    );
+
+    let out = muster_exits(&project, &["apply", "--lock-timeout", "1s"], 1);
+    assert!(
+        out.stderr
+            .contains(&format!("project {} is locked by", project.name())),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains(&format!("pid {pid} ")),
+        "the holder's pid {pid}:\n{out}"
+    );
+    assert!(out.stderr.contains("apply"), "the holder's command:\n{out}");
+    assert!(out.stderr.contains("--lock-timeout"), "{out}");
+
+    let first = finish(holder);
+    assert_eq!(first.code, Some(0), "{first}");
+    assert_eq!(project.container_names(), names(&project, "slow", 1..=2));
+    assert!(!exists(&lock_name(&project)));
+}
+
+#[test]
+fn lock_of_a_killed_apply_is_taken_over_and_the_next_apply_finishes_its_work() {
+    let project = Project::new("lock-killed");
+    project.write(SLOW);
+    let [one, two]: [String; 2] = names(&project, "slow", 1..=2).try_into().unwrap();
+    let mut victim = spawn(&project, "services.toml", &["apply"]);
+    // Mid-apply: slow-1 is created, and the apply waits for it to be healthy.
+    wait_until("slow-1 to be created", Duration::from_secs(30), || {
+        exists(&one)
+    });
+    victim.kill().unwrap();
+    let killed = finish(victim);
+    assert_eq!(killed.code, None, "killed by a signal: {killed}");
+    assert!(
+        exists(&lock_name(&project)),
+        "the killed apply's lock is gone"
+    );
+    assert!(!exists(&two));
+
+    // The lock's holder is gone: it is taken over without waiting for it.
+    let out = muster_ok(&project, &["apply", "--lock-timeout", "2s"]);
+    assert!(out.stdout.contains(&format!("+ {two}  create")), "{out}");
+    assert_eq!(project.container_names(), [one.clone(), two.clone()]);
+    assert_eq!(id_and_state(&one).1, "running");
+    assert_eq!(id_and_state(&two).1, "running");
+    assert!(!exists(&lock_name(&project)), "the lock was not released");
+    let out = muster_ok(&project, &["plan"]);
+    assert!(out.stdout.contains("No changes."), "{out}");
+}
