@@ -19,9 +19,8 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::{
-    Actual, Container, ContainerSpec, Engine, EngineError, ErrorKind, Health, LABEL_CONFIG,
-    LABEL_HASH, LABEL_LOCK, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder, Published,
-    Result, State, network_name,
+    Actual, Container, ContainerSpec, Engine, EngineError, ErrorKind, Health, LABEL_LOCK,
+    LABEL_PROJECT, LockHolder, Published, Result, State, network_name,
 };
 use crate::config::Restart;
 
@@ -196,18 +195,13 @@ fn to_container(c: ContainerSummary) -> Option<Container> {
         .collect();
     ports.sort();
     ports.dedup();
+    let (service, ordinal, config_hash, config) = super::read_labels(|k| labels.get(k));
     Some(Container {
         id: c.id.unwrap_or_default(),
-        service: labels.get(LABEL_SERVICE).cloned().unwrap_or_default(),
-        ordinal: labels
-            .get(LABEL_ORDINAL)
-            .and_then(|o| o.parse().ok())
-            .filter(|o| *o > 0),
-        config_hash: labels.get(LABEL_HASH).cloned().unwrap_or_default(),
-        config: labels
-            .get(LABEL_CONFIG)
-            .and_then(|c| serde_json::from_str(c).ok())
-            .unwrap_or_default(),
+        service,
+        ordinal,
+        config_hash,
+        config,
         image_id: c.image_id.unwrap_or_default(),
         health: parse_health(&status),
         state,

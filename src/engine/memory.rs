@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{
-    Actual, Container, ContainerSpec, Engine, EngineError, ErrorKind, Health, LABEL_CONFIG,
-    LABEL_HASH, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder, Result, State,
+    Actual, Container, ContainerSpec, Engine, EngineError, ErrorKind, Health, LABEL_PROJECT,
+    LockHolder, Result, State,
 };
 
 #[derive(Debug, Clone)]
@@ -76,20 +76,15 @@ impl MemoryEngine {
                     c.spec.labels.get(LABEL_PROJECT).map(String::as_str) == Some(project)
                 })
                 .map(|(name, c)| {
-                    let l = &c.spec.labels;
+                    let (service, ordinal, config_hash, config) =
+                        super::read_labels(|k| c.spec.labels.get(k));
                     Container {
                         id: c.id.clone(),
                         name: name.clone(),
-                        service: l.get(LABEL_SERVICE).cloned().unwrap_or_default(),
-                        ordinal: l
-                            .get(LABEL_ORDINAL)
-                            .and_then(|o| o.parse().ok())
-                            .filter(|o| *o > 0),
-                        config_hash: l.get(LABEL_HASH).cloned().unwrap_or_default(),
-                        config: l
-                            .get(LABEL_CONFIG)
-                            .and_then(|c| serde_json::from_str(c).ok())
-                            .unwrap_or_default(),
+                        service,
+                        ordinal,
+                        config_hash,
+                        config,
                         image_id: c.image_id.clone(),
                         state: c.state,
                         health: c.spec.healthcheck.as_ref().map(|_| Health::Healthy),

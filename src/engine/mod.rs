@@ -104,6 +104,24 @@ pub struct Container {
     pub ports: Vec<Published>,
 }
 
+/// What muster's labels say of a container: (service, ordinal, config hash,
+/// config). The one place that reads them, for every backend.
+/// `label` looks a label up in whichever map type the backend has.
+pub fn read_labels<'a>(
+    label: impl Fn(&str) -> Option<&'a String>,
+) -> (String, Option<u32>, String, BTreeMap<String, String>) {
+    (
+        label(LABEL_SERVICE).cloned().unwrap_or_default(),
+        label(LABEL_ORDINAL)
+            .and_then(|o| o.parse().ok())
+            .filter(|o| *o > 0),
+        label(LABEL_HASH).cloned().unwrap_or_default(),
+        label(LABEL_CONFIG)
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default(),
+    )
+}
+
 /// What runs for one project, as observed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Actual {
