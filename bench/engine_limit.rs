@@ -1,0 +1,230 @@
+//! The engine's own limit, for bench/run.sh: creates and starts N
+//! containers straight through the Docker API, as muster's docker backend
+//! does (same create body, bridge network with aliases, same concurrency),
+//! and removes them (stop, then remove), with nothing else around it: no
+//! file, no plan, no lock, no output. What muster adds to this is muster's.
+//!
+//! ```text
+//! cargo run --release --example engine_limit -- up   PROJECT N [IMAGE] [PARALLEL]
+//! cargo run --release --example engine_limit -- down PROJECT [PARALLEL]
+//! ```
+//!
+//! `up` makes `PROJECT_default` and `PROJECT-svc-1..N` running `sleep 3600`
+//! with `init`; `down` removes the project's containers and its network.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
+    StartContainerOptions, StopContainerOptions,
+};
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+const LABEL: &str = "io.muster-bench.project";
+const DEFAULT_IMAGE: &str = "muster-example/busybox:1";
+const DEFAULT_PARALLEL: usize = 8;
+const STOP_GRACE_SECS: i32 = 1;
+
+type Result<T> = std::result::Result<T, String>;
+
+fn usage() -> String {
+    "usage: engine_limit up PROJECT N [IMAGE] [PARALLEL] | engine_limit down PROJECT [PARALLEL]"
+        .into()
+}
+
+fn network(project: &str) -> String {
+    format!("{project}_default")
+}
+
+/// What muster's docker backend sends for container `k` of a parallel
+/// service `svc` with `command`, `init` and `stop_grace_period` set.
+fn body(project: &str, image: &str, k: usize) -> ContainerCreateBody {
+    let host = format!("svc-{k}");
+    let labels = HashMap::from([
+        (LABEL.to_string(), project.to_string()),
+        ("io.muster-bench.ordinal".to_string(), k.to_string()),
+    ]);
+    let endpoints = HashMap::from([(
+        network(project),
+        EndpointSettings {
+            aliases: Some(vec!["svc".into(), host.clone()]),
+            ..Default::default()
+        },
+    )]);
+    ContainerCreateBody {
+        hostname: Some(host),
+        image: Some(image.into()),
+        cmd: Some(vec!["sleep".into(), "3600".into()]),
+        env: Some(Vec::new()),
+        exposed_ports: Some(Vec::new()),
+        labels: Some(labels),
+        stop_timeout: Some(i64::from(STOP_GRACE_SECS)),
+        host_config: Some(HostConfig {
+            binds: Some(Vec::new()),
+            network_mode: Some(network(project)),
+            port_bindings: Some(HashMap::new()),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
+            init: Some(true),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(endpoints),
+        }),
+        ..Default::default()
+    }
+}
+
+/// As muster's `ensure_network`: one list call, and a create unless the
+/// network is there (the engine would make a second one of the same name).
+async fn ensure_network(docker: &Docker, project: &str) -> Result<()> {
+    let name = network(project);
+    let filters = HashMap::from([("name".to_string(), vec![name.clone()])]);
+    let existing = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filters),
+        }))
+        .await
+        .map_err(|e| format!("listing network {name}: {e}"))?;
+    if existing
+        .iter()
+        .any(|n| n.name.as_deref() == Some(name.as_str()))
+    {
+        return Ok(());
+    }
+    let labels = HashMap::from([(LABEL.to_string(), project.to_string())]);
+    docker
+        .create_network(NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("creating network {name}: {e}"))?;
+    Ok(())
+}
+
+async fn up(docker: &Docker, project: &str, n: usize, image: &str, parallel: usize) -> Result<()> {
+    ensure_network(docker, project).await?;
+    stream::iter(1..=n)
+        .map(|k| async move {
+            let name = format!("{project}-svc-{k}");
+            let options = CreateContainerOptions {
+                name: Some(name.clone()),
+                ..Default::default()
+            };
+            docker
+                .create_container(Some(options), body(project, image, k))
+                .await
+                .map_err(|e| format!("creating {name}: {e}"))?;
+            docker
+                .start_container(&name, None::<StartContainerOptions>)
+                .await
+                .map_err(|e| format!("starting {name}: {e}"))
+        })
+        .buffer_unordered(parallel)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+async fn down(docker: &Docker, project: &str, parallel: usize) -> Result<()> {
+    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL}={project}")])]);
+    let list = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| format!("listing the containers of {project}: {e}"))?;
+    let ids: Vec<String> = list.into_iter().filter_map(|c| c.id).collect();
+    stream::iter(ids)
+        .map(|id| async move {
+            // As muster's remove: stop within the grace period, then remove.
+            let stop = StopContainerOptions {
+                t: Some(STOP_GRACE_SECS),
+                ..Default::default()
+            };
+            let _ = docker.stop_container(&id, Some(stop)).await;
+            let options = RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            docker
+                .remove_container(&id, Some(options))
+                .await
+                .map_err(|e| format!("removing {id}: {e}"))
+        })
+        .buffer_unordered(parallel)
+        .try_collect::<Vec<()>>()
+        .await?;
+    match docker.remove_network(&network(project)).await {
+        Ok(()) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(e) => Err(format!("removing network {}: {e}", network(project))),
+    }
+}
+
+async fn run(args: &[String]) -> Result<()> {
+    let parse = |s: &str, what: &str| -> Result<usize> {
+        s.parse()
+            .map_err(|_| format!("{what} must be a number, not {s:?}"))
+    };
+    let docker = Docker::connect_with_defaults()
+        .map_err(|e| format!("connecting to the Docker engine: {e}"))?
+        .negotiate_version()
+        .await
+        .map_err(|e| format!("connecting to the Docker engine: {e}"))?;
+    match args {
+        [cmd, project, n, rest @ ..] if cmd == "up" && rest.len() <= 2 => {
+            let image = rest.first().map_or(DEFAULT_IMAGE, String::as_str);
+            let parallel = match rest.get(1) {
+                Some(p) => parse(p, "PARALLEL")?,
+                None => DEFAULT_PARALLEL,
+            };
+            up(&docker, project, parse(n, "N")?, image, parallel.max(1)).await
+        }
+        [cmd, project, rest @ ..] if cmd == "down" && rest.len() <= 1 => {
+            let parallel = match rest.first() {
+                Some(p) => parse(p, "PARALLEL")?,
+                None => DEFAULT_PARALLEL,
+            };
+            down(&docker, project, parallel.max(1)).await
+        }
+        _ => Err(usage()),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // The runtime muster's CLI uses.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("engine_limit: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("engine_limit: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
