@@ -332,8 +332,10 @@ impl<E: Engine> Run<'_, E> {
                     .await?;
             }
             Action::Recreate if service.update.order == UpdateOrder::StartFirst => {
+                // A leftover of ours under this name is in the plan as a
+                // removal; a container of that name that is not ours stays,
+                // and the create below fails naming it.
                 let temp = temporary_name(&c.container);
-                engine.remove(&temp, service.stop_grace_period).await?;
                 let spec = container_spec(self.project, service, c.ordinal, &temp);
                 self.ensure_volumes(&spec).await?;
                 engine.create(&spec).await?;

@@ -43,7 +43,7 @@ pub struct Global {
     )]
     pub file: PathBuf,
     /// Project name (default: `project` in the file, else the file's directory name).
-    #[arg(long, env = "MUSTER_PROJECT", global = true)]
+    #[arg(long, env = "MUSTER_PROJECT", global = true, value_parser = parse_project_arg)]
     pub project: Option<String>,
     /// Docker engine: unix:///path, tcp://host:port (TLS with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH).
     #[arg(long = "host", env = "DOCKER_HOST", global = true)]
@@ -107,6 +107,15 @@ fn parse_scale_arg(s: &str) -> Result<(String, u32), String> {
         .filter(|c| *c <= 1000)
         .ok_or_else(|| format!("{count:?} is not a count from 0 to 1000"))?;
     Ok((name.to_string(), count))
+}
+
+/// A project name names containers, networks and volumes: the file's rule applies.
+fn parse_project_arg(s: &str) -> Result<String, String> {
+    if config::valid_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a project name ([a-z0-9][a-z0-9_-]*)"))
+    }
 }
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {

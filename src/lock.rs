@@ -56,7 +56,8 @@ fn is_dead(holder: &LockHolder) -> bool {
 }
 
 /// Takes the lock of `project`, waiting up to `timeout` for another holder.
-/// A lock whose holder died on this host is taken over.
+/// A lock whose holder died on this host is taken over, and so is one that
+/// this very process left behind.
 ///
 /// # Errors
 /// [`LockError::Held`] naming the holder after `timeout`; engine errors.
@@ -78,6 +79,13 @@ pub async fn acquire<E: Engine>(
             tracing::warn!(
                 "taking over the lock of project {project} left by {holder}, which is gone"
             );
+            engine.unlock(project).await?;
+            continue;
+        }
+        // This very process: an earlier pass of the daemon could not release
+        // it (the engine went away). Passes run one at a time, so it is ours.
+        if (&holder.host, holder.pid, holder.pid_start) == (&me.host, me.pid, me.pid_start) {
+            tracing::warn!("taking back the lock of project {project} that this process left");
             engine.unlock(project).await?;
             continue;
         }

@@ -358,7 +358,7 @@ impl Daemon<'_> {
     /// Reads the file; true when its content changed since the last read
     /// and it is valid (it is then the configuration in force).
     fn reload_file(&mut self) -> bool {
-        let bytes = match std::fs::read(&self.s.file) {
+        let bytes = match config::read_capped(&self.s.file) {
             Ok(b) => b,
             Err(e) => {
                 let h = Some(u64::MAX);
@@ -655,10 +655,10 @@ impl Daemon<'_> {
             Ok(()) => {}
             Err(ApplyError::Interrupted) => self.log_line("interrupted between two steps", true),
             Err(ApplyError::Engine(e)) => self.engine_failed(&e.to_string(), e.kind),
-            Err(e) => self.log_error(&render::error_text(
-                &crate::commands::Error::Apply(e),
-                false,
-            )),
+            Err(e) => {
+                let text = render::error_text(&crate::commands::Error::Apply(e), false);
+                self.log_error(text.trim_start_matches("error: "));
+            }
         }
     }
 

@@ -184,7 +184,7 @@ fn file_over_one_mib_is_refused_before_parsing() {
     assert_eq!(text.len(), 2 * 1024 * 1024);
     std::fs::write(dir.path().join(name), &text).unwrap();
     let stderr = refused(dir.path(), name);
-    assert!(stderr.contains("the limit is 1 MiB"), "{stderr}");
+    assert!(stderr.contains("larger than 1 MiB, the limit"), "{stderr}");
     let mut settings = insta::Settings::clone_current();
     settings.set_description(format!(
         "muster validate -f {name} (a generated 2 MiB file)"

@@ -29,7 +29,7 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// [`Invalid`] with every problem found, located in the file.
 pub fn load(path: &Path) -> Result<Desired, Invalid> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Invalid {
+    let bytes = read_capped(path).map_err(|e| Invalid {
         path: shown.clone(),
         text: Arc::from(""),
         problems: vec![
@@ -55,6 +55,20 @@ pub fn load(path: &Path) -> Result<Desired, Invalid> {
     parse_bytes(&shown, &bytes, &dir)
 }
 
+/// Reads at most one byte more than [`MAX_FILE_BYTES`], so that an endless
+/// or huge file is refused at the limit without being read whole.
+///
+/// # Errors
+/// When the file cannot be opened or read.
+pub fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Checks `bytes` as the content of the file `shown`, whose directory is `dir`
 /// (for relative bind mounts and the default project name).
 ///
@@ -72,7 +86,7 @@ pub fn parse_bytes(shown: &str, bytes: &[u8], dir: &Path) -> Result<Desired, Inv
             vec![
                 Problem::new(
                     "muster::config::too_large",
-                    format!("the file is {} bytes; the limit is 1 MiB", bytes.len()),
+                    "the file is larger than 1 MiB, the limit".to_string(),
                     None,
                 )
                 .help("a services.toml this large is almost certainly not one; check the path"),

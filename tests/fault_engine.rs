@@ -1,0 +1,443 @@
+//! Engine faults on the real engine: an engine that cannot be reached, or
+//! that does not answer, is a clear failure within seconds; a connection
+//! cut in the middle of an apply is a clear failure, and the next apply
+//! (or the daemon, once the engine is back) finishes the job; a container
+//! that cannot start, or does not become ready in time, fails the apply
+//! naming it and showing its last lines, and never costs a running
+//! container. (An image that cannot be pulled and a name held by a foreign
+//! container are in `safety_engine.rs`.)
+
+mod common_engine;
+mod daemon;
+mod reliability;
+mod support;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common_engine::{
+    Outcome, exists, id_and_state, ids, muster, muster_exits, muster_ok, muster_process,
+};
+use daemon::{Daemon, Proxy, wait_until};
+use reliability::{assert_converged, desired_of};
+use support::Project;
+
+/// The hang guard of a command that must give up at once: the engine
+/// connection times out after 3 seconds.
+const PROMPT: Duration = Duration::from_secs(10);
+
+const SLEEPERS: &str = r#"project = "{project}"
+
+[services.web]
+image = "{image}"
+count = 2
+command = ["sleep", "3600"]
+init = true
+stop_grace_period = "1s"
+"#;
+
+/// Runs muster with `--host host` and `args`, killed after [`PROMPT`].
+fn against(project: &Project, host: &str, args: &[&str]) -> Outcome {
+    let started = Instant::now();
+    let out: Outcome = project
+        .muster()
+        .args(["--host", host])
+        .args(args)
+        .timeout(PROMPT)
+        .output()
+        .unwrap()
+        .into();
+    assert!(
+        out.code.is_some(),
+        "hang guard: muster {args:?} against {host} still ran after {:?}:\n{out}",
+        started.elapsed()
+    );
+    out
+}
+
+#[test]
+fn an_engine_that_is_absent_refuses_or_does_not_answer_fails_every_command_clearly_and_at_once() {
+    let project = Project::new("unreach");
+    project.write(SLEEPERS);
+    let file = std::fs::read_to_string(project.file()).unwrap();
+    // A port nothing listens on: connections are refused.
+    let refused = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("tcp://{}", listener.local_addr().unwrap())
+    };
+    // A listener that accepts connections (the kernel completes them) and
+    // never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("tcp://{}", silent.local_addr().unwrap());
+    let hosts = [
+        (
+            "unix:///nonexistent/docker.sock",
+            "unix:///nonexistent/docker.sock",
+        ),
+        (refused.as_str(), refused.as_str()),
+        (silent_url.as_str(), "no answer within 3s"),
+    ];
+    let commands: [&[&str]; 6] = [
+        &["plan"],
+        &["apply"],
+        &["apply", "--dry-run", "--detailed-exitcode"],
+        &["ps"],
+        &["down", "--volumes"],
+        &["scale", "web=3", "--apply"],
+    ];
+    for (host, says) in hosts {
+        // Each run against the silent listener waits out the 3s timeout.
+        let commands = if says == host {
+            &commands[..]
+        } else {
+            &commands[..2]
+        };
+        for &args in commands {
+            let out = against(&project, host, args);
+            assert_eq!(out.code, Some(1), "{host} {args:?}: {out}");
+            let first = out.stderr.lines().next().unwrap_or_default();
+            assert!(
+                first.starts_with("error: connecting to the Docker engine at "),
+                "{host} {args:?}: the first line should say what failed:\n{out}"
+            );
+            assert!(
+                out.stderr.contains(host) && out.stderr.contains(says),
+                "{host} {args:?}: the error should name the address and why:\n{out}"
+            );
+            assert!(
+                !reliability::shows_a_panic(&out.stderr),
+                "{host} {args:?}: {out}"
+            );
+            // `scale --apply` rewrites the file before it applies it.
+            std::fs::write(project.file(), &file).unwrap();
+        }
+    }
+    drop(silent);
+    assert!(project.containers().is_empty());
+    assert!(project.networks().is_empty());
+}
+
+/// Sequential containers each ready half a second after their start: an
+/// apply of this file runs for several seconds.
+const CHAIN: &str = r#"project = "{project}"
+
+[services.chain]
+image = "{image}"
+count = 8
+mode = "sequential"
+command = ["sleep", "3600"]
+volumes = ["data-{ordinal}:/data"]
+init = true
+stop_grace_period = "1s"
+"#;
+
+/// Starts an apply of [`CHAIN`] through `proxy`, cuts the connection once
+/// chain-3 exists, and returns what the apply printed (it must end).
+fn apply_cut_in_the_middle(project: &Project, proxy: &mut Proxy) -> Outcome {
+    let mut child = muster_process(project.dir())
+        .args(["-f", "services.toml", "--host", &proxy.url(), "apply"])
+        .spawn()
+        .unwrap();
+    let third = format!("{}-chain-3", project.name());
+    wait_until("chain-3 is created", Duration::from_secs(60), || {
+        exists(&third)
+    });
+    proxy.down();
+    let cut = Instant::now();
+    // Hang guard: nothing answers any more, so the apply must end.
+    while child.try_wait().unwrap().is_none() {
+        if cut.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!(
+                "hang guard: the apply still ran 30s after its connection was cut:\n{}",
+                Outcome::from(child.wait_with_output().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = Outcome::from(child.wait_with_output().unwrap());
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(!reliability::shows_a_panic(&out.stderr), "{out}");
+    assert!(
+        project.containers().len() < 8,
+        "the cut came too late to test anything:\n{out}"
+    );
+    out
+}
+
+/// The `error: …` line of a failed run.
+fn error_line(out: &Outcome) -> &str {
+    out.stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{out}"))
+}
+
+#[test]
+fn connection_cut_in_the_middle_of_an_apply_fails_it_and_the_next_apply_completes() {
+    let project = Project::new("cut");
+    project.write(CHAIN);
+    let socket = project.dir().parent().unwrap().join("engine.sock");
+    let mut proxy = Proxy::start(&socket);
+    let out = apply_cut_in_the_middle(&project, &mut proxy);
+    assert!(
+        error_line(&out).contains(project.name()),
+        "the error should say what muster was doing:\n{out}"
+    );
+
+    // The engine is back: the next apply takes over the lock the cut one
+    // could not release, and finishes the job.
+    proxy.up();
+    muster_ok(
+        &project,
+        &["--host", &proxy.url(), "apply", "--lock-timeout", "10s"],
+    );
+    let desired = desired_of(&project.file(), &project);
+    assert_converged(&project, &desired, "after the cut and a new apply");
+    let mut volumes: Vec<String> = (1..=8)
+        .map(|o| format!("{}_data-{o}", project.name()))
+        .collect();
+    volumes.sort();
+    assert_eq!(project.volumes(), volumes);
+    muster_exits(&project, &["plan", "--detailed-exitcode"], 0);
+}
+
+/// Known bug: the error names the step and quotes the HTTP client
+/// ("Error in the hyper legacy client: client error (Connect)"), and when
+/// the cut hits a start it blames the container ("… failed to start …
+/// printed nothing"), without saying that the engine connection was lost.
+#[test]
+#[ignore = "bug: a cut engine connection is reported as a container failure or a bare HTTP client error"]
+fn connection_cut_in_the_middle_of_an_apply_is_reported_as_a_lost_engine() {
+    let project = Project::new("cut-msg");
+    project.write(CHAIN);
+    let socket = project.dir().parent().unwrap().join("engine.sock");
+    let mut proxy = Proxy::start(&socket);
+    let out = apply_cut_in_the_middle(&project, &mut proxy);
+    let error = error_line(&out);
+    assert!(
+        error.contains("Docker engine") && !error.contains("failed to start"),
+        "the error should say that the engine connection was lost:\n{out}"
+    );
+}
+
+/// The pass cut in the middle cannot release the project's lock: the
+/// daemon must take back its own lock, not wait for itself.
+#[test]
+fn the_daemon_whose_connection_is_cut_in_the_middle_of_an_apply_finishes_it_once_the_engine_is_back()
+ {
+    let project = Project::new("w-cut");
+    project.write(&CHAIN.replace("count = 8", "count = 0"));
+    let socket = project.dir().parent().unwrap().join("engine.sock");
+    let mut proxy = Proxy::start(&socket);
+    let url = proxy.url();
+    let d = Daemon::start(
+        &project,
+        &[
+            "--host",
+            &url,
+            "watch",
+            "--debounce",
+            "100ms",
+            "--resync",
+            "1h",
+            "--lock-timeout",
+            "5s",
+        ],
+    );
+    d.wait_line(0, "start: No changes.", Duration::from_secs(30));
+    daemon::save_by_rename(&project, CHAIN);
+    let third = format!("{}-chain-3", project.name());
+    d.wait_until("chain-3 is created", Duration::from_secs(60), || {
+        exists(&third)
+    });
+    let mark = d.mark();
+    proxy.down();
+    d.wait_line(mark, "lost the engine", Duration::from_secs(30));
+    proxy.up();
+    let desired = desired_of(&project.file(), &project);
+    d.wait_until(
+        "the daemon finishes the apply once the engine is back",
+        Duration::from_secs(60),
+        || reliability::converged_problems(&project, &desired).is_empty(),
+    );
+    assert!(d.is_running(), "{}", d.transcript());
+}
+
+#[test]
+fn a_sequential_container_whose_command_does_not_exist_fails_apply_naming_it() {
+    let project = Project::new("nocmd-seq");
+    project.write(
+        r#"project = "{project}"
+
+[services.db]
+image = "{image}"
+count = 2
+mode = "sequential"
+command = ["/nonexistent"]
+init = true
+stop_grace_period = "1s"
+"#,
+    );
+    let out = muster_exits(&project, &["apply"], 1);
+    let one = format!("{}-db-1", project.name());
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("error: ") && l.contains(&one)),
+        "the error does not name {one}:\n{out}"
+    );
+    assert!(out.stderr.contains("/nonexistent"), "no log tail:\n{out}");
+    assert!(!exists(&format!("{}-db-2", project.name())), "{out}");
+}
+
+/// Known bug: a parallel service does not wait for its new containers, so a
+/// container whose process cannot even be executed (under `init = true`
+/// the engine starts the init process, which then fails) is reported as
+/// created and `apply` exits 0.
+#[test]
+#[ignore = "bug: apply of a parallel service exits 0 when its containers exit at once (command not found under init)"]
+fn a_parallel_container_whose_command_does_not_exist_fails_apply_naming_it() {
+    let project = Project::new("nocmd-par");
+    project.write(
+        r#"project = "{project}"
+
+[services.web]
+image = "{image}"
+count = 2
+command = ["/nonexistent"]
+init = true
+stop_grace_period = "1s"
+"#,
+    );
+    let out = muster(&project, &["apply"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains(&format!("{}-web-", project.name())),
+        "the error does not name the container:\n{out}"
+    );
+}
+
+#[test]
+fn a_parallel_container_that_the_engine_cannot_start_fails_apply_naming_it() {
+    let project = Project::new("nostart-par");
+    project.write(
+        r#"project = "{project}"
+
+[services.web]
+image = "{image}"
+count = 2
+command = ["/nonexistent"]
+stop_grace_period = "1s"
+"#,
+    );
+    let out = muster_exits(&project, &["apply"], 1);
+    let error = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{out}"));
+    assert!(
+        error.contains(&format!("{}-web-", project.name()))
+            && error.contains("failed to start")
+            && error.contains("/nonexistent"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_container_not_ready_within_ready_timeout_fails_apply_naming_it_with_its_last_lines() {
+    let project = Project::new("notready");
+    project.write(
+        r#"project = "{project}"
+
+[services.db]
+image = "{image}"
+count = 2
+mode = "sequential"
+command = ["sh", "-c", "echo warming up the cache; exec sleep 3600"]
+init = true
+stop_grace_period = "1s"
+ready_timeout = "2s"
+
+[services.db.healthcheck]
+test = ["CMD", "false"]
+interval = "1s"
+timeout = "1s"
+retries = 100
+"#,
+    );
+    let started = Instant::now();
+    let out = muster_exits(&project, &["apply"], 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "hang guard: apply took {:?} to give up after a ready_timeout of 2s",
+        started.elapsed()
+    );
+    let one = format!("{}-db-1", project.name());
+    assert!(
+        out.stderr.contains(&format!(
+            "error: {one} was not ready within ready_timeout (2s)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains(&format!("last lines of {one}:"))
+            && out.stderr.contains("| warming up the cache"),
+        "no log tail:\n{out}"
+    );
+    assert!(!exists(&format!("{}-db-2", project.name())), "{out}");
+}
+
+const ROLLING: &str = r#"project = "{project}"
+
+[services.web]
+image = "{image}"
+count = 2
+command = ["sh", "-c", "[ \"$V\" = good ] && touch /tmp/ready; exec sleep 3600"]
+env = { V = "VALUE" }
+init = true
+stop_grace_period = "1s"
+ready_timeout = "3s"
+
+[services.web.healthcheck]
+test = ["CMD", "test", "-f", "/tmp/ready"]
+interval = "1s"
+timeout = "1s"
+retries = 100
+
+[services.web.update]
+order = "start-first"
+"#;
+
+#[test]
+fn a_start_first_replacement_that_never_becomes_ready_leaves_the_old_containers_running() {
+    let project = Project::new("badroll");
+    project.write(&ROLLING.replace("VALUE", "good"));
+    muster_ok(&project, &["apply"]);
+    let before = ids(&project);
+
+    project.write(&ROLLING.replace("VALUE", "bad"));
+    let out = muster_exits(&project, &["apply"], 1);
+    let next = format!("{}-web-1-next", project.name());
+    assert!(
+        out.stderr.contains(&format!("error: {next} was not ready")),
+        "{out}"
+    );
+    // The containers that serve are still the old ones, running.
+    for (name, id) in &before {
+        assert_eq!(
+            id_and_state(name),
+            (id.clone(), "running".to_string()),
+            "{out}"
+        );
+    }
+    assert!(!exists(&format!("{}-web-2-next", project.name())), "{out}");
+
+    // Back to the good file: the leftover replacement goes, the old
+    // containers stay as they are.
+    project.write(&ROLLING.replace("VALUE", "good"));
+    muster_ok(&project, &["apply"]);
+    assert_eq!(ids(&project), before);
+    muster_exits(&project, &["plan", "--detailed-exitcode"], 0);
+}
