@@ -306,10 +306,12 @@ impl<E: Engine> Run<'_, E> {
         }
         let (recreates, others): (Vec<&Change>, Vec<&Change>) =
             todo.into_iter().partition(|c| c.action == Action::Recreate);
+        let started: Vec<&str> = others.iter().map(|c| c.container.as_str()).collect();
         self.each(others, self.options.parallel, |c| {
             self.converge(service, c, false)
         })
         .await?;
+        self.check_still_running(service, &started).await?;
         // Rolling update: `parallelism` at a time, each batch ready before the next.
         for batch in recreates.chunks(service.update.parallelism.max(1) as usize) {
             self.each(batch.to_vec(), batch.len(), |c| {
@@ -447,6 +449,35 @@ impl<E: Engine> Run<'_, E> {
             tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(Duration::from_millis(250));
         }
+    }
+
+    /// Parallel containers are not waited for one by one (that would cost
+    /// the settle time per container): once they all started, one settle
+    /// time and one list call tell whether any of them exited at once.
+    async fn check_still_running(
+        &self,
+        service: &Service,
+        started: &[&str],
+    ) -> Result<(), ApplyError> {
+        if started.is_empty() || self.options.settle.is_zero() {
+            return Ok(());
+        }
+        tokio::time::sleep(self.options.settle.min(service.ready_timeout / 2)).await;
+        let actual = self.engine.observe(self.project, &[]).await?;
+        let exited = actual
+            .containers
+            .iter()
+            .filter(|c| started.contains(&c.name.as_str()))
+            .find(|c| matches!(c.state, State::Exited | State::Dead));
+        if let Some(c) = exited {
+            let logs = self.engine.logs(&c.name, 20).await.unwrap_or_default();
+            return Err(ApplyError::NotReady {
+                container: c.name.clone(),
+                why: format!("exited right after it started ({})", c.status),
+                logs,
+            });
+        }
+        Ok(())
     }
 
     async fn wait_service_ready(&self, sp: &ServicePlan) -> Result<(), ApplyError> {

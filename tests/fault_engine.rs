@@ -296,7 +296,6 @@ stop_grace_period = "1s"
 /// the engine starts the init process, which then fails) is reported as
 /// created and `apply` exits 0.
 #[test]
-#[ignore = "bug: apply of a parallel service exits 0 when its containers exit at once (command not found under init)"]
 fn a_parallel_container_whose_command_does_not_exist_fails_apply_naming_it() {
     let project = Project::new("nocmd-par");
     project.write(
