@@ -386,6 +386,9 @@ impl<E: Engine> Run<'_, E> {
         self.ensure_volumes(&spec).await?;
         self.engine.create(&spec).await?;
         if let Err(e) = self.engine.start(name).await {
+            if e.kind == crate::engine::ErrorKind::Unreachable {
+                return Err(e.into());
+            }
             let logs = self.engine.logs(name, 20).await.unwrap_or_default();
             return Err(ApplyError::NotReady {
                 container: name.to_string(),

@@ -207,7 +207,6 @@ fn connection_cut_in_the_middle_of_an_apply_fails_it_and_the_next_apply_complete
 /// the cut hits a start it blames the container ("… failed to start …
 /// printed nothing"), without saying that the engine connection was lost.
 #[test]
-#[ignore = "bug: a cut engine connection is reported as a container failure or a bare HTTP client error"]
 fn connection_cut_in_the_middle_of_an_apply_is_reported_as_a_lost_engine() {
     let project = Project::new("cut-msg");
     project.write(CHAIN);

@@ -55,6 +55,11 @@ pub struct DockerEngine {
     endpoint: String,
 }
 
+/// The words for a lost or absent engine: say so, then the client's detail.
+fn unreachable(e: &BollardError) -> String {
+    format!("the Docker engine does not answer ({e})")
+}
+
 fn map_err(doing: impl Into<String>, e: BollardError) -> EngineError {
     let (kind, message) = match &e {
         BollardError::DockerResponseServerError {
@@ -69,21 +74,19 @@ fn map_err(doing: impl Into<String>, e: BollardError) -> EngineError {
             message.clone(),
         ),
         BollardError::HyperResponseError { .. }
+        | BollardError::HyperLegacyError { .. }
         | BollardError::RequestTimeoutError
-        | BollardError::SocketNotFoundError(_) => (ErrorKind::Unreachable, e.to_string()),
+        | BollardError::SocketNotFoundError(_) => (ErrorKind::Unreachable, unreachable(&e)),
         other => {
             let text = other.to_string();
             let unreachable = text.contains("onnect")
                 || text.contains("No such file")
                 || text.contains("refused");
-            (
-                if unreachable {
-                    ErrorKind::Unreachable
-                } else {
-                    ErrorKind::Other
-                },
-                text,
-            )
+            if unreachable {
+                (ErrorKind::Unreachable, self::unreachable(other))
+            } else {
+                (ErrorKind::Other, text)
+            }
         }
     };
     EngineError::new(doing, kind, message)
