@@ -103,13 +103,6 @@ async fn connect(global: &Global) -> Result<DockerEngine, Error> {
     Ok(DockerEngine::connect(global.host.as_deref()).await?)
 }
 
-fn images_of(desired: &Desired) -> Vec<String> {
-    let mut images: Vec<String> = desired.services.values().map(|s| s.image.clone()).collect();
-    images.sort();
-    images.dedup();
-    images
-}
-
 /// The command line, for the lock holder's description.
 fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
@@ -124,7 +117,7 @@ async fn plan_or_apply(
 ) -> Result<u8, Error> {
     let desired = load(global)?;
     let engine = connect(global).await?;
-    let images = images_of(&desired);
+    let images = desired.images();
     let Some(options) = apply else {
         let actual = engine.observe(&desired.project, &images).await?;
         let plan = plan::plan(&desired, &actual, args.prune);
@@ -162,9 +155,7 @@ async fn apply_locked(
     args: &PlanArgs,
     options: &ApplyArgs,
 ) -> Result<u8, Error> {
-    let actual = engine
-        .observe(&desired.project, &images_of(desired))
-        .await?;
+    let actual = engine.observe(&desired.project, &desired.images()).await?;
     let plan = plan::plan(desired, &actual, args.prune);
     print_plan(printer, &plan, &engine.endpoint(), args.output);
     if plan.is_empty() {
@@ -250,9 +241,7 @@ impl Reporter for StepPrinter<'_> {
 async fn ps(global: &Global, printer: &Printer, output: Output) -> Result<u8, Error> {
     let desired = load(global)?;
     let engine = connect(global).await?;
-    let actual = engine
-        .observe(&desired.project, &images_of(&desired))
-        .await?;
+    let actual = engine.observe(&desired.project, &desired.images()).await?;
     let backoffs = crate::watch::read_backoffs(&desired.project);
     let state = render::PsView::new(&desired, &actual, &backoffs);
     match output {

@@ -611,12 +611,7 @@ impl Daemon<'_> {
         let Some(engine) = self.engine.clone() else {
             return;
         };
-        let images: Vec<String> = {
-            let mut v: Vec<String> = desired.services.values().map(|s| s.image.clone()).collect();
-            v.sort();
-            v.dedup();
-            v
-        };
+        let images = desired.images();
         let why = reasons.join(", ");
         // A first look without the lock: an idle pass takes no lock.
         let first = match engine.observe(&desired.project, &images).await {

@@ -17,6 +17,16 @@ pub struct Desired {
     pub services: BTreeMap<String, Service>,
 }
 
+impl Desired {
+    /// The distinct image references of the services, sorted.
+    pub fn images(&self) -> Vec<String> {
+        let mut images: Vec<String> = self.services.values().map(|s| s.image.clone()).collect();
+        images.sort();
+        images.dedup();
+        images
+    }
+}
+
 /// One checked service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
