@@ -371,7 +371,9 @@ pub fn rewrite_counts(text: &str, targets: &[(String, u32)]) -> Result<String, S
     Ok(doc.to_string())
 }
 
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes through a temporary file and a rename: readers see the old
+/// content or the new one, never half of it.
+pub(crate) fn write_atomically(path: &Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -569,11 +569,8 @@ impl Daemon<'_> {
             let _ = std::fs::remove_file(&path);
             return;
         }
-        let tmp = path.with_extension("tmp");
-        if let Ok(text) = serde_json::to_vec(&records)
-            && std::fs::write(&tmp, text).is_ok()
-        {
-            let _ = std::fs::rename(&tmp, &path);
+        if let Ok(text) = serde_json::to_vec(&records) {
+            let _ = crate::commands::write_atomically(&path, text);
         }
     }
 
