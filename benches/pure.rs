@@ -15,7 +15,7 @@ use std::time::Duration;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use muster::config::{Desired, hash_shape, parse_str};
-use muster::engine::{Actual, Container, State, container_name};
+use muster::engine::{Actual, State, Unit, container_name};
 use muster::plan::{Action, Plan, plan};
 use muster::render::{plan_json, plan_text};
 
@@ -65,7 +65,7 @@ fn drifted(desired: &Desired) -> Actual {
         let old_hash = hash_shape(&old);
         let mut push = |ordinal: u32, config: &BTreeMap<String, String>, hash: &str, state| {
             id += 1;
-            containers.push(Container {
+            containers.push(Unit {
                 id: format!("{id:064x}"),
                 name: container_name(&desired.project, &s.name, ordinal),
                 service: s.name.clone(),
@@ -77,6 +77,7 @@ fn drifted(desired: &Desired) -> Actual {
                 health: None,
                 status: "Up 2 hours".into(),
                 ports: Vec::new(),
+                replicas: None,
             });
         };
         for o in 1..=s.count {
@@ -93,7 +94,7 @@ fn drifted(desired: &Desired) -> Actual {
     }
     containers.sort_by(|a, b| a.name.cmp(&b.name));
     Actual {
-        containers,
+        units: containers,
         image_ids: BTreeMap::from([(IMAGE.to_string(), IMAGE_ID.to_string())]),
     }
 }

@@ -22,11 +22,8 @@ use futures_util::StreamExt;
 use futures_util::stream;
 
 use crate::config::{Desired, Mode, Service, UpdateOrder};
-use crate::engine::{
-    ContainerSpec, Engine, EngineError, Health, LABEL_CONFIG, LABEL_HASH, LABEL_ORDINAL,
-    LABEL_PROJECT, LABEL_SERVICE, Mount, State, container_name, network_name,
-};
-use crate::plan::{Action, Change, Plan, ServicePlan};
+use crate::engine::{Backend, EngineError, ErrorKind, Health, State, UnitRequest};
+use crate::plan::{Action, Change, Layout, Plan, ServicePlan};
 
 /// How an apply runs.
 #[derive(Debug, Clone)]
@@ -78,71 +75,6 @@ pub enum ApplyError {
     Interrupted,
 }
 
-/// Builds the engine request for container `ordinal` of `service`. Pure.
-pub fn container_spec(project: &str, service: &Service, ordinal: u32, name: &str) -> ContainerSpec {
-    let shape = service.shape();
-    let mut labels = service.labels.clone();
-    labels.insert(LABEL_PROJECT.into(), project.into());
-    labels.insert(LABEL_SERVICE.into(), service.name.clone());
-    labels.insert(LABEL_ORDINAL.into(), ordinal.to_string());
-    labels.insert(LABEL_HASH.into(), crate::config::hash_shape(&shape));
-    labels.insert(
-        LABEL_CONFIG.into(),
-        serde_json::to_string(&shape).unwrap_or_default(),
-    );
-    let mut env: Vec<(String, String)> = service
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    env.extend(service.link_env(ordinal));
-    let mounts = service
-        .volumes
-        .iter()
-        .map(|v| match v.volume_name(project, ordinal) {
-            Some(name) => Mount {
-                source: name,
-                target: v.target.clone(),
-                read_only: v.read_only,
-                bind: false,
-            },
-            None => Mount {
-                source: match &v.source {
-                    crate::config::VolumeSource::Bind(p)
-                    | crate::config::VolumeSource::Named(p) => p.clone(),
-                },
-                target: v.target.clone(),
-                read_only: v.read_only,
-                bind: true,
-            },
-        })
-        .collect();
-    let host = format!("{}-{ordinal}", service.name);
-    ContainerSpec {
-        name: name.to_string(),
-        hostname: host.clone(),
-        image: service.image.clone(),
-        command: service.command.clone(),
-        entrypoint: service.entrypoint.clone(),
-        env,
-        labels,
-        exposed: service.container_ports(),
-        ports: service.ports.clone(),
-        mounts,
-        network: network_name(project),
-        aliases: vec![service.name.clone(), host],
-        restart: service.restart.clone(),
-        init: service.init,
-        user: service.user.clone(),
-        working_dir: service.working_dir.clone(),
-        stop_signal: service.stop_signal.clone(),
-        stop_grace_period: service.stop_grace_period,
-        cpus: service.cpus,
-        memory: service.memory,
-        healthcheck: service.healthcheck.clone(),
-    }
-}
-
 /// How long a container without a healthcheck must keep running after its
 /// start to count as ready.
 pub const SETTLE: Duration = Duration::from_millis(500);
@@ -152,9 +84,10 @@ pub fn temporary_name(name: &str) -> String {
     format!("{name}-next")
 }
 
-struct Run<'a, E: Engine> {
-    engine: &'a E,
+struct Run<'a> {
+    engine: &'a dyn Backend,
     project: &'a str,
+    layout: Layout,
     options: &'a Options,
     reporter: &'a dyn Reporter,
     failed: AtomicBool,
@@ -165,8 +98,8 @@ struct Run<'a, E: Engine> {
 /// # Errors
 /// The first failure: an engine call, or a container that did not start or
 /// become ready (with the tail of its logs).
-pub async fn apply<E: Engine>(
-    engine: &E,
+pub async fn apply(
+    engine: &dyn Backend,
     desired: &Desired,
     plan: &Plan,
     options: &Options,
@@ -175,6 +108,7 @@ pub async fn apply<E: Engine>(
     let run = Run {
         engine,
         project: &desired.project,
+        layout: plan.layout,
         options,
         reporter,
         failed: AtomicBool::new(false),
@@ -196,13 +130,13 @@ pub async fn apply<E: Engine>(
             options.parallel
         };
         run.each(removes, width, |c| async move {
-            engine.remove(&c.container, grace).await.map_err(Into::into)
+            engine.remove(&c.unit, grace).await.map_err(Into::into)
         })
         .await?;
     }
     let creates = plan
         .changes()
-        .any(|c| matches!(c.action, Action::Create | Action::Recreate));
+        .any(|c| matches!(c.action, Action::Create | Action::Recreate | Action::Update));
     if creates {
         engine.ensure_network(&desired.project).await?;
     }
@@ -222,7 +156,7 @@ pub async fn apply<E: Engine>(
     Ok(())
 }
 
-impl<E: Engine> Run<'_, E> {
+impl Run<'_> {
     /// Runs `step` for each change, `width` at a time, reporting each. After
     /// a failure, steps not yet begun are skipped; the first error is returned.
     async fn each<'c, F, Fut>(
@@ -285,20 +219,27 @@ impl<E: Engine> Run<'_, E> {
         if todo.is_empty() {
             return Ok(());
         }
+        if self.layout.replicated(service) {
+            // One unit that rolls its replicas itself.
+            return self
+                .each(todo, 1, |c| self.converge(service, c, true))
+                .await;
+        }
         if service.mode == Mode::Sequential {
             // One at a time, ascending, each ready before the next; the
             // ordinals below that the plan leaves alone must be ready too
             // (one may still be starting, e.g. after an interrupted apply).
-            let mine: Vec<u32> = todo.iter().map(|c| c.ordinal).collect();
+            let mine: Vec<u32> = todo.iter().filter_map(|c| c.ordinal).collect();
             let mut checked = 0;
             for c in todo {
-                for k in (checked + 1)..c.ordinal {
+                let ordinal = c.ordinal.unwrap_or(1);
+                for k in (checked + 1)..ordinal {
                     if !mine.contains(&k) {
-                        let name = container_name(self.project, &service.name, k);
+                        let name = self.layout.unit_name(self.project, &service.name, Some(k));
                         self.wait_ready(service, &name, false).await?;
                     }
                 }
-                checked = c.ordinal;
+                checked = ordinal;
                 self.each(vec![c], 1, |c| self.converge(service, c, true))
                     .await?;
             }
@@ -306,7 +247,7 @@ impl<E: Engine> Run<'_, E> {
         }
         let (recreates, others): (Vec<&Change>, Vec<&Change>) =
             todo.into_iter().partition(|c| c.action == Action::Recreate);
-        let started: Vec<&str> = others.iter().map(|c| c.container.as_str()).collect();
+        let started: Vec<&str> = others.iter().map(|c| c.unit.as_str()).collect();
         self.each(others, self.options.parallel, |c| {
             self.converge(service, c, false)
         })
@@ -322,76 +263,103 @@ impl<E: Engine> Run<'_, E> {
         Ok(())
     }
 
-    /// Brings one container to the file's state; with `wait`, until ready.
+    fn request<'s>(&'s self, service: &'s Service, c: &Change, name: &'s str) -> UnitRequest<'s> {
+        UnitRequest {
+            project: self.project,
+            service,
+            ordinal: c.ordinal,
+            name,
+            replicas: c.to.unwrap_or(1),
+        }
+    }
+
+    /// Brings one unit to the file's state; with `wait`, until ready.
     async fn converge(&self, service: &Service, c: &Change, wait: bool) -> Result<(), ApplyError> {
         let engine = self.engine;
+        let grace = service.stop_grace_period;
         match c.action {
             Action::Start => {
-                engine.start(&c.container).await?;
+                engine.start(&c.unit).await?;
             }
             Action::Create => {
-                self.create_and_start(service, c.ordinal, &c.container)
+                self.create_and_start(&self.request(service, c, &c.unit))
+                    .await?;
+            }
+            Action::Scale => engine.update(&self.request(service, c, &c.unit), false).await?,
+            Action::Update => {
+                let force = !matches!(c.reason, crate::plan::Reason::ConfigChanged);
+                engine
+                    .update(&self.request(service, c, &c.unit), force)
+                    .await?;
+            }
+            // A unit that is updated in place (a per-ordinal swarm service).
+            Action::Recreate if self.layout == Layout::SwarmServices => {
+                let force = !matches!(c.reason, crate::plan::Reason::ConfigChanged);
+                engine
+                    .update(&self.request(service, c, &c.unit), force)
                     .await?;
             }
             Action::Recreate if service.update.order == UpdateOrder::StartFirst => {
                 // A leftover of ours under this name is in the plan as a
                 // removal; a container of that name that is not ours stays,
                 // and the create below fails naming it.
-                let temp = temporary_name(&c.container);
-                let spec = container_spec(self.project, service, c.ordinal, &temp);
-                self.ensure_volumes(&spec).await?;
-                engine.create(&spec).await?;
+                let temp = temporary_name(&c.unit);
+                let request = self.request(service, c, &temp);
+                self.ensure_volumes(&request).await?;
+                engine.create(&request).await?;
                 engine.start(&temp).await?;
                 self.wait_ready(service, &temp, true).await?;
-                engine
-                    .remove(&c.container, service.stop_grace_period)
-                    .await?;
-                engine.rename(&temp, &c.container).await?;
+                engine.remove(&c.unit, grace).await?;
+                engine.rename(&temp, &c.unit).await?;
                 return Ok(());
             }
             Action::Recreate => {
-                engine
-                    .remove(&c.container, service.stop_grace_period)
-                    .await?;
-                self.create_and_start(service, c.ordinal, &c.container)
+                engine.remove(&c.unit, grace).await?;
+                self.create_and_start(&self.request(service, c, &c.unit))
                     .await?;
             }
             Action::Remove => {
-                engine
-                    .remove(&c.container, service.stop_grace_period)
-                    .await?;
+                engine.remove(&c.unit, grace).await?;
                 return Ok(());
             }
         }
         if wait {
-            self.wait_ready(service, &c.container, true).await?;
+            self.wait_ready(service, &c.unit, true).await?;
         }
         Ok(())
     }
 
-    async fn ensure_volumes(&self, spec: &ContainerSpec) -> Result<(), ApplyError> {
+    /// The named volumes a container mounts; a unit that schedules its own
+    /// replicas has its volumes made where its tasks run.
+    async fn ensure_volumes(&self, unit: &UnitRequest<'_>) -> Result<(), ApplyError> {
+        if self.layout != Layout::Containers {
+            return Ok(());
+        }
+        let spec = crate::engine::container_spec(
+            self.project,
+            unit.service,
+            unit.ordinal.unwrap_or(1),
+            unit.name,
+        );
         for m in spec.mounts.iter().filter(|m| !m.bind) {
             self.engine.ensure_volume(self.project, &m.source).await?;
         }
         Ok(())
     }
 
-    async fn create_and_start(
-        &self,
-        service: &Service,
-        ordinal: u32,
-        name: &str,
-    ) -> Result<(), ApplyError> {
-        let spec = container_spec(self.project, service, ordinal, name);
-        self.ensure_volumes(&spec).await?;
-        self.engine.create(&spec).await?;
-        if let Err(e) = self.engine.start(name).await {
-            if e.kind == crate::engine::ErrorKind::Unreachable {
+    async fn create_and_start(&self, unit: &UnitRequest<'_>) -> Result<(), ApplyError> {
+        self.ensure_volumes(unit).await?;
+        self.engine.create(unit).await?;
+        if self.layout.replicated(unit.service) || self.layout == Layout::SwarmServices {
+            return Ok(());
+        }
+        if let Err(e) = self.engine.start(unit.name).await {
+            if e.kind == ErrorKind::Unreachable {
                 return Err(e.into());
             }
-            let logs = self.engine.logs(name, 20).await.unwrap_or_default();
+            let logs = self.engine.logs(unit.name, 20).await.unwrap_or_default();
             return Err(ApplyError::NotReady {
-                container: name.to_string(),
+                container: unit.name.to_string(),
                 why: format!("failed to start: {}", e.message),
                 logs,
             });
@@ -418,8 +386,8 @@ impl<E: Engine> Run<'_, E> {
         };
         let mut pause = Duration::from_millis(25);
         loop {
-            let (state, health, code) = self.engine.status(name).await?;
-            let why = match (state, health) {
+            let status = self.engine.status(name).await?;
+            let why = match (status.state, status.health) {
                 (State::Running, _)
                     if service.healthcheck.is_none() && began.elapsed() >= settle =>
                 {
@@ -427,7 +395,9 @@ impl<E: Engine> Run<'_, E> {
                 }
                 (State::Running, Some(Health::Healthy)) => return Ok(()),
                 (State::Running, Some(Health::Unhealthy)) => Some("became unhealthy".to_string()),
-                (State::Exited | State::Dead, _) => Some(format!("exited with code {code}")),
+                (State::Exited | State::Dead, _) => {
+                    Some(format!("exited with code {}", status.exit_code))
+                }
                 _ => None,
             };
             let why = why.or_else(|| {
@@ -468,15 +438,15 @@ impl<E: Engine> Run<'_, E> {
         tokio::time::sleep(self.options.settle.min(service.ready_timeout / 2)).await;
         let actual = self.engine.observe(self.project, &[]).await?;
         let exited = actual
-            .containers
+            .units
             .iter()
-            .filter(|c| started.contains(&c.name.as_str()))
-            .find(|c| matches!(c.state, State::Exited | State::Dead));
-        if let Some(c) = exited {
-            let logs = self.engine.logs(&c.name, 20).await.unwrap_or_default();
+            .filter(|u| started.contains(&u.name.as_str()))
+            .find(|u| matches!(u.state, State::Exited | State::Dead));
+        if let Some(u) = exited {
+            let logs = self.engine.logs(&u.name, 20).await.unwrap_or_default();
             return Err(ApplyError::NotReady {
-                container: c.name.clone(),
-                why: format!("exited right after it started ({})", c.status),
+                container: u.name.clone(),
+                why: format!("exited right after it started ({})", u.status),
                 logs,
             });
         }
@@ -487,13 +457,13 @@ impl<E: Engine> Run<'_, E> {
         let Some(service) = &sp.service else {
             return Ok(());
         };
+        if self.layout.replicated(service) {
+            let name = self.layout.unit_name(self.project, &service.name, None);
+            return self.wait_ready(service, &name, false).await;
+        }
         for o in 1..=service.count {
-            self.wait_ready(
-                service,
-                &container_name(self.project, &service.name, o),
-                false,
-            )
-            .await?;
+            let name = self.layout.unit_name(self.project, &service.name, Some(o));
+            self.wait_ready(service, &name, false).await?;
         }
         Ok(())
     }

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::commands::{self, ApplyRequest, Context, Done, PlanRequest};
 use crate::config;
-use crate::render::Printer;
+use crate::error::Error;
+use crate::output::{ColorChoice, Format, Printer};
 
 /// Exit codes of SPEC section 6.
 pub mod exit {
@@ -48,6 +50,9 @@ pub struct Global {
     /// Docker engine: unix:///path, tcp://host:port (TLS with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH).
     #[arg(long = "host", env = "DOCKER_HOST", global = true)]
     pub host: Option<String>,
+    /// Where the services run; overrides `backend` in the file.
+    #[arg(long, value_enum, global = true)]
+    pub backend: Option<BackendArg>,
     /// When to colour output; NO_COLOR turns it off in `auto`.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
@@ -59,25 +64,28 @@ pub struct Global {
     pub verbose: u8,
 }
 
+/// `--backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
+pub enum BackendArg {
+    Docker,
+    Swarm,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
+impl From<BackendArg> for config::Backend {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Docker => config::Backend::Docker,
+            BackendArg::Swarm => config::Backend::Swarm,
+        }
+    }
 }
 
 /// Options shared by `plan` and `apply`.
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
-    /// Output format of the plan.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
+    /// Format format of the plan.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
     /// Exit 2 when there are changes (plan and apply --dry-run), 0 when none.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -158,8 +166,8 @@ pub enum Command {
         #[arg(long)]
         prune: bool,
         /// `json`: one JSON object per event, for log shippers.
-        #[arg(long, value_enum, default_value_t = Output::Text)]
-        output: Output,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        output: Format,
         #[command(flatten)]
         options: ApplyArgs,
     },
@@ -167,8 +175,8 @@ pub enum Command {
     ///
     /// Example: muster ps --output json
     Ps {
-        #[arg(long, value_enum, default_value_t = Output::Text)]
-        output: Output,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        output: Format,
     },
     /// Rewrite `count` in the file (keeping comments and layout) and print the file's diff.
     ///
@@ -234,11 +242,32 @@ pub fn main() -> ExitCode {
     }
 }
 
+impl Global {
+    fn context(&self) -> Context {
+        Context {
+            file: self.file.clone(),
+            project: self.project.clone(),
+            host: self.host.clone(),
+            backend: self.backend.map(Into::into),
+        }
+    }
+}
+
+impl ApplyArgs {
+    fn request(&self) -> ApplyRequest {
+        ApplyRequest {
+            parallel: usize::from(self.parallel),
+            lock_timeout: self.lock_timeout,
+        }
+    }
+}
+
 fn run(cli: Cli) -> u8 {
     let printer = Printer::new(cli.global.color, cli.global.quiet, cli.global.verbose);
     init_logs(&cli.global, &printer);
+    let ctx = cli.global.context();
     match cli.command {
-        Command::Validate => match load(&cli.global) {
+        Command::Validate => match ctx.load() {
             Ok(desired) => {
                 let containers: u32 = desired.services.values().map(|s| s.count).sum();
                 printer.info(&format!(
@@ -250,7 +279,7 @@ fn run(cli: Cli) -> u8 {
                 ));
                 exit::OK
             }
-            Err(invalid) => report_invalid(&printer, &invalid),
+            Err(invalid) => report(&printer, &Error::Invalid(invalid)),
         },
         Command::Schema => {
             printer.out(&schema_text());
@@ -271,18 +300,95 @@ fn run(cli: Cli) -> u8 {
                     return exit::FAILURE;
                 }
             };
-            let result = runtime.block_on(crate::commands::run(&cli.global, &printer, command));
-            match result {
-                Ok(code) => code,
+            match runtime.block_on(dispatch(&ctx, &printer, command)) {
+                Ok(Done::Ok) => exit::OK,
+                Ok(Done::Changes) => exit::CHANGES,
                 Err(e) => report(&printer, &e),
             }
         }
     }
 }
 
-/// Shows an error and returns its exit code.
-fn report(printer: &Printer, e: &crate::commands::Error) -> u8 {
-    use crate::commands::Error;
+/// Runs a command that needs the async runtime.
+async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<Done, Error> {
+    let detailed = |args: &PlanArgs, done: Done| match done {
+        Done::Changes if args.detailed_exitcode => Done::Changes,
+        _ => Done::Ok,
+    };
+    match command {
+        Command::Plan { plan } => {
+            let done = commands::plan(ctx, printer, &plan.request()).await?;
+            Ok(detailed(&plan, done))
+        }
+        Command::Apply {
+            plan,
+            dry_run: true,
+            ..
+        } => {
+            let done = commands::plan(ctx, printer, &plan.request()).await?;
+            Ok(detailed(&plan, done))
+        }
+        Command::Apply { plan, apply, .. } => {
+            commands::apply(ctx, printer, &plan.request(), &apply.request()).await
+        }
+        Command::Ps { output } => commands::ps(ctx, printer, output).await,
+        Command::Watch {
+            debounce,
+            resync,
+            prune,
+            output,
+            options,
+        } => {
+            let settings = crate::watch::Settings {
+                file: ctx.file.clone(),
+                project: ctx.project.clone(),
+                backend: ctx.backend,
+                debounce,
+                resync: resync.max(Duration::from_secs(1)),
+                parallel: usize::from(options.parallel),
+                lock_timeout: options.lock_timeout,
+                prune,
+                json: output == Format::Json,
+            };
+            let connector = crate::watch::EngineConnector(ctx.host.clone());
+            crate::watch::run(settings, printer, &connector)
+                .await
+                .map_err(Error::Other)?;
+            Ok(Done::Ok)
+        }
+        Command::Down { volumes, options } => {
+            commands::down(ctx, printer, volumes, &options.request()).await
+        }
+        Command::Scale {
+            targets,
+            apply,
+            options,
+        } => {
+            commands::scale(ctx, printer, &targets)?;
+            if !apply {
+                return Ok(Done::Ok);
+            }
+            let plan = PlanRequest {
+                output: Format::Text,
+                prune: false,
+            };
+            commands::apply(ctx, printer, &plan, &options.request()).await
+        }
+        Command::Validate | Command::Schema | Command::Completions { .. } => Ok(Done::Ok),
+    }
+}
+
+impl PlanArgs {
+    fn request(&self) -> PlanRequest {
+        PlanRequest {
+            output: self.output,
+            prune: self.prune,
+        }
+    }
+}
+
+/// Shows an error and returns its exit code: the one place that decides both.
+fn report(printer: &Printer, e: &Error) -> u8 {
     match e {
         Error::Invalid(invalid) => report_invalid(printer, invalid),
         Error::Usage(msg) => {
@@ -320,15 +426,6 @@ pub fn schema_text() -> String {
     let mut text = serde_json::to_string_pretty(&config::file::schema()).unwrap_or_default();
     text.push('\n');
     text
-}
-
-/// Loads the file and applies `--project`.
-pub(crate) fn load(global: &Global) -> Result<config::Desired, config::Invalid> {
-    let mut desired = config::load(&global.file)?;
-    if let Some(p) = &global.project {
-        desired.project = p.clone();
-    }
-    Ok(desired)
 }
 
 fn report_invalid(printer: &Printer, invalid: &config::Invalid) -> u8 {

@@ -1,234 +1,204 @@
-//! The commands that talk to the engine: each runs the pipeline
-//! load → connect → (lock) → observe → plan → print → (apply). Does file and
-//! engine I/O; all output goes through [`Printer`].
+//! The commands that talk to the engine, each a thin shell over the
+//! pipeline ([`crate::reconcile`]): they take plain requests, print through
+//! the [`Printer`], and say how they ended ([`Done`]); `cli` turns that into
+//! an exit code. Does file and engine I/O.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::apply::{self, ApplyError, Reporter};
-use crate::cli::{ApplyArgs, Command, Global, Output, PlanArgs, exit};
-use crate::config::{self, Backend, Desired};
-use crate::engine::docker::DockerEngine;
-use crate::engine::{Engine, EngineError};
-use crate::lock::{self, LockError};
-use crate::plan::{self, Change, Plan};
-use crate::render::{self, Printer};
+use crate::apply::{ApplyError, Reporter};
+use crate::config::{self, Backend as BackendKind, Desired};
+use crate::engine::{self, Backend, Endpoint};
+use crate::error::Error;
+use crate::output::{Format, Printer};
+use crate::plan::{Change, Plan};
+use crate::reconcile::{self, Observer, Outcome};
+use crate::render;
 
-/// Why a command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Invalid(#[from] config::Invalid),
-    #[error("{0}")]
-    Usage(String),
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-    #[error(transparent)]
-    Lock(#[from] LockError),
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
-    #[error("{0}")]
-    Other(String),
+/// What every engine command needs: the file, and where and how to run it.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub file: PathBuf,
+    /// `--project`: overrides the file's.
+    pub project: Option<String>,
+    /// `--host`, else `DOCKER_HOST`, else the local socket.
+    pub host: Option<String>,
+    /// `--backend`: overrides the file's.
+    pub backend: Option<BackendKind>,
 }
 
-/// Runs an engine command; its exit code.
+/// How `plan` / `apply` print and what they include.
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    pub output: Format,
+    pub prune: bool,
+}
+
+/// How a command that changes the engine runs.
+#[derive(Debug, Clone)]
+pub struct ApplyRequest {
+    pub parallel: usize,
+    pub lock_timeout: Duration,
+}
+
+/// How a command ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// Nothing (left) to change.
+    Ok,
+    /// A plan with changes was printed and not applied.
+    Changes,
+}
+
+impl Context {
+    /// Loads the file, with `--project` and `--backend` applied.
+    ///
+    /// # Errors
+    /// [`config::Invalid`] with every problem of the file.
+    pub fn load(&self) -> Result<Desired, config::Invalid> {
+        let mut desired = config::load(&self.file)?;
+        if let Some(p) = &self.project {
+            desired.project = p.clone();
+        }
+        if let Some(b) = self.backend {
+            desired.backend = b;
+        }
+        Ok(desired)
+    }
+
+    async fn connect(&self, desired: &Desired) -> Result<Arc<dyn Backend>, Error> {
+        Ok(engine::connect(desired.backend, self.host.as_deref()).await?)
+    }
+
+    fn options(&self, prune: bool, apply: &ApplyRequest, lock_when_idle: bool) -> reconcile::Options {
+        reconcile::Options {
+            prune,
+            parallel: apply.parallel,
+            lock_timeout: apply.lock_timeout,
+            stop: None,
+            lock_when_idle,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+        }
+    }
+}
+
+/// `plan` and `apply --dry-run`: prints the plan, changes nothing.
 ///
 /// # Errors
-/// See [`Error`]; the caller maps each to an exit code.
-pub async fn run(global: &Global, printer: &Printer, command: Command) -> Result<u8, Error> {
-    match command {
-        Command::Plan { plan } => plan_or_apply(global, printer, &plan, None).await,
-        Command::Apply {
-            plan,
-            apply,
-            dry_run,
-        } => plan_or_apply(global, printer, &plan, (!dry_run).then_some(&apply)).await,
-        Command::Ps { output } => ps(global, printer, output).await,
-        Command::Watch {
-            debounce,
-            resync,
-            prune,
-            output,
-            options,
-        } => {
-            let settings = crate::watch::Settings {
-                file: global.file.clone(),
-                project: global.project.clone(),
-                host: global.host.clone(),
-                debounce,
-                resync: resync.max(Duration::from_secs(1)),
-                parallel: usize::from(options.parallel),
-                lock_timeout: options.lock_timeout,
-                prune,
-                json: output == Output::Json,
-            };
-            crate::watch::run(settings, printer)
-                .await
-                .map_err(Error::Other)
-        }
-        Command::Down { volumes, options } => down(global, printer, volumes, &options).await,
-        Command::Scale {
-            targets,
-            apply,
-            options,
-        } => {
-            scale(global, printer, &targets)?;
-            if !apply {
-                return Ok(exit::OK);
+/// An invalid file, an engine that does not answer.
+pub async fn plan(ctx: &Context, printer: &Printer, req: &PlanRequest) -> Result<Done, Error> {
+    let desired = ctx.load()?;
+    let backend = ctx.connect(&desired).await?;
+    let actual = backend.observe(&desired.project, &desired.images()).await?;
+    let plan = crate::plan::plan(&desired, &actual, req.prune);
+    print_plan(printer, &plan, &backend.endpoint(), req.output);
+    Ok(if plan.is_empty() { Done::Ok } else { Done::Changes })
+}
+
+/// `apply`: the pipeline, printing the plan and each step.
+///
+/// # Errors
+/// See [`reconcile::pass`].
+pub async fn apply(
+    ctx: &Context,
+    printer: &Printer,
+    req: &PlanRequest,
+    apply: &ApplyRequest,
+) -> Result<Done, Error> {
+    let desired = ctx.load()?;
+    let backend = ctx.connect(&desired).await?;
+    let observer = StepPrinter::new(printer, req.output);
+    let options = ctx.options(req.prune, apply, true);
+    let outcome = reconcile::pass(backend.as_ref(), &desired, &options, &observer).await;
+    observer.finish();
+    match outcome? {
+        Outcome::UpToDate(plan) => print_plan(printer, &plan, &backend.endpoint(), req.output),
+        Outcome::Applied(plan) => {
+            if req.output == Format::Text {
+                printer.info(&format!("Applied: {}", render::applied_line(&plan)));
             }
-            let plan_args = PlanArgs {
-                output: Output::Text,
-                detailed_exitcode: false,
-                prune: false,
-            };
-            plan_or_apply(global, printer, &plan_args, Some(&options)).await
         }
-        Command::Validate | Command::Schema | Command::Completions { .. } => Ok(exit::OK),
     }
+    Ok(Done::Ok)
 }
 
-fn load(global: &Global) -> Result<Desired, Error> {
-    let desired = crate::cli::load(global)?;
-    if desired.backend == Backend::Swarm {
-        return Err(Error::Other(
-            "backend = \"swarm\" is not supported yet by this version of muster; use backend = \"docker\"".into(),
-        ));
-    }
-    Ok(desired)
-}
-
-async fn connect(global: &Global) -> Result<DockerEngine, Error> {
-    Ok(DockerEngine::connect(global.host.as_deref()).await?)
-}
-
-/// The command line, for the lock holder's description.
-fn command_line() -> String {
-    std::env::args().collect::<Vec<_>>().join(" ")
-}
-
-/// `plan`, `apply --dry-run` (`apply` = None) and `apply`.
-async fn plan_or_apply(
-    global: &Global,
-    printer: &Printer,
-    args: &PlanArgs,
-    apply: Option<&ApplyArgs>,
-) -> Result<u8, Error> {
-    let desired = load(global)?;
-    let engine = connect(global).await?;
-    let images = desired.images();
-    let Some(options) = apply else {
-        let actual = engine.observe(&desired.project, &images).await?;
-        let plan = plan::plan(&desired, &actual, args.prune);
-        print_plan(printer, &plan, &engine.endpoint(), args.output);
-        let changes = !plan.is_empty();
-        return Ok(if args.detailed_exitcode && changes {
-            exit::CHANGES
-        } else {
-            exit::OK
-        });
-    };
-    // Pull what is missing before taking the lock or changing anything.
-    let present = engine.observe(&desired.project, &images).await?.image_ids;
-    for image in images.iter().filter(|i| !present.contains_key(*i)) {
-        printer.info(&format!("pulling {image}"));
-        engine.pull(image).await.map_err(|e| {
-            Error::Other(format!(
-                "{e}\nimage {image} is not on the engine and cannot be pulled; nothing was changed"
-            ))
-        })?;
-    }
-    let me = lock::me(&command_line());
-    lock::acquire(&engine, &desired.project, &me, options.lock_timeout, None).await?;
-    let result = apply_locked(&engine, printer, &desired, args, options).await;
-    let released = engine.unlock(&desired.project).await;
-    let code = result?;
-    released?;
-    Ok(code)
-}
-
-async fn apply_locked(
-    engine: &DockerEngine,
-    printer: &Printer,
-    desired: &Desired,
-    args: &PlanArgs,
-    options: &ApplyArgs,
-) -> Result<u8, Error> {
-    let actual = engine.observe(&desired.project, &desired.images()).await?;
-    let plan = plan::plan(desired, &actual, args.prune);
-    print_plan(printer, &plan, &engine.endpoint(), args.output);
-    if plan.is_empty() {
-        return Ok(exit::OK);
-    }
-    let reporter = StepPrinter::new(printer, &plan, args.output == Output::Json);
-    let opts = apply::Options::new(usize::from(options.parallel));
-    apply::apply(engine, desired, &plan, &opts, &reporter).await?;
-    reporter.finish();
-    if args.output == Output::Text {
-        printer.info(&format!("Applied: {}", render::applied_line(&plan)));
-    }
-    Ok(exit::OK)
-}
-
-fn print_plan(printer: &Printer, plan: &Plan, endpoint: &str, output: Output) {
+fn print_plan(printer: &Printer, plan: &Plan, endpoint: &Endpoint, output: Format) {
     match output {
-        Output::Json => {
+        Format::Json => {
             let text = serde_json::to_string_pretty(&render::plan_json(plan)).unwrap_or_default();
             printer.out(&format!("{text}\n"));
         }
-        Output::Text if printer.quiet && plan.is_empty() => {}
-        Output::Text => printer.out(&render::plan_text(plan, endpoint, printer.color_out())),
+        Format::Text if printer.quiet && plan.is_empty() => {}
+        Format::Text => printer.out(&render::plan_text(plan, endpoint, printer.color_out())),
     }
 }
 
-/// Prints one line per finished step; a progress bar on a terminal for long plans.
+/// Prints the plan, the pulls and one line per finished step; a progress
+/// bar on a terminal for long plans.
 struct StepPrinter<'a> {
     printer: &'a Printer,
-    to_stderr: bool,
-    bar: Option<indicatif::ProgressBar>,
-    lines: Mutex<()>,
+    output: Format,
+    bar: Mutex<Option<indicatif::ProgressBar>>,
 }
 
 impl<'a> StepPrinter<'a> {
-    fn new(printer: &'a Printer, plan: &Plan, to_stderr: bool) -> Self {
+    fn new(printer: &'a Printer, output: Format) -> Self {
+        StepPrinter {
+            printer,
+            output,
+            bar: Mutex::new(None),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.lock().ok().and_then(|mut b| b.take()) {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for StepPrinter<'_> {
+    fn plan(&self, plan: &Plan, endpoint: &Endpoint) {
+        print_plan(self.printer, plan, endpoint, self.output);
         let total = plan.summary().total();
-        let bar = (total > 10 && std::io::stderr().is_terminal() && !printer.quiet).then(|| {
+        if total > 10 && std::io::stderr().is_terminal() && !self.printer.quiet {
             let bar = indicatif::ProgressBar::new(total as u64);
             if let Ok(style) =
                 indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed}")
             {
                 bar.set_style(style);
             }
-            bar
-        });
-        StepPrinter {
-            printer,
-            to_stderr,
-            bar,
-            lines: Mutex::new(()),
+            if let Ok(mut slot) = self.bar.lock() {
+                *slot = Some(bar);
+            }
         }
     }
 
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+    fn pulling(&self, image: &str) {
+        let line = format!("pulling {image}");
+        if self.output == Format::Json {
+            self.printer.err(&line);
+        } else {
+            self.printer.info(&line);
         }
     }
 }
 
 impl Reporter for StepPrinter<'_> {
     fn step(&self, change: &Change, elapsed: Duration, result: &Result<(), ApplyError>) {
-        let _guard = self.lines.lock();
+        let Ok(bar) = self.bar.lock() else { return };
         let line = render::step_line(change, elapsed, result, self.printer.color_out());
         let print = || {
-            if self.to_stderr {
+            if self.output == Format::Json {
                 self.printer.err(&line);
             } else {
                 self.printer.out(&format!("{line}\n"));
             }
         };
-        match &self.bar {
+        match bar.as_ref() {
             Some(bar) => {
                 bar.suspend(print);
                 bar.inc(1);
@@ -238,73 +208,66 @@ impl Reporter for StepPrinter<'_> {
     }
 }
 
-async fn ps(global: &Global, printer: &Printer, output: Output) -> Result<u8, Error> {
-    let desired = load(global)?;
-    let engine = connect(global).await?;
-    let actual = engine.observe(&desired.project, &desired.images()).await?;
-    let backoffs = crate::watch::read_backoffs(&desired.project);
-    let state = render::PsView::new(&desired, &actual, &backoffs);
+/// `ps`: desired against actual, per service and unit.
+///
+/// # Errors
+/// An invalid file, an engine that does not answer.
+pub async fn ps(ctx: &Context, printer: &Printer, output: Format) -> Result<Done, Error> {
+    let desired = ctx.load()?;
+    let backend = ctx.connect(&desired).await?;
+    let actual = backend.observe(&desired.project, &desired.images()).await?;
+    let backoffs = crate::files::read_backoffs(&desired.project);
+    let view = render::PsView::new(&desired, &actual, &backoffs);
     match output {
-        Output::Json => {
-            let text = serde_json::to_string_pretty(&state).unwrap_or_default();
+        Format::Json => {
+            let text = serde_json::to_string_pretty(&view).unwrap_or_default();
             printer.out(&format!("{text}\n"));
         }
-        Output::Text => printer.out(&state.text(printer.color_out())),
+        Format::Text => printer.out(&view.text(printer.color_out())),
     }
-    Ok(exit::OK)
+    Ok(Done::Ok)
 }
 
-async fn down(
-    global: &Global,
+/// `down`: removes the project's units and network; `volumes`: its volumes too.
+///
+/// # Errors
+/// See [`reconcile::down`].
+pub async fn down(
+    ctx: &Context,
     printer: &Printer,
     volumes: bool,
-    options: &ApplyArgs,
-) -> Result<u8, Error> {
-    let mut desired = load(global)?;
-    let engine = connect(global).await?;
-    let me = lock::me(&command_line());
-    lock::acquire(&engine, &desired.project, &me, options.lock_timeout, None).await?;
-    let result = async {
-        // Down is the plan to nothing: every service at count 0, orphans pruned.
-        for s in desired.services.values_mut() {
-            s.count = 0;
-        }
-        let actual = engine.observe(&desired.project, &[]).await?;
-        let plan = plan::plan(&desired, &actual, true);
-        let reporter = StepPrinter::new(printer, &plan, false);
-        let opts = apply::Options::new(usize::from(options.parallel));
-        apply::apply(&engine, &desired, &plan, &opts, &reporter).await?;
-        reporter.finish();
-        engine.remove_network(&desired.project).await?;
-        let mut removed_volumes = 0;
-        if volumes {
-            for v in engine.volumes(&desired.project).await? {
-                engine.remove_volume(&v).await?;
-                printer.info(&format!("  - volume {v}  removed"));
-                removed_volumes += 1;
-            }
-        }
-        printer.info(&format!(
-            "Down: {} removed{}.",
-            config::plural(plan.summary().remove, "container"),
-            if volumes {
-                format!(", {}", config::plural(removed_volumes, "volume"))
-            } else {
-                ", volumes kept".to_string()
-            }
-        ));
-        Ok::<u8, Error>(exit::OK)
+    apply: &ApplyRequest,
+) -> Result<Done, Error> {
+    let desired = ctx.load()?;
+    let backend = ctx.connect(&desired).await?;
+    let observer = StepPrinter::new(printer, Format::Text);
+    let options = ctx.options(true, apply, true);
+    let done = reconcile::down(backend.as_ref(), &desired, volumes, &options, &observer).await;
+    observer.finish();
+    let done = done?;
+    for v in &done.volumes {
+        printer.info(&format!("  - volume {v}  removed"));
     }
-    .await;
-    let released = engine.unlock(&desired.project).await;
-    let code = result?;
-    released?;
-    Ok(code)
+    printer.info(&format!(
+        "Down: {} removed{}.",
+        config::plural(done.plan.summary().remove, "container"),
+        if volumes {
+            format!(", {}", config::plural(done.volumes.len(), "volume"))
+        } else {
+            ", volumes kept".to_string()
+        }
+    ));
+    Ok(Done::Ok)
 }
 
-/// Rewrites `count` of each target in the file, keeping everything else.
-fn scale(global: &Global, printer: &Printer, targets: &[(String, u32)]) -> Result<(), Error> {
-    let path = &global.file;
+/// `scale SVC=N…`: rewrites `count` of each target in the file, keeping
+/// everything else, and prints the file's diff.
+///
+/// # Errors
+/// [`Error::Usage`] for a service the file lacks; an invalid file before or
+/// after; a file that cannot be written.
+pub fn scale(ctx: &Context, printer: &Printer, targets: &[(String, u32)]) -> Result<Done, Error> {
+    let path = &ctx.file;
     // The file must be valid before (nothing is learned from a broken one)…
     let desired = config::load(path)?;
     for (name, _) in targets {
@@ -322,15 +285,10 @@ fn scale(global: &Global, printer: &Printer, targets: &[(String, u32)]) -> Resul
     let new = rewrite_counts(&old, targets)
         .map_err(|e| Error::Other(format!("editing {}: {e}", path.display())))?;
     // …and after.
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    config::parse_str(&path.display().to_string(), &new, &dir)?;
+    config::parse_str(&path.display().to_string(), &new, &file_dir(path))?;
     if new == old {
         printer.info(&format!("{} already has these counts.", path.display()));
-        return Ok(());
+        return Ok(Done::Ok);
     }
     printer.out(&render::file_diff(
         &path.display().to_string(),
@@ -338,13 +296,25 @@ fn scale(global: &Global, printer: &Printer, targets: &[(String, u32)]) -> Resul
         &new,
         printer.color_out(),
     ));
-    write_atomically(path, &new)
+    crate::files::write_atomically(path, &new)
         .map_err(|e| Error::Other(format!("writing {}: {e}", path.display())))?;
-    Ok(())
+    Ok(Done::Ok)
+}
+
+/// The absolute directory of a file (for relative bind mounts).
+fn file_dir(path: &Path) -> PathBuf {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// Sets `services.<name>.count` for each target with toml_edit, so that
 /// comments, order and layout stay as they were.
+///
+/// # Errors
+/// When the text is not TOML or lacks a table for a target.
 pub fn rewrite_counts(text: &str, targets: &[(String, u32)]) -> Result<String, String> {
     let mut doc: toml_edit::DocumentMut = text
         .parse()
@@ -369,25 +339,6 @@ pub fn rewrite_counts(text: &str, targets: &[(String, u32)]) -> Result<String, S
         }
     }
     Ok(doc.to_string())
-}
-
-/// Writes through a temporary file and a rename: readers see the old
-/// content or the new one, never half of it.
-pub(crate) fn write_atomically(path: &Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.muster-tmp"));
-    std::fs::write(&tmp, text)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

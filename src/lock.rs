@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::engine::{Engine, EngineError, LockHolder, now_secs};
+use crate::engine::{Backend, EngineError, LockHolder, now_secs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -63,8 +63,8 @@ fn is_dead(holder: &LockHolder) -> bool {
 /// [`LockError::Held`] naming the holder after `timeout`; engine errors.
 /// With `stop` set meanwhile (SIGTERM in the daemon), it gives up at once
 /// with [`LockError::Stopped`].
-pub async fn acquire<E: Engine>(
-    engine: &E,
+pub async fn acquire(
+    engine: &dyn Backend,
     project: &str,
     me: &LockHolder,
     timeout: Duration,

@@ -1,14 +1,15 @@
 //! The plan stage: `plan(&Desired, &Actual, prune) -> Plan`, the diff between
-//! the file and the engine. Pure: no I/O, deterministic output.
+//! the file and the engine, in terms of the units the file's backend
+//! manages ([`Layout`]). Pure: no I/O, deterministic output.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::config::{Desired, Mode, Service};
-use crate::engine::{Actual, Container, State, container_name};
+use crate::config::{Backend, Desired, Mode, Service};
+use crate::engine::{Actual, State, Unit};
 
-/// What to do to one container.
+/// What to do to one unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
@@ -16,6 +17,10 @@ pub enum Action {
     Recreate,
     Start,
     Remove,
+    /// Change the replica count of a unit that runs several.
+    Scale,
+    /// Replace the spec of a unit that runs several, in place.
+    Update,
 }
 
 impl Action {
@@ -25,11 +30,59 @@ impl Action {
             Action::Recreate => "recreate",
             Action::Start => "start",
             Action::Remove => "remove",
+            Action::Scale => "scale",
+            Action::Update => "update",
         }
     }
 }
 
-/// One setting that differs between a container and the file.
+/// Why a unit is in the plan. Rendered in one place ([`std::fmt::Display`]);
+/// the text is what `--output json` calls `reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The service's count changes.
+    Scale { from: u32, to: u32 },
+    /// An ordinal below the highest one is missing (removed outside muster).
+    Missing,
+    /// An ordinal above the count, while the count itself does not change.
+    AboveCount(u32),
+    ConfigChanged,
+    /// The image tag now points at another image id (short form).
+    ImageMoved { image: String, id: String },
+    /// Exists with the same config, and is not running.
+    NotRunning(State),
+    Dead,
+    /// A temporary unit of an interrupted start-first update, or a duplicate.
+    Leftover,
+    NoOrdinal,
+    /// Its service is gone from the file (`--prune`).
+    ServiceRemoved,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Scale { from, to } => write!(f, "scale {from} → {to}"),
+            Reason::Missing => f.write_str("missing"),
+            Reason::AboveCount(n) => write!(f, "ordinal above count {n}"),
+            Reason::ConfigChanged => f.write_str("config changed"),
+            Reason::ImageMoved { image, id } => write!(f, "image {image} now points at {id}"),
+            Reason::NotRunning(state) => write!(f, "{} but should run", state.as_str()),
+            Reason::Dead => f.write_str("dead"),
+            Reason::Leftover => f.write_str("leftover of an interrupted apply"),
+            Reason::NoOrdinal => f.write_str("no valid ordinal label"),
+            Reason::ServiceRemoved => f.write_str("service removed from the file"),
+        }
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One setting that differs between a unit and the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldChange {
     pub path: String,
@@ -43,12 +96,106 @@ pub struct FieldChange {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {
     pub service: String,
-    pub container: String,
-    pub ordinal: u32,
+    /// The unit's name (a container's, or a swarm service's).
+    #[serde(rename = "container")]
+    pub unit: String,
+    /// `None` for a unit that holds every replica of its service.
+    pub ordinal: Option<u32>,
     pub action: Action,
-    pub reason: String,
+    pub reason: Reason,
+    /// Replicas before and after, for a unit that runs several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<u32>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diff: Vec<FieldChange>,
+}
+
+impl Change {
+    fn one(service: &str, unit: String, ordinal: u32, action: Action, reason: Reason) -> Change {
+        Change {
+            service: service.to_string(),
+            unit,
+            ordinal: Some(ordinal),
+            action,
+            reason,
+            from: None,
+            to: None,
+            diff: Vec::new(),
+        }
+    }
+
+    /// What this step counts for in the summary: one per container, or the
+    /// tasks it creates, replaces and removes for a unit with replicas.
+    pub fn weight(&self) -> Summary {
+        let mut s = Summary::default();
+        let (from, to) = (self.from.unwrap_or(1), self.to.unwrap_or(1));
+        match self.action {
+            Action::Create => s.create = to as usize,
+            Action::Recreate => s.recreate = 1,
+            Action::Start => s.start = 1,
+            Action::Remove => s.remove = from as usize,
+            Action::Scale | Action::Update => {
+                s.create = to.saturating_sub(from) as usize;
+                s.remove = from.saturating_sub(to) as usize;
+                if self.action == Action::Update {
+                    s.recreate = from.min(to) as usize;
+                }
+            }
+        }
+        s
+    }
+}
+
+/// How a backend lays a service out in units: the docker backend runs one
+/// container per ordinal; a swarm runs a parallel service as one unit with
+/// replicas and a sequential one as one unit per ordinal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Containers,
+    SwarmServices,
+}
+
+impl Layout {
+    pub fn of(backend: Backend) -> Layout {
+        match backend {
+            Backend::Docker => Layout::Containers,
+            Backend::Swarm => Layout::SwarmServices,
+        }
+    }
+
+    /// Whether `service` is one unit that holds all its replicas.
+    pub fn replicated(self, service: &Service) -> bool {
+        self == Layout::SwarmServices && service.mode == Mode::Parallel
+    }
+
+    /// The name of a unit: `ordinal` `None` for a replicated unit.
+    pub fn unit_name(self, project: &str, service: &str, ordinal: Option<u32>) -> String {
+        match (self, ordinal) {
+            (Layout::Containers, o) => crate::engine::container_name(project, service, o.unwrap_or(1)),
+            (Layout::SwarmServices, Some(k)) => format!("{project}_{service}-{k}"),
+            (Layout::SwarmServices, None) => format!("{project}_{service}"),
+        }
+    }
+
+    /// Whether `name` is the unit of ordinal `ordinal` of `service`,
+    /// without building the name (this runs once per unit of the project).
+    fn is_named(self, name: &str, project: &str, service: &str, ordinal: u32) -> bool {
+        let sep = match self {
+            Layout::Containers => '-',
+            Layout::SwarmServices => '_',
+        };
+        name.strip_prefix(project)
+            .and_then(|r| r.strip_prefix(sep))
+            .and_then(|r| r.strip_prefix(service))
+            .and_then(|r| r.strip_prefix('-'))
+            .is_some_and(|r| {
+                !r.starts_with('0')
+                    && r.bytes().all(|b| b.is_ascii_digit())
+                    && r.parse() == Ok(ordinal)
+            })
+    }
 }
 
 /// The plan for one service of the file, or one orphan being pruned.
@@ -57,13 +204,13 @@ pub struct ServicePlan {
     pub name: String,
     /// `None` for an orphan (a service gone from the file).
     pub service: Option<Service>,
-    /// Containers with a valid ordinal now, and the count the file asks for.
+    /// Units (or replicas) now, and the count the file asks for.
     pub from: u32,
     pub to: u32,
     /// In the order they are applied: removals (highest ordinal first), then
     /// the rest in ascending ordinal order.
     pub changes: Vec<Change>,
-    /// Whether the config differs for at least one container.
+    /// Whether the config differs for at least one unit.
     pub config_changed: bool,
 }
 
@@ -84,6 +231,7 @@ pub struct Orphan {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub project: String,
+    pub layout: Layout,
     /// Services of the file in `depends_on` order, then pruned orphans.
     pub services: Vec<ServicePlan>,
     /// Orphans (also when pruned).
@@ -105,6 +253,13 @@ impl Summary {
     pub fn total(&self) -> usize {
         self.create + self.recreate + self.start + self.remove
     }
+
+    fn add(&mut self, o: Summary) {
+        self.create += o.create;
+        self.recreate += o.recreate;
+        self.start += o.start;
+        self.remove += o.remove;
+    }
 }
 
 impl Plan {
@@ -115,18 +270,13 @@ impl Plan {
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
         for c in self.changes() {
-            match c.action {
-                Action::Create => s.create += 1,
-                Action::Recreate => s.recreate += 1,
-                Action::Start => s.start += 1,
-                Action::Remove => s.remove += 1,
-            }
+            s.add(c.weight());
         }
         s
     }
 
     pub fn is_empty(&self) -> bool {
-        self.summary().total() == 0
+        self.services.iter().all(|s| s.changes.is_empty())
     }
 }
 
@@ -164,45 +314,54 @@ pub fn service_order(desired: &Desired) -> Vec<&Service> {
 
 /// Computes what to change so that the engine matches the file.
 pub fn plan(desired: &Desired, actual: &Actual, prune: bool) -> Plan {
-    // Grouped by hash: a BTreeMap lookup per container costs dozens of
-    // string comparisons with thousands of services. The orphans left over
-    // are sorted by name below, so the plan stays deterministic.
-    let mut by_service: HashMap<&str, Vec<&Container>> = HashMap::new();
-    for c in &actual.containers {
-        by_service.entry(c.service.as_str()).or_default().push(c);
+    let layout = Layout::of(desired.backend);
+    // Grouped by hash: a BTreeMap lookup per unit costs dozens of string
+    // comparisons with thousands of services. The orphans left over are
+    // sorted by name below, so the plan stays deterministic.
+    let mut by_service: HashMap<&str, Vec<&Unit>> = HashMap::new();
+    for u in &actual.units {
+        by_service.entry(u.service.as_str()).or_default().push(u);
     }
     let mut services = Vec::new();
     for s in service_order(desired) {
         let existing = by_service.remove(s.name.as_str()).unwrap_or_default();
-        services.push(plan_service(&desired.project, s, &existing, actual));
+        let plan = if layout.replicated(s) {
+            plan_replicated(&desired.project, layout, s, &existing, actual)
+        } else {
+            plan_ordinals(&desired.project, layout, s, &existing, actual)
+        };
+        services.push(plan);
     }
     let mut orphans = Vec::new();
-    let mut left: Vec<(&str, Vec<&Container>)> = by_service.into_iter().collect();
+    let mut left: Vec<(&str, Vec<&Unit>)> = by_service.into_iter().collect();
     left.sort_unstable_by_key(|(name, _)| *name);
-    for (name, containers) in left {
-        let mut names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+    for (name, units) in left {
+        let mut names: Vec<String> = units.iter().map(|u| u.name.clone()).collect();
         names.sort();
         orphans.push(Orphan {
             service: name.to_string(),
             containers: names,
         });
         if prune {
-            let mut sorted = containers.clone();
-            sorted.sort_by_key(|c| std::cmp::Reverse((c.ordinal, c.name.clone())));
+            let mut sorted = units.clone();
+            sorted.sort_by_key(|u| std::cmp::Reverse((u.ordinal, u.name.clone())));
             services.push(ServicePlan {
                 name: name.to_string(),
                 service: None,
-                from: containers.len() as u32,
+                from: units.iter().map(|u| replicas_of(u)).sum(),
                 to: 0,
                 changes: sorted
                     .iter()
-                    .map(|c| Change {
-                        service: name.to_string(),
-                        container: c.name.clone(),
-                        ordinal: c.ordinal.unwrap_or(0),
-                        action: Action::Remove,
-                        reason: "service removed from the file".into(),
-                        diff: Vec::new(),
+                    .map(|u| Change {
+                        from: u.replicas.map(|r| r.desired),
+                        ordinal: u.ordinal,
+                        ..Change::one(
+                            name,
+                            u.name.clone(),
+                            0,
+                            Action::Remove,
+                            Reason::ServiceRemoved,
+                        )
                     })
                     .collect(),
                 config_changed: false,
@@ -219,6 +378,7 @@ pub fn plan(desired: &Desired, actual: &Actual, prune: bool) -> Plan {
     missing_images.dedup();
     Plan {
         project: desired.project.clone(),
+        layout,
         services,
         orphans,
         pruned: prune,
@@ -226,131 +386,176 @@ pub fn plan(desired: &Desired, actual: &Actual, prune: bool) -> Plan {
     }
 }
 
-fn plan_service(
+fn replicas_of(u: &Unit) -> u32 {
+    u.replicas.map_or(1, |r| r.desired)
+}
+
+/// Why an existing unit of the right config must still be replaced: its
+/// image tag moved.
+fn image_moved(s: &Service, u: &Unit, actual: &Actual) -> Option<Reason> {
+    let id = actual.image_ids.get(&s.image)?;
+    (*id != u.image_id).then(|| Reason::ImageMoved {
+        image: s.image.clone(),
+        id: short_id(id),
+    })
+}
+
+/// A service that is one unit holding all its replicas (a parallel
+/// service on a swarm): created, scaled, updated or removed as a whole.
+fn plan_replicated(
     project: &str,
+    layout: Layout,
     s: &Service,
-    existing: &[&Container],
+    existing: &[&Unit],
+    actual: &Actual,
+) -> ServicePlan {
+    let shape = s.shape();
+    let hash = crate::config::hash_shape(&shape);
+    let name = layout.unit_name(project, &s.name, None);
+    let (current, extra): (Vec<&Unit>, Vec<&Unit>) = existing
+        .iter()
+        .partition(|u| u.name == name && u.ordinal.is_none());
+    let mut changes: Vec<Change> = extra
+        .iter()
+        .map(|u| Change {
+            ordinal: u.ordinal,
+            from: u.replicas.map(|r| r.desired),
+            ..Change::one(&s.name, u.name.clone(), 0, Action::Remove, Reason::Leftover)
+        })
+        .collect();
+    let from = current.first().map_or(0, |u| replicas_of(u));
+    let unit = |action, reason, diff| Change {
+        ordinal: None,
+        from: Some(from),
+        to: Some(s.count),
+        diff,
+        ..Change::one(&s.name, name.clone(), 0, action, reason)
+    };
+    let scale = Reason::Scale { from, to: s.count };
+    let mut config_changed = false;
+    match current.first() {
+        None if s.count > 0 => changes.push(unit(Action::Create, scale, Vec::new())),
+        None => {}
+        Some(_) if s.count == 0 => changes.push(unit(Action::Remove, scale, Vec::new())),
+        Some(u) if u.config_hash != hash => {
+            config_changed = true;
+            changes.push(unit(
+                Action::Update,
+                Reason::ConfigChanged,
+                diff(&u.config, &shape),
+            ));
+        }
+        Some(u) => {
+            if let Some(reason) = image_moved(s, u, actual) {
+                changes.push(unit(Action::Update, reason, Vec::new()));
+            } else if from != s.count {
+                changes.push(unit(Action::Scale, scale, Vec::new()));
+            }
+        }
+    }
+    ServicePlan {
+        name: s.name.clone(),
+        service: Some(s.clone()),
+        from,
+        to: s.count,
+        changes,
+        config_changed,
+    }
+}
+
+/// A service laid out as one unit per ordinal: containers on the docker
+/// backend, per-ordinal services of a sequential service on a swarm.
+fn plan_ordinals(
+    project: &str,
+    layout: Layout,
+    s: &Service,
+    existing: &[&Unit],
     actual: &Actual,
 ) -> ServicePlan {
     let shape = s.shape();
     let hash = crate::config::hash_shape(&shape);
     let mut removes = Vec::new();
     let mut rest = Vec::new();
-    let change =
-        |c_name: String, ordinal: u32, action: Action, reason: String, diff: Vec<FieldChange>| {
-            Change {
-                service: s.name.clone(),
-                container: c_name,
-                ordinal,
-                action,
-                reason,
-                diff,
-            }
-        };
+    let change = |unit: String, ordinal: u32, action: Action, reason: Reason| {
+        Change::one(&s.name, unit, ordinal, action, reason)
+    };
 
-    // The container that holds each ordinal: the one with the canonical
-    // name. Anything else (a leftover of an interrupted update, a duplicate,
-    // a container without a valid ordinal) is removed.
-    let mut holder: BTreeMap<u32, &Container> = BTreeMap::new();
-    for c in existing {
-        if let Some(o) = c.ordinal
-            && is_named(&c.name, project, &s.name, o)
+    // The unit that holds each ordinal: the one with the canonical name.
+    // Anything else (a leftover of an interrupted update, a duplicate, a
+    // unit without a valid ordinal) is removed.
+    let mut holder: BTreeMap<u32, &Unit> = BTreeMap::new();
+    for u in existing {
+        if let Some(o) = u.ordinal
+            && layout.is_named(&u.name, project, &s.name, o)
         {
-            holder.insert(o, c);
+            holder.insert(o, u);
         }
     }
-    for c in existing {
-        let canonical = c
+    for u in existing {
+        let canonical = u
             .ordinal
-            .is_some_and(|o| holder.get(&o).is_some_and(|h| h.id == c.id));
+            .is_some_and(|o| holder.get(&o).is_some_and(|h| h.id == u.id));
         if !canonical {
-            let reason = match c.ordinal {
-                None => "no valid ordinal label",
-                Some(_) => "leftover of an interrupted apply",
+            let reason = match u.ordinal {
+                None => Reason::NoOrdinal,
+                Some(_) => Reason::Leftover,
             };
-            removes.push(change(
-                c.name.clone(),
-                c.ordinal.unwrap_or(0),
-                Action::Remove,
-                reason.into(),
-                Vec::new(),
-            ));
+            removes.push(Change {
+                ordinal: u.ordinal,
+                ..change(u.name.clone(), 0, Action::Remove, reason)
+            });
         }
     }
     let from = holder.len() as u32;
     let highest = holder.keys().next_back().copied().unwrap_or(0);
-    let scale_reason = format!("scale {from} → {}", s.count);
-    let above_reason = if from == s.count {
-        format!("ordinal above count {}", s.count)
+    let scale = Reason::Scale { from, to: s.count };
+    let above = if from == s.count {
+        Reason::AboveCount(s.count)
     } else {
-        scale_reason.clone()
+        scale.clone()
     };
-    for (&o, c) in holder.iter().rev() {
+    for (&o, u) in holder.iter().rev() {
         if o > s.count {
-            removes.push(change(
-                c.name.clone(),
-                o,
-                Action::Remove,
-                above_reason.clone(),
-                Vec::new(),
-            ));
+            removes.push(change(u.name.clone(), o, Action::Remove, above.clone()));
         }
     }
-    let desired_image = actual.image_ids.get(&s.image);
     let mut config_changed = false;
     for o in 1..=s.count {
-        let Some(c) = holder.get(&o) else {
+        let Some(u) = holder.get(&o) else {
             let reason = if o > highest {
-                scale_reason.clone()
+                scale.clone()
             } else {
-                "missing".into()
+                Reason::Missing
             };
-            let name = container_name(project, &s.name, o);
-            rest.push(change(name, o, Action::Create, reason, Vec::new()));
+            let name = layout.unit_name(project, &s.name, Some(o));
+            rest.push(change(name, o, Action::Create, reason));
             continue;
         };
         // The holder has the canonical name; copied only for a change.
-        let name = || c.name.clone();
-        if c.config_hash != hash {
+        let name = || u.name.clone();
+        if u.config_hash != hash {
             config_changed = true;
-            rest.push(change(
-                name(),
-                o,
-                Action::Recreate,
-                "config changed".into(),
-                diff(&c.config, &shape),
-            ));
-        } else if desired_image.is_some_and(|id| *id != c.image_id) {
-            let id = desired_image.map(|i| short_id(i)).unwrap_or_default();
-            rest.push(change(
-                name(),
-                o,
-                Action::Recreate,
-                format!("image {} now points at {id}", s.image),
-                Vec::new(),
-            ));
+            rest.push(Change {
+                diff: diff(&u.config, &shape),
+                ..change(name(), o, Action::Recreate, Reason::ConfigChanged)
+            });
+        } else if let Some(reason) = image_moved(s, u, actual) {
+            rest.push(change(name(), o, Action::Recreate, reason));
         } else {
-            match c.state {
+            match u.state {
                 State::Created | State::Exited => rest.push(change(
                     name(),
                     o,
                     Action::Start,
-                    format!("{} but should run", c.state.as_str()),
-                    Vec::new(),
+                    Reason::NotRunning(u.state),
                 )),
-                State::Dead => rest.push(change(
-                    name(),
-                    o,
-                    Action::Recreate,
-                    "dead".into(),
-                    Vec::new(),
-                )),
+                State::Dead => rest.push(change(name(), o, Action::Recreate, Reason::Dead)),
                 State::Running | State::Restarting | State::Paused | State::Removing => {}
             }
         }
     }
     // Removals go highest ordinal first (for sequential services too).
-    removes.sort_by_key(|c| std::cmp::Reverse((c.ordinal, c.container.clone())));
+    removes.sort_by_key(|c| std::cmp::Reverse((c.ordinal, c.unit.clone())));
     removes.extend(rest);
     ServicePlan {
         name: s.name.clone(),
@@ -360,18 +565,6 @@ fn plan_service(
         changes: removes,
         config_changed,
     }
-}
-
-/// Whether `name` is [`container_name`]`(project, service, ordinal)`,
-/// without building it (this runs once per container of the project).
-fn is_named(name: &str, project: &str, service: &str, ordinal: u32) -> bool {
-    name.strip_prefix(project)
-        .and_then(|r| r.strip_prefix('-'))
-        .and_then(|r| r.strip_prefix(service))
-        .and_then(|r| r.strip_prefix('-'))
-        .is_some_and(|r| {
-            !r.starts_with('0') && r.bytes().all(|b| b.is_ascii_digit()) && r.parse() == Ok(ordinal)
-        })
 }
 
 /// `sha256:0123456789ab…` → `0123456789ab`.
@@ -395,8 +588,10 @@ pub fn diff(from: &BTreeMap<String, String>, to: &BTreeMap<String, String>) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::container_spec;
+    use crate::engine::container_spec;
     use crate::engine::memory::MemoryEngine;
+
+    use crate::engine::container_name;
 
     const IMG: &str = "img:1";
     const IMG_ID: &str = "sha256:aaaaaaaaaaaaaaaa";
@@ -427,7 +622,7 @@ mod tests {
 
     fn steps(p: &Plan) -> Vec<String> {
         p.changes()
-            .map(|c| format!("{} {} ({})", c.action.as_str(), c.container, c.reason))
+            .map(|c| format!("{} {} ({})", c.action.as_str(), c.unit, c.reason))
             .collect()
     }
 
@@ -657,8 +852,9 @@ mod tests {
 
     #[test]
     fn is_named_matches_container_name_exactly() {
+        const L: Layout = Layout::Containers;
         for o in [1, 9, 10, 1000] {
-            assert!(is_named(&container_name("p", "web", o), "p", "web", o));
+            assert!(L.is_named(&container_name("p", "web", o), "p", "web", o));
         }
         for other in [
             "p-web-01",
@@ -671,7 +867,7 @@ mod tests {
             "p-web-x-1",
             "p-web-11",
         ] {
-            assert!(!is_named(other, "p", "web", 1), "{other}");
+            assert!(!L.is_named(other, "p", "web", 1), "{other}");
         }
     }
 

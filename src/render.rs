@@ -1,119 +1,21 @@
-//! Output: the one printer that knows colour and verbosity, and the
-//! renderings of plans and states as text and JSON. Writes to stdout
-//! (results) and stderr (diagnostics, progress).
-
-use std::io::{IsTerminal, Write};
-
-use crate::cli::ColorChoice;
-
-/// Where user-facing output goes.
-#[derive(Debug, Clone)]
-pub struct Printer {
-    color_out: bool,
-    color_err: bool,
-    pub quiet: bool,
-    pub verbose: u8,
-}
-
-impl Printer {
-    pub fn new(choice: ColorChoice, quiet: bool, verbose: u8) -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let pick = |terminal: bool| match choice {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => terminal && !no_color,
-        };
-        Printer {
-            color_out: pick(std::io::stdout().is_terminal()),
-            color_err: pick(std::io::stderr().is_terminal()),
-            quiet,
-            verbose,
-        }
-    }
-
-    pub fn color_out(&self) -> bool {
-        self.color_out
-    }
-
-    pub fn color_err(&self) -> bool {
-        self.color_err
-    }
-
-    /// A result, on stdout, always printed.
-    pub fn out(&self, text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
-    }
-
-    /// Information on stdout, left out with `-q`.
-    pub fn info(&self, line: &str) {
-        if !self.quiet {
-            self.out(&format!("{line}\n"));
-        }
-    }
-
-    /// An error or diagnostic, on stderr.
-    pub fn err(&self, text: &str) {
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(text.as_bytes());
-        if !text.ends_with('\n') {
-            let _ = err.write_all(b"\n");
-        }
-    }
-}
-
-/// ANSI colours, or nothing.
-#[derive(Debug, Clone, Copy)]
-pub struct Paint(pub bool);
-
-impl Paint {
-    fn wrap(self, code: &str, text: &str) -> String {
-        if self.0 {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    }
-    pub fn green(self, t: &str) -> String {
-        self.wrap("32", t)
-    }
-    pub fn red(self, t: &str) -> String {
-        self.wrap("31", t)
-    }
-    pub fn yellow(self, t: &str) -> String {
-        self.wrap("33", t)
-    }
-    pub fn cyan(self, t: &str) -> String {
-        self.wrap("36", t)
-    }
-    pub fn bold(self, t: &str) -> String {
-        self.wrap("1", t)
-    }
-    pub fn dim(self, t: &str) -> String {
-        self.wrap("2", t)
-    }
-
-    /// The marker of an action: `+` green, `-` red, `~` yellow, `>` cyan.
-    pub fn marker(self, action: Action) -> String {
-        match action {
-            Action::Create => self.green("+"),
-            Action::Remove => self.red("-"),
-            Action::Recreate => self.yellow("~"),
-            Action::Start => self.cyan(">"),
-        }
-    }
-}
+//! Renderings of plans, steps, errors and states as text and JSON, for
+//! the printer ([`crate::output`]). Pure: returns strings and values.
 
 use std::fmt::Write as _;
 
+use crate::backoff::BackoffRecord;
 use crate::config::plural;
-use crate::plan::{Action, Change, FieldChange, Plan, ServicePlan};
+use crate::error::Error;
+use crate::output::Paint;
+use crate::plan::{Action, Change, FieldChange, Layout, Plan, Reason, ServicePlan};
 
-fn mode_name(sp: &ServicePlan) -> &'static str {
-    match sp.mode() {
-        crate::config::Mode::Parallel => "parallel",
-        crate::config::Mode::Sequential => "sequential",
+/// The marker of an action: `+` green, `-` red, `~` yellow, `>` cyan.
+fn marker(p: Paint, action: Action) -> String {
+    match action {
+        Action::Create => p.green("+"),
+        Action::Remove => p.red("-"),
+        Action::Recreate | Action::Update | Action::Scale => p.yellow("~"),
+        Action::Start => p.cyan(">"),
     }
 }
 
@@ -192,23 +94,49 @@ fn service_header(p: Paint, sp: &ServicePlan) -> String {
     let mode = if sp.service.is_none() {
         String::new()
     } else {
-        format!("  {}", mode_name(sp))
+        format!("  {}", sp.mode().as_str())
     };
     format!("{marker} {}{mode}  {}", p.bold(&sp.name), what.join(", "))
 }
 
+/// The header of a service that is one unit with replicas: the unit is
+/// named on the line and not listed below it.
+fn replicated_header(p: Paint, sp: &ServicePlan, c: &Change) -> String {
+    let mark = match c.action {
+        Action::Create => p.green("+"),
+        Action::Remove => p.red("-"),
+        _ => p.yellow("~"),
+    };
+    let what = match c.action {
+        Action::Update if sp.from != sp.to => {
+            format!("replicas {} → {}, config changed", sp.from, sp.to)
+        }
+        Action::Update if c.reason == Reason::ConfigChanged => {
+            format!("{}, config changed", plural(sp.to as usize, "replica"))
+        }
+        Action::Update => format!("{}, {}", plural(sp.to as usize, "replica"), c.reason),
+        _ => format!("replicas {} → {}", sp.from, sp.to),
+    };
+    format!(
+        "{mark} {}  {}  {what}  ({})",
+        p.bold(&sp.name),
+        sp.mode().as_str(),
+        c.unit
+    )
+}
+
 /// Reasons that the header does not already say.
 fn extra_reason(sp: &ServicePlan, c: &Change) -> Option<String> {
-    match c.action {
-        Action::Create if c.reason.starts_with("scale") => None,
-        Action::Remove if c.reason.starts_with("scale") || sp.service.is_none() => None,
-        Action::Recreate if c.reason == "config changed" => None,
-        _ => Some(c.reason.clone()),
+    match (c.action, &c.reason) {
+        (Action::Create | Action::Remove, Reason::Scale { .. }) => None,
+        (Action::Remove, _) if sp.service.is_none() => None,
+        (Action::Recreate, Reason::ConfigChanged) => None,
+        _ => Some(c.reason.to_string()),
     }
 }
 
 /// The text plan of SPEC section 4.
-pub fn plan_text(plan: &Plan, endpoint: &str, color: bool) -> String {
+pub fn plan_text(plan: &Plan, endpoint: impl std::fmt::Display, color: bool) -> String {
     let p = Paint(color);
     let mut out = String::new();
     let _ = writeln!(out, "project {} on {endpoint}", p.bold(&plan.project));
@@ -222,6 +150,16 @@ pub fn plan_text(plan: &Plan, endpoint: &str, color: bool) -> String {
         );
     }
     for sp in plan.services.iter().filter(|s| !s.changes.is_empty()) {
+        let replicated = plan.layout == Layout::SwarmServices
+            && sp.service.is_some()
+            && sp.changes.iter().all(|c| c.ordinal.is_none());
+        if replicated {
+            for c in &sp.changes {
+                let _ = writeln!(out, "{}", replicated_header(p, sp, c));
+                render_diff(&mut out, p, &c.diff);
+            }
+            continue;
+        }
         let _ = writeln!(out, "{}", service_header(p, sp));
         let recreates: Vec<&Change> = sp.changes.iter().filter(|c| !c.diff.is_empty()).collect();
         let shared = recreates.windows(2).all(|w| w[0].diff == w[1].diff);
@@ -232,8 +170,8 @@ pub fn plan_text(plan: &Plan, endpoint: &str, color: bool) -> String {
             let _ = writeln!(
                 out,
                 "    {} {}  {}{reason}",
-                p.marker(c.action),
-                c.container,
+                marker(p, c.action),
+                c.unit,
                 c.action.as_str()
             );
             let last_with_diff = sp.changes[i + 1..].iter().all(|n| n.diff.is_empty());
@@ -307,13 +245,15 @@ pub fn step_line(
                 Action::Recreate => "recreated",
                 Action::Start => "started",
                 Action::Remove => "removed",
+                Action::Scale => "scaled",
+                Action::Update => "updated",
             };
-            format!("  {} {}  {done}  {time}", p.marker(c.action), c.container)
+            format!("  {} {}  {done}  {time}", marker(p, c.action), c.unit)
         }
         Err(e) => format!(
             "  {} {}  {} failed: {e}  {time}",
             p.red("!"),
-            c.container,
+            c.unit,
             c.action.as_str()
         ),
     }
@@ -356,10 +296,10 @@ pub fn file_diff(name: &str, old: &str, new: &str, color: bool) -> String {
 }
 
 /// A failed command, as shown on stderr.
-pub fn error_text(e: &crate::commands::Error, color: bool) -> String {
+pub fn error_text(e: &Error, color: bool) -> String {
     let p = Paint(color);
     let mut out = format!("{} {e}", p.red("error:"));
-    if let crate::commands::Error::Apply(crate::apply::ApplyError::NotReady {
+    if let Error::Apply(crate::apply::ApplyError::NotReady {
         container,
         logs,
         ..
@@ -404,15 +344,15 @@ pub struct PsContainer {
     pub up_to_date: bool,
     pub ports: Vec<crate::engine::Published>,
     /// Set while `muster watch` holds back its restarts (crash-looping).
-    pub backoff: Option<crate::watch::BackoffRecord>,
+    pub backoff: Option<BackoffRecord>,
 }
 
 impl PsView {
-    /// `backoffs`: what the daemon published (see [`crate::watch::read_backoffs`]).
+    /// `backoffs`: what the daemon published (see [`crate::files::read_backoffs`]).
     pub fn new(
         desired: &crate::config::Desired,
         actual: &crate::engine::Actual,
-        backoffs: &std::collections::BTreeMap<String, crate::watch::BackoffRecord>,
+        backoffs: &std::collections::BTreeMap<String, BackoffRecord>,
     ) -> Self {
         let plan = crate::plan::plan(desired, actual, false);
         // A back-off is current while its restart is due in the last 10 minutes or later.
@@ -421,7 +361,7 @@ impl PsView {
             .into_iter()
             .map(|s| {
                 let mut containers: Vec<PsContainer> = actual
-                    .containers
+                    .units
                     .iter()
                     .filter(|c| c.service == s.name)
                     .map(|c| PsContainer {
@@ -430,7 +370,7 @@ impl PsView {
                         state: c.state,
                         health: c.health,
                         status: c.status.clone(),
-                        up_to_date: !plan.changes().any(|ch| ch.container == c.name),
+                        up_to_date: !plan.changes().any(|ch| ch.unit == c.name),
                         ports: c.ports.clone(),
                         backoff: backoffs
                             .get(&c.name)
@@ -443,10 +383,7 @@ impl PsView {
                 containers.sort_by_key(|c| (c.ordinal, c.name.clone()));
                 PsService {
                     service: s.name.clone(),
-                    mode: match s.mode {
-                        crate::config::Mode::Parallel => "parallel",
-                        crate::config::Mode::Sequential => "sequential",
-                    },
+                    mode: s.mode.as_str(),
                     desired: s.count,
                     running: containers
                         .iter()

@@ -1,6 +1,7 @@
-//! The daemon: apply, then re-plan on every save, on engine drift, on a
-//! timer and on SIGHUP. Each pass runs the same pipeline as `muster apply`.
-//! Does file, engine and signal I/O.
+//! The daemon: apply, then run the pipeline again on every save, on engine
+//! drift, on a timer and on SIGHUP. Each pass is [`reconcile::pass`], the
+//! pipeline of `muster apply`; what drift means is decided by the pure
+//! [`crate::backoff`]. Does file, engine and signal I/O.
 //!
 //! # Guarantees
 //! - An invalid file is reported and ignored: the last good configuration
@@ -8,6 +9,8 @@
 //! - Every pass observes the engine and plans afresh under the lock, from
 //!   the newest file: a stale plan is never applied. Triggers that arrive
 //!   during an apply are coalesced into one pass when it ends.
+//! - Missing images are pulled before anything changes; a pull that fails
+//!   is reported and the pass changes nothing.
 //! - A container that keeps dying is restarted with growing delays (1s
 //!   doubling to 5m; reset after it ran 10 minutes).
 //! - The engine going away is logged; muster reconnects with back-off and
@@ -15,32 +18,33 @@
 //! - SIGINT/SIGTERM: the steps in flight finish, the lock is released, exit 0.
 //! - Idle, it waits on its sources: no polling loop.
 
-use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use notify::Watcher;
 use tokio::sync::mpsc;
 
-use crate::apply::{self, ApplyError, Reporter};
-use crate::cli::exit;
-use crate::config::{self, Desired};
-use crate::engine::docker::DockerEngine;
-use crate::engine::{Engine, Event};
-use crate::lock;
-use crate::plan::{self, Action, Change, Plan};
-use crate::render::{self, Printer};
+use crate::apply::{ApplyError, Reporter};
+use crate::backoff::{Decision, Drift};
+use crate::config::{self, Backend as BackendKind, Desired};
+use crate::engine::{self, Actual, Backend, Endpoint, ErrorKind, Event};
+use crate::error::Error;
+use crate::output::Printer;
+use crate::plan::{Action, Change, Plan};
+use crate::reconcile::{self, Observer, Outcome};
+use crate::render;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub file: PathBuf,
     pub project: Option<String>,
-    pub host: Option<String>,
+    /// `--backend`: overrides the file's.
+    pub backend: Option<BackendKind>,
     pub debounce: Duration,
     pub resync: Duration,
     pub parallel: usize,
@@ -49,7 +53,32 @@ pub struct Settings {
     pub json: bool,
 }
 
-enum Msg {
+/// How the daemon reaches its backend, at start and after the engine went
+/// away. The CLI connects to a real engine; tests hand in a memory engine.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// Where it connects, for messages.
+    fn address(&self) -> String;
+    async fn connect(&self, kind: BackendKind) -> engine::Result<Arc<dyn Backend>>;
+}
+
+/// Connects to the engine at `--host`/`DOCKER_HOST`.
+pub struct EngineConnector(pub Option<String>);
+
+#[async_trait::async_trait]
+impl Connector for EngineConnector {
+    fn address(&self) -> String {
+        self.0.clone().unwrap_or_else(|| "the Docker engine".into())
+    }
+
+    async fn connect(&self, kind: BackendKind) -> engine::Result<Arc<dyn Backend>> {
+        engine::connect(kind, self.0.as_deref()).await
+    }
+}
+
+/// What wakes the daemon.
+#[derive(Debug)]
+pub enum Msg {
     File,
     Event(Event),
     EngineLost(String),
@@ -57,94 +86,87 @@ enum Msg {
     Stop(&'static str),
 }
 
-/// Restart back-off of one container.
-#[derive(Debug, Clone)]
-struct Backoff {
-    failures: u32,
-    /// Not restarted before this.
-    until: Instant,
-    /// A pass is owed when `until` comes.
-    due: bool,
+/// The daemon's inbox, and the flag that stops steps in flight.
+pub struct Inbox {
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    stop: Arc<AtomicBool>,
 }
 
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
-const BACKOFF_RESET: Duration = Duration::from_secs(600);
-
-/// Where the daemon tells `muster ps` which containers are backing off.
-pub fn backoff_file(project: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("muster-{project}.backoff.json"))
+impl Default for Inbox {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Inbox {
+            tx,
+            rx,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
 }
 
-/// One container's back-off, as `muster ps` reads it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct BackoffRecord {
-    pub failures: u32,
-    /// Unix seconds of the next restart.
-    pub next_restart: u64,
-}
-
-/// The back-offs the daemon published for `project`, if any.
-pub fn read_backoffs(project: &str) -> BTreeMap<String, BackoffRecord> {
-    std::fs::read(backoff_file(project))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-/// The delay after `failures` failures in a row: 1s, 2s, 4s, … 5m.
-pub fn backoff_delay(failures: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(failures.saturating_sub(1).min(16))
-        .unwrap_or(u32::MAX);
-    (BACKOFF_FIRST * factor).min(BACKOFF_MAX)
-}
-
-struct Daemon<'p> {
-    s: Settings,
-    printer: &'p Printer,
+/// Sends to a running daemon (signals, and tests).
+#[derive(Clone)]
+pub struct Remote {
     tx: mpsc::UnboundedSender<Msg>,
     stop: Arc<AtomicBool>,
-    engine: Option<DockerEngine>,
-    /// The project whose events are followed.
-    events_for: Option<String>,
-    last_good: Option<Desired>,
-    /// Hash of the file's content at the last load, valid or not.
-    seen: Option<u64>,
-    /// When muster last started each container, and its back-off.
-    started: BTreeMap<String, Instant>,
-    backoff: BTreeMap<String, Backoff>,
-    /// Ids of containers muster itself removes or replaces: their events
-    /// are ours (by id: a replacement of the same name that dies is not).
-    ours: BTreeMap<String, Instant>,
-    reconnect_delay: Duration,
-    next_reconnect: Option<Instant>,
-    /// The task that forwards engine events.
-    events_task: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
+impl Remote {
+    /// As SIGTERM: the steps in flight finish, then the daemon returns.
+    pub fn stop(&self, why: &'static str) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.tx.send(Msg::Stop(why));
+    }
+
+    /// As SIGHUP: a resync now.
+    pub fn hup(&self) {
+        let _ = self.tx.send(Msg::Hup);
+    }
+}
+
+impl Inbox {
+    pub fn remote(&self) -> Remote {
+        Remote {
+            tx: self.tx.clone(),
+            stop: self.stop.clone(),
+        }
+    }
+}
+
+/// Runs the daemon on the engine until SIGINT or SIGTERM.
 ///
 /// # Errors
 /// Only when it cannot start: the file's directory cannot be watched, or
 /// signals cannot be handled.
-pub async fn run(s: Settings, printer: &Printer) -> Result<u8, String> {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+pub async fn run(s: Settings, printer: &Printer, connector: &dyn Connector) -> Result<(), String> {
+    let inbox = Inbox::default();
+    spawn_signals(inbox.remote())?;
+    serve(s, printer, connector, inbox).await
+}
+
+/// Runs the daemon with `connector` until stopped through `inbox`'s remote.
+///
+/// # Errors
+/// Only when the file's directory cannot be watched.
+pub async fn serve(
+    s: Settings,
+    printer: &Printer,
+    connector: &dyn Connector,
+    inbox: Inbox,
+) -> Result<(), String> {
+    let Inbox { tx, mut rx, stop } = inbox;
     let _watcher = watch_file(&s.file, tx.clone())?;
-    let stop = Arc::new(AtomicBool::new(false));
-    spawn_signals(tx.clone(), stop.clone())?;
     let mut d = Daemon {
         s,
         printer,
+        connector,
         tx,
         stop,
-        engine: None,
+        backend: None,
         events_for: None,
         last_good: None,
         seen: None,
-        started: BTreeMap::new(),
-        backoff: BTreeMap::new(),
-        ours: BTreeMap::new(),
+        drift: Mutex::new(Drift::default()),
         reconnect_delay: Duration::from_secs(1),
         next_reconnect: Some(Instant::now()),
         events_task: None,
@@ -169,7 +191,7 @@ pub async fn run(s: Settings, printer: &Printer) -> Result<u8, String> {
             Some(next_resync),
             file_due,
             d.next_reconnect,
-            d.backoff.values().filter(|b| b.due).map(|b| b.until).min(),
+            d.drift().next_due(),
         ]
         .into_iter()
         .flatten()
@@ -179,42 +201,12 @@ pub async fn run(s: Settings, printer: &Printer) -> Result<u8, String> {
             m = rx.recv() => m,
             () = tokio::time::sleep_until(wake.into()) => None,
         };
-        let now = Instant::now();
-        match msg {
-            Some(Msg::File) => file_due = Some(now + d.s.debounce),
-            Some(Msg::Event(e)) => {
-                if let Some(why) = d.on_event(&e) {
-                    reasons.push(why);
-                }
-            }
-            Some(Msg::EngineLost(why)) => d.lost(&why),
-            Some(Msg::Hup) => reasons.push("SIGHUP".into()),
-            Some(Msg::Stop(sig)) => {
-                d.log_line(&format!("{sig}: stopping; containers keep running"), false);
-                break;
-            }
-            None => {}
-        }
-        if file_due.is_some_and(|t| t <= now) {
-            file_due = None;
-            if d.reload_file() {
-                reasons.push(format!("{} saved", file_name(&d.s.file)));
-            }
-        }
-        if d.next_reconnect.is_some_and(|t| t <= now) && d.connect().await {
-            reasons.push("engine is back".into());
-        }
-        if now >= next_resync {
-            reasons.push("resync".into());
-        }
-        for (name, b) in &mut d.backoff {
-            if b.due && b.until <= now {
-                b.due = false;
-                reasons.push(format!("{name} back-off over"));
-            }
-        }
+        let mut msgs: Vec<Msg> = msg.into_iter().collect();
         // Drain what queued meanwhile so that one pass covers it.
         while let Ok(m) = rx.try_recv() {
+            msgs.push(m);
+        }
+        for m in msgs {
             match m {
                 Msg::File => file_due = Some(Instant::now() + d.s.debounce),
                 Msg::Event(e) => {
@@ -230,14 +222,30 @@ pub async fn run(s: Settings, printer: &Printer) -> Result<u8, String> {
                 }
             }
         }
+        let now = Instant::now();
+        if file_due.is_some_and(|t| t <= now) {
+            file_due = None;
+            if d.reload_file() {
+                reasons.push(format!("{} saved", file_name(&d.s.file)));
+            }
+        }
+        if d.next_reconnect.is_some_and(|t| t <= now) && d.connect().await {
+            reasons.push("engine is back".into());
+        }
+        if now >= next_resync {
+            reasons.push("resync".into());
+        }
+        for name in d.drift().due(now) {
+            reasons.push(format!("{name} back-off over"));
+        }
     }
     if let Some(project) = &d.events_for {
-        let _ = std::fs::remove_file(backoff_file(project));
+        crate::files::clear_backoffs(project);
     }
     if let Some(task) = d.events_task.take() {
         task.abort();
     }
-    Ok(exit::OK)
+    Ok(())
 }
 
 fn file_name(p: &Path) -> String {
@@ -280,23 +288,17 @@ fn watch_file(
     Ok(watcher)
 }
 
-fn spawn_signals(tx: mpsc::UnboundedSender<Msg>, stop: Arc<AtomicBool>) -> Result<(), String> {
+fn spawn_signals(remote: Remote) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         loop {
-            let msg = tokio::select! {
-                _ = term.recv() => Msg::Stop("SIGTERM"),
-                _ = int.recv() => Msg::Stop("SIGINT"),
-                _ = hup.recv() => Msg::Hup,
-            };
-            if matches!(msg, Msg::Stop(_)) {
-                stop.store(true, Ordering::SeqCst);
-            }
-            if tx.send(msg).is_err() {
-                return;
+            tokio::select! {
+                _ = term.recv() => remote.stop("SIGTERM"),
+                _ = int.recv() => remote.stop("SIGINT"),
+                _ = hup.recv() => remote.hup(),
             }
         }
     });
@@ -329,7 +331,32 @@ pub fn timestamp() -> String {
     )
 }
 
-impl Daemon<'_> {
+struct Daemon<'p> {
+    s: Settings,
+    printer: &'p Printer,
+    connector: &'p dyn Connector,
+    tx: mpsc::UnboundedSender<Msg>,
+    stop: Arc<AtomicBool>,
+    backend: Option<Arc<dyn Backend>>,
+    /// The project whose events are followed.
+    events_for: Option<String>,
+    last_good: Option<Desired>,
+    /// Hash of the file's content at the last load, valid or not.
+    seen: Option<u64>,
+    drift: Mutex<Drift>,
+    reconnect_delay: Duration,
+    next_reconnect: Option<Instant>,
+    /// The task that forwards engine events.
+    events_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Prints what the daemon does: timestamped lines, or JSON objects.
+struct Log<'p> {
+    printer: &'p Printer,
+    json: bool,
+}
+
+impl Log<'_> {
     fn json_line(&self, value: serde_json::Value) {
         let mut v = value;
         if let Some(o) = v.as_object_mut() {
@@ -339,20 +366,121 @@ impl Daemon<'_> {
     }
 
     /// A timestamped line; `change` lines are printed even with `-q`.
-    fn log_line(&self, text: &str, change: bool) {
-        if self.s.json {
+    fn line(&self, text: &str, change: bool) {
+        if self.json {
             self.json_line(serde_json::json!({"event": "log", "message": text}));
         } else if change || !self.printer.quiet {
             self.printer.out(&format!("{} {text}\n", timestamp()));
         }
     }
 
-    fn log_error(&self, text: &str) {
-        if self.s.json {
+    fn error(&self, text: &str) {
+        if self.json {
             self.json_line(serde_json::json!({"event": "error", "message": text}));
         } else {
             self.printer.err(&format!("{} error: {text}", timestamp()));
         }
+    }
+}
+
+/// What a pass of the daemon tells the pipeline: it prints as the log
+/// does, holds back crash-looping containers, and keeps the drift record.
+struct PassObserver<'d> {
+    log: Log<'d>,
+    drift: &'d Mutex<Drift>,
+    /// Ids of the units the apply removes or replaces.
+    leaving: Mutex<Vec<String>>,
+    /// Containers whose steps wait out their back-off.
+    held: Mutex<Vec<String>>,
+}
+
+impl PassObserver<'_> {
+    fn drift(&self) -> std::sync::MutexGuard<'_, Drift> {
+        self.drift.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Observer for PassObserver<'_> {
+    fn plan(&self, plan: &Plan, endpoint: &Endpoint) {
+        if self.log.json {
+            self.log
+                .json_line(serde_json::json!({"event": "plan", "plan": render::plan_json(plan)}));
+        } else {
+            self.log.printer.out(&render::plan_text(
+                plan,
+                endpoint,
+                self.log.printer.color_out(),
+            ));
+        }
+    }
+
+    fn pulling(&self, image: &str) {
+        self.log.line(&format!("pulling {image}"), true);
+    }
+
+    fn hold_back(&self, plan: &mut Plan) {
+        let held = self.drift().hold_back(plan, Instant::now());
+        if let Ok(mut h) = self.held.lock() {
+            *h = held;
+        }
+    }
+
+    fn applying(&self, plan: &Plan, actual: &Actual) {
+        let leaving: Vec<String> = plan
+            .changes()
+            .filter(|c| matches!(c.action, Action::Remove | Action::Recreate))
+            .filter_map(|c| actual.units.iter().find(|a| a.name == c.unit))
+            .map(|a| a.id.clone())
+            .collect();
+        self.drift().applying(plan, &leaving, Instant::now());
+        if let Ok(mut l) = self.leaving.lock() {
+            *l = leaving;
+        }
+    }
+
+    fn applied(&self, plan: &Plan) {
+        let leaving = self.leaving.lock().map(|l| l.clone()).unwrap_or_default();
+        self.drift().applied(plan, &leaving, Instant::now());
+    }
+}
+
+impl Reporter for PassObserver<'_> {
+    fn step(&self, change: &Change, elapsed: Duration, result: &Result<(), ApplyError>) {
+        if self.log.json {
+            self.log.json_line(serde_json::json!({
+                "event": "step",
+                "container": change.unit,
+                "action": change.action,
+                "seconds": elapsed.as_secs_f64(),
+                "error": result.as_ref().err().map(ToString::to_string),
+            }));
+        } else {
+            self.log.printer.out(&format!(
+                "{}\n",
+                render::step_line(change, elapsed, result, self.log.printer.color_out())
+            ));
+        }
+    }
+}
+
+impl Daemon<'_> {
+    fn log(&self) -> Log<'_> {
+        Log {
+            printer: self.printer,
+            json: self.s.json,
+        }
+    }
+
+    fn log_line(&self, text: &str, change: bool) {
+        self.log().line(text, change);
+    }
+
+    fn log_error(&self, text: &str) {
+        self.log().error(text);
+    }
+
+    fn drift(&self) -> std::sync::MutexGuard<'_, Drift> {
+        self.drift.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reads the file; true when its content changed since the last read
@@ -391,9 +519,18 @@ impl Daemon<'_> {
                 if let Some(p) = &self.s.project {
                     desired.project = p.clone();
                 }
-                if desired.backend == config::Backend::Swarm {
-                    self.log_error("backend = \"swarm\" is not supported yet; keeping the last good configuration");
-                    return false;
+                if let Some(b) = self.s.backend {
+                    desired.backend = b;
+                }
+                if self
+                    .last_good
+                    .as_ref()
+                    .is_some_and(|old| old.backend != desired.backend)
+                {
+                    // Another kind of engine: connect again.
+                    self.backend = None;
+                    self.events_for = None;
+                    self.next_reconnect = Some(Instant::now());
                 }
                 self.last_good = Some(desired);
                 true
@@ -408,7 +545,7 @@ impl Daemon<'_> {
                             serde_json::json!({"code": p.code, "message": p.message, "line": line, "column": col, "help": p.help})
                         })
                         .collect();
-                    self.json_line(serde_json::json!({"event": "invalid_file", "file": invalid.path, "problems": problems}));
+                    self.log().json_line(serde_json::json!({"event": "invalid_file", "file": invalid.path, "problems": problems}));
                 } else {
                     self.log_error(&format!(
                         "{} is invalid; keeping the last good configuration, changing nothing",
@@ -423,14 +560,18 @@ impl Daemon<'_> {
 
     /// Connects if not connected; true when a new connection was made.
     async fn connect(&mut self) -> bool {
-        if self.engine.is_some() {
+        if self.backend.is_some() {
             self.next_reconnect = None;
             return false;
         }
-        match DockerEngine::connect(self.s.host.as_deref()).await {
-            Ok(engine) => {
-                self.log_line(&format!("connected to {}", engine.endpoint()), false);
-                self.engine = Some(engine);
+        let kind = self
+            .last_good
+            .as_ref()
+            .map_or(BackendKind::Docker, |d| d.backend);
+        match self.connector.connect(kind).await {
+            Ok(backend) => {
+                self.log_line(&format!("connected to {}", backend.endpoint()), false);
+                self.backend = Some(backend);
                 self.events_for = None;
                 self.follow_events();
                 self.reconnect_delay = Duration::from_secs(1);
@@ -450,23 +591,23 @@ impl Daemon<'_> {
     }
 
     fn lost(&mut self, why: &str) {
-        if self.engine.take().is_some() {
+        if self.backend.take().is_some() {
             self.log_error(&format!("lost the engine: {why}"));
             self.events_for = None;
             self.next_reconnect = Some(Instant::now() + Duration::from_millis(500));
         }
     }
 
-    /// Subscribes to the project's container events (again, when the project changed).
+    /// Subscribes to the project's events (again, when the project changed).
     fn follow_events(&mut self) {
-        let (Some(engine), Some(desired)) = (&self.engine, &self.last_good) else {
+        let (Some(backend), Some(desired)) = (&self.backend, &self.last_good) else {
             return;
         };
         if self.events_for.as_deref() == Some(desired.project.as_str()) {
             return;
         }
         self.events_for = Some(desired.project.clone());
-        let mut stream = engine.events(&desired.project);
+        let mut stream = backend.events(&desired.project);
         let tx = self.tx.clone();
         let project = desired.project.clone();
         if let Some(old) = self.events_task.take() {
@@ -491,55 +632,24 @@ impl Daemon<'_> {
 
     /// What an engine event means: a reason to run a pass, or nothing.
     fn on_event(&mut self, e: &Event) -> Option<String> {
-        let now = Instant::now();
-        self.ours
-            .retain(|_, t| now.duration_since(*t) < Duration::from_secs(10));
-        if self.ours.contains_key(&e.id) {
-            return None;
-        }
-        let what = match (e.action.as_str(), e.exit_code) {
-            ("die", Some(code)) => format!("{} died (exit {code})", e.container),
-            ("die", None) => format!("{} died", e.container),
-            ("destroy", _) => format!("{} was removed", e.container),
-            ("oom", _) => format!("{} ran out of memory", e.container),
-            ("stop", _) => format!("{} was stopped", e.container),
-            ("kill", _) => return None, // a die follows
-            (a, _) if a.starts_with("health_status") => {
-                if a.contains("unhealthy") {
-                    format!("{} became unhealthy", e.container)
-                } else {
-                    return None;
+        let decision = self.drift().on_event(e, Instant::now());
+        match decision {
+            Decision::Ignore => None,
+            Decision::Pass { why, failures } => {
+                self.publish_backoffs();
+                if let Some((n, wait)) = failures {
+                    self.log_line(
+                        &format!(
+                            "{} keeps failing ({n} times in a row); next restart in {}",
+                            e.container,
+                            config::format_duration(wait)
+                        ),
+                        true,
+                    );
                 }
-            }
-            (a, _) => format!("{} {a}", e.container),
-        };
-        if e.action == "die" {
-            let ran_long = self
-                .started
-                .get(&e.container)
-                .is_none_or(|t| now.duration_since(*t) >= BACKOFF_RESET);
-            let b = self.backoff.entry(e.container.clone()).or_insert(Backoff {
-                failures: 0,
-                until: now,
-                due: false,
-            });
-            b.failures = if ran_long { 1 } else { b.failures + 1 };
-            let (failures, delay) = (b.failures, backoff_delay(b.failures));
-            b.until = now + delay;
-            b.due = true;
-            self.publish_backoffs();
-            if failures > 1 {
-                self.log_line(
-                    &format!(
-                        "{} keeps failing ({failures} times in a row); next restart in {}",
-                        e.container,
-                        config::format_duration(delay)
-                    ),
-                    true,
-                );
+                Some(why)
             }
         }
-        Some(what)
     }
 
     /// Writes the back-offs for `muster ps` (best effort).
@@ -547,55 +657,13 @@ impl Daemon<'_> {
         let Some(project) = &self.events_for else {
             return;
         };
-        let now = Instant::now();
-        let unix = crate::engine::now_secs();
-        let records: BTreeMap<&String, BackoffRecord> = self
-            .backoff
-            .iter()
-            .filter(|(_, b)| b.failures > 1)
-            .map(|(name, b)| {
-                let left = b.until.saturating_duration_since(now).as_secs();
-                (
-                    name,
-                    BackoffRecord {
-                        failures: b.failures,
-                        next_restart: unix + left,
-                    },
-                )
-            })
-            .collect();
-        let path = backoff_file(project);
-        if records.is_empty() {
-            let _ = std::fs::remove_file(&path);
-            return;
-        }
-        if let Ok(text) = serde_json::to_vec(&records) {
-            let _ = crate::commands::write_atomically(&path, text);
-        }
+        let records = self
+            .drift()
+            .records(Instant::now(), crate::engine::now_secs());
+        crate::files::write_backoffs(project, &records);
     }
 
-    /// Takes out the changes to containers that are backing off; their names.
-    fn hold_back(&self, plan: &mut Plan) -> Vec<String> {
-        let now = Instant::now();
-        let mut held = Vec::new();
-        for sp in &mut plan.services {
-            sp.changes.retain(|c| {
-                // A recreate (new config or image) is not held back.
-                let wait = matches!(c.action, Action::Start | Action::Create)
-                    && self
-                        .backoff
-                        .get(&c.container)
-                        .is_some_and(|b| b.until > now);
-                if wait {
-                    held.push(c.container.clone());
-                }
-                !wait
-            });
-        }
-        held
-    }
-
-    /// One pass of the pipeline: load, observe, plan, print, apply.
+    /// One pass of the pipeline.
     async fn pass(&mut self, reasons: &[String]) {
         let Some(desired) = self.last_good.clone() else {
             self.log_line(
@@ -605,167 +673,123 @@ impl Daemon<'_> {
             return;
         };
         self.follow_events();
-        let Some(engine) = self.engine.clone() else {
+        let Some(backend) = self.backend.clone() else {
             return;
         };
-        let images = desired.images();
         let why = reasons.join(", ");
-        // A first look without the lock: an idle pass takes no lock.
-        let first = match engine.observe(&desired.project, &images).await {
-            Ok(a) => a,
-            Err(e) => return self.engine_failed(&e.to_string(), e.kind),
-        };
-        let mut quick = plan::plan(&desired, &first, self.s.prune);
-        let held = self.hold_back(&mut quick);
-        if quick.is_empty() {
-            if held.is_empty() {
-                self.log_line(&format!("{why}: {}", render::summary_line(&quick)), false);
-            } else {
-                self.log_line(
-                    &format!("{why}: {} waits out its back-off", held.join(", ")),
-                    true,
-                );
-            }
-            return;
-        }
-        self.log_line(&why, true);
-        let me = lock::me(&format!("muster watch -f {}", self.s.file.display()));
-        let stop = Some(self.stop.as_ref());
-        if let Err(e) =
-            lock::acquire(&engine, &desired.project, &me, self.s.lock_timeout, stop).await
-        {
-            if matches!(e, lock::LockError::Stopped) {
-                return;
-            }
-            return self.log_error(&e.to_string());
-        }
-        let result = self.apply_locked(&engine, &desired, &images).await;
-        if let Err(e) = engine.unlock(&desired.project).await {
-            self.log_error(&e.to_string());
-        }
-        match result {
-            Ok(()) => {}
-            Err(ApplyError::Interrupted) => self.log_line("interrupted between two steps", true),
-            Err(ApplyError::Engine(e)) => self.engine_failed(&e.to_string(), e.kind),
-            Err(e) => {
-                let text = render::error_text(&crate::commands::Error::Apply(e), false);
-                self.log_error(text.trim_start_matches("error: "));
-            }
-        }
-    }
-
-    fn engine_failed(&mut self, text: &str, kind: crate::engine::ErrorKind) {
-        self.log_error(text);
-        if kind == crate::engine::ErrorKind::Unreachable {
-            self.lost(text);
-        }
-    }
-
-    async fn apply_locked(
-        &mut self,
-        engine: &DockerEngine,
-        desired: &Desired,
-        images: &[String],
-    ) -> Result<(), ApplyError> {
-        if self.stop.load(Ordering::SeqCst) {
-            return Err(ApplyError::Interrupted);
-        }
-        let actual = engine.observe(&desired.project, images).await?;
-        let mut plan = plan::plan(desired, &actual, self.s.prune);
-        self.hold_back(&mut plan);
-        if plan.is_empty() {
-            return Ok(());
-        }
-        if self.s.json {
-            self.json_line(serde_json::json!({"event": "plan", "plan": render::plan_json(&plan)}));
-        } else {
-            self.printer.out(&render::plan_text(
-                &plan,
-                &engine.endpoint(),
-                self.printer.color_out(),
-            ));
-        }
-        let leaving: Vec<String> = plan
-            .changes()
-            .filter(|c| matches!(c.action, Action::Remove | Action::Recreate))
-            .filter_map(|c| actual.containers.iter().find(|a| a.name == c.container))
-            .map(|a| a.id.clone())
-            .collect();
-        for id in &leaving {
-            // Kept until 10s after the apply ends (see below).
-            self.ours
-                .insert(id.clone(), Instant::now() + Duration::from_secs(86_400));
-        }
-        for c in plan.changes().filter(|c| c.action == Action::Recreate) {
-            // A new config or image deserves a fresh start.
-            self.backoff.remove(&c.container);
-        }
-        let options = apply::Options {
+        let options = reconcile::Options {
+            prune: self.s.prune,
+            parallel: self.s.parallel,
+            lock_timeout: self.s.lock_timeout,
             stop: Some(self.stop.clone()),
-            ..apply::Options::new(self.s.parallel)
+            lock_when_idle: false,
+            command: format!("muster watch -f {}", self.s.file.display()),
         };
-        let reporter = WatchReporter {
-            printer: self.printer,
-            json: self.s.json,
+        let observer = PassObserver {
+            log: self.log(),
+            drift: &self.drift,
+            leaving: Mutex::new(Vec::new()),
+            held: Mutex::new(Vec::new()),
         };
-        let result = apply::apply(engine, desired, &plan, &options, &reporter).await;
-        let done = Instant::now();
-        for c in plan.changes() {
-            if matches!(c.action, Action::Create | Action::Recreate | Action::Start) {
-                self.started.insert(c.container.clone(), done);
+        // The trigger is said before the plan, once there is one to say.
+        let announced = AnnounceFirst {
+            inner: &observer,
+            why: &why,
+            said: AtomicBool::new(false),
+        };
+        let result = reconcile::pass(backend.as_ref(), &desired, &options, &announced).await;
+        match result {
+            Ok(Outcome::UpToDate(plan)) => {
+                let held = observer.held.lock().map(|h| h.clone()).unwrap_or_default();
+                if announced.said.load(Ordering::SeqCst) {
+                    self.log_line(&render::summary_line(&plan), true);
+                } else if held.is_empty() {
+                    self.log_line(&format!("{why}: {}", render::summary_line(&plan)), false);
+                } else {
+                    self.log_line(
+                        &format!("{why}: {} waits out its back-off", held.join(", ")),
+                        true,
+                    );
+                }
             }
+            Ok(Outcome::Applied(plan)) => {
+                if !self.s.json {
+                    self.printer.out(&format!(
+                        "{} Applied: {}\n",
+                        timestamp(),
+                        render::applied_line(&plan)
+                    ));
+                }
+            }
+            Err(Error::Lock(crate::lock::LockError::Stopped)) => {}
+            Err(Error::Apply(ApplyError::Interrupted)) => {
+                self.log_line("interrupted between two steps", true);
+            }
+            Err(e) => self.failed(&e),
         }
-        // Events of what we removed or replaced may still arrive: they are ours.
-        for id in leaving {
-            self.ours.insert(id, done);
+        self.publish_backoffs();
+    }
+
+    fn failed(&mut self, e: &Error) {
+        let unreachable = match e {
+            Error::Engine(e) | Error::Apply(ApplyError::Engine(e)) => {
+                e.kind == ErrorKind::Unreachable
+            }
+            Error::Lock(crate::lock::LockError::Engine(e)) => e.kind == ErrorKind::Unreachable,
+            _ => false,
+        };
+        let text = render::error_text(e, false);
+        self.log_error(text.trim_start_matches("error: "));
+        if unreachable {
+            self.lost(&e.to_string());
         }
-        if result.is_ok() && !self.s.json {
-            self.printer.out(&format!(
-                "{} Applied: {}\n",
-                timestamp(),
-                render::applied_line(&plan)
-            ));
-        }
-        result
     }
 }
 
-struct WatchReporter<'p> {
-    printer: &'p Printer,
-    json: bool,
+/// Logs the pass's trigger before its plan is printed.
+struct AnnounceFirst<'a> {
+    inner: &'a PassObserver<'a>,
+    why: &'a str,
+    said: AtomicBool,
 }
 
-impl Reporter for WatchReporter<'_> {
-    fn step(&self, change: &Change, elapsed: Duration, result: &Result<(), ApplyError>) {
-        if self.json {
-            let v = serde_json::json!({
-                "time": timestamp(),
-                "event": "step",
-                "container": change.container,
-                "action": change.action,
-                "seconds": elapsed.as_secs_f64(),
-                "error": result.as_ref().err().map(ToString::to_string),
-            });
-            self.printer.out(&format!("{v}\n"));
-        } else {
-            self.printer.out(&format!(
-                "{}\n",
-                render::step_line(change, elapsed, result, self.printer.color_out())
-            ));
+impl AnnounceFirst<'_> {
+    fn announce(&self) {
+        if !self.said.swap(true, Ordering::SeqCst) {
+            self.inner.log.line(self.why, true);
         }
+    }
+}
+
+impl Observer for AnnounceFirst<'_> {
+    fn plan(&self, plan: &Plan, endpoint: &Endpoint) {
+        self.announce();
+        self.inner.plan(plan, endpoint);
+    }
+    fn pulling(&self, image: &str) {
+        self.announce();
+        self.inner.pulling(image);
+    }
+    fn hold_back(&self, plan: &mut Plan) {
+        self.inner.hold_back(plan);
+    }
+    fn applying(&self, plan: &Plan, actual: &Actual) {
+        self.inner.applying(plan, actual);
+    }
+    fn applied(&self, plan: &Plan) {
+        self.inner.applied(plan);
+    }
+}
+
+impl Reporter for AnnounceFirst<'_> {
+    fn step(&self, change: &Change, elapsed: Duration, result: &Result<(), ApplyError>) {
+        self.inner.step(change, elapsed, result);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_from_one_second_to_five_minutes() {
-        let delays: Vec<u64> = (1..=11).map(|n| backoff_delay(n).as_secs()).collect();
-        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
-        assert_eq!(backoff_delay(1000), BACKOFF_MAX);
-    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {

@@ -1,10 +1,10 @@
 //! The executor on the in-memory engine: apply, then plan again, must give
 //! an empty plan, whatever the file and whatever was there before.
 
-use muster::apply::{self, ApplyError, Reporter, container_spec};
+use muster::apply::{self, ApplyError, Reporter};
 use muster::config::{Desired, parse_str};
 use muster::engine::memory::MemoryEngine;
-use muster::engine::{Engine, State, container_name};
+use muster::engine::{Backend, State, container_name, container_spec};
 use muster::plan::{Change, plan};
 use proptest::prelude::*;
 
@@ -123,12 +123,12 @@ proptest! {
         prop_assert!(again.is_empty(), "second plan not empty: {:?}", again.changes().collect::<Vec<_>>());
         let actual = engine.snapshot("p", &images);
         for s in want.services.values() {
-            let mut ordinals: Vec<u32> = actual.containers.iter().filter(|c| c.service == s.name).filter_map(|c| c.ordinal).collect();
+            let mut ordinals: Vec<u32> = actual.units.iter().filter(|c| c.service == s.name).filter_map(|c| c.ordinal).collect();
             ordinals.sort();
             prop_assert_eq!(ordinals, (1..=s.count).collect::<Vec<_>>());
         }
-        prop_assert!(actual.containers.iter().all(|c| want.services.contains_key(&c.service)));
-        prop_assert!(actual.containers.iter().all(|c| c.state == State::Running));
+        prop_assert!(actual.units.iter().all(|c| want.services.contains_key(&c.service)));
+        prop_assert!(actual.units.iter().all(|c| c.state == State::Running));
     }
 }
 

@@ -1,10 +1,10 @@
 //! Snapshots of the plan as users and scripts see it, for a fixed state
 //! held by the in-memory engine.
 
-use muster::apply::container_spec;
+
 use muster::config::{Desired, parse_str};
 use muster::engine::memory::MemoryEngine;
-use muster::engine::{State, container_name};
+use muster::engine::{State, container_name, container_spec};
 use muster::plan::plan;
 use muster::render::{plan_json, plan_text};
 
@@ -98,7 +98,7 @@ fn no_changes_snapshot() {
     let (after, engine) = fixed_state();
     let before = desired(BEFORE);
     let p = plan(&before, &engine.snapshot("shop", &[IMG.into()]), false);
-    let started: Vec<String> = p.changes().map(|c| c.container.clone()).collect();
+    let started: Vec<String> = p.changes().map(|c| c.unit.clone()).collect();
     assert_eq!(started, ["shop-worker-2"]);
     engine.with(|s| s.containers.get_mut("shop-worker-2").unwrap().state = State::Running);
     let p = plan(&before, &engine.snapshot("shop", &[IMG.into()]), false);

@@ -181,6 +181,17 @@ pub struct Update {
     pub order: UpdateOrder,
 }
 
+impl Mode {
+    /// The mode as the file writes it. Also what the config hash covers:
+    /// this text must never change, or every container would be recreated.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Parallel => "parallel",
+            Mode::Sequential => "sequential",
+        }
+    }
+}
+
 /// Formats a duration the way the file writes it (`1m30s`, `500ms`).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -208,7 +219,7 @@ impl Service {
         let mut s = BTreeMap::new();
         let list = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
         s.insert("image".into(), self.image.clone());
-        s.insert("mode".into(), format!("{:?}", self.mode).to_lowercase());
+        s.insert("mode".into(), self.mode.as_str().into());
         if let Some(c) = &self.command {
             s.insert("command".into(), list(c));
         }
@@ -353,5 +364,46 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
         assert_eq!(format_duration(Duration::ZERO), "0s");
         assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
+    }
+}
+
+#[cfg(test)]
+mod pinned {
+    /// Running containers carry their service's hash in a label: if a
+    /// refactor changed the hash of an unchanged service, every user's
+    /// containers would be recreated at the next apply. This pins it.
+    #[test]
+    fn the_hash_of_a_known_service_never_changes() {
+        let text = r#"
+project = "shop"
+[services.web]
+image = "nginx:1.27"
+count = 1
+mode = "sequential"
+command = ["nginx", "-g", "daemon off;"]
+env = { LOG_LEVEL = "info", N = 3 }
+ports = ["80", "127.0.0.1:8080:81/udp"]
+expose = ["9000"]
+volumes = ["data-{ordinal}:/var/lib/app", "/srv/conf:/etc/app:ro"]
+labels = { team = "shop" }
+restart = "on-failure:3"
+init = true
+user = "1000:1000"
+working_dir = "/srv"
+stop_signal = "SIGQUIT"
+stop_grace_period = "1m30s"
+cpus = 0.5
+memory = "256MiB"
+[services.web.healthcheck]
+test = "curl -fs http://127.0.0.1/"
+interval = "2s"
+"#;
+        let desired = super::super::parse_str("t.toml", text, std::path::Path::new("/x"))
+            .unwrap_or_else(|e| panic!("{}", e.render_plain()));
+        let web = &desired.services["web"];
+        assert_eq!(web.config_hash(), "1809a9262e3bcd67");
+        let mut parallel = web.clone();
+        parallel.mode = super::Mode::Parallel;
+        assert_eq!(parallel.config_hash(), "ea7f209d6d196fc1");
     }
 }

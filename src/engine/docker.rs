@@ -19,8 +19,9 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::{
-    Actual, Container, ContainerSpec, Engine, EngineError, ErrorKind, Health, LABEL_LOCK,
-    LABEL_PROJECT, LockHolder, Published, Result, State, network_name,
+    Actual, Backend, ContainerSpec, Endpoint, EngineError, ErrorKind, Health, LABEL_LOCK,
+    LABEL_PROJECT, LockHolder, Published, Result, State, Status, Unit, UnitRequest,
+    container_spec, network_name,
 };
 use crate::config::Restart;
 
@@ -165,7 +166,7 @@ fn parse_health(status: &str) -> Option<Health> {
     }
 }
 
-fn to_container(c: ContainerSummary) -> Option<Container> {
+fn to_unit(c: ContainerSummary) -> Option<Unit> {
     let labels = c.labels.unwrap_or_default();
     let name = c
         .names?
@@ -199,7 +200,7 @@ fn to_container(c: ContainerSummary) -> Option<Container> {
     ports.sort();
     ports.dedup();
     let (service, ordinal, config_hash, config) = super::read_labels(|k| labels.get(k));
-    Some(Container {
+    Some(Unit {
         id: c.id.unwrap_or_default(),
         service,
         ordinal,
@@ -211,6 +212,7 @@ fn to_container(c: ContainerSummary) -> Option<Container> {
         status,
         ports,
         name,
+        replicas: None,
     })
 }
 
@@ -301,9 +303,13 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     }
 }
 
-impl Engine for DockerEngine {
-    fn endpoint(&self) -> String {
-        self.endpoint.clone()
+#[async_trait::async_trait]
+impl Backend for DockerEngine {
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            address: self.endpoint.clone(),
+            kind: None,
+        }
     }
 
     async fn observe(&self, project: &str, images: &[String]) -> Result<Actual> {
@@ -318,8 +324,8 @@ impl Engine for DockerEngine {
             .list_containers(Some(options))
             .await
             .map_err(|e| map_err(format!("listing the containers of project {project}"), e))?;
-        let mut containers: Vec<Container> = list.into_iter().filter_map(to_container).collect();
-        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut units: Vec<Unit> = list.into_iter().filter_map(to_unit).collect();
+        units.sort_by(|a, b| a.name.cmp(&b.name));
         let mut image_ids = BTreeMap::new();
         for image in images {
             match self.docker.inspect_image(image).await {
@@ -336,10 +342,7 @@ impl Engine for DockerEngine {
                 }
             }
         }
-        Ok(Actual {
-            containers,
-            image_ids,
-        })
+        Ok(Actual { units, image_ids })
     }
 
     async fn pull(&self, image: &str) -> Result<()> {
@@ -401,21 +404,10 @@ impl Engine for DockerEngine {
 
     async fn ensure_volume(&self, project: &str, name: &str) -> Result<()> {
         let doing = format!("creating volume {name}");
-        match self.docker.inspect_volume(name).await {
-            Ok(v) => {
-                if v.labels.get(LABEL_PROJECT).map(String::as_str) != Some(project) {
-                    tracing::warn!(
-                        "volume {name} exists without project {project}'s label; using it as it is"
-                    );
-                }
-                return Ok(());
-            }
-            Err(e) => {
-                let err = map_err(&doing, e);
-                if err.kind != ErrorKind::NotFound {
-                    return Err(err);
-                }
-            }
+        match self.volume_owner(name).await? {
+            Some(owner) if owner.as_deref() == Some(project) => return Ok(()),
+            Some(owner) => return Err(foreign_volume(&doing, name, project, owner.as_deref())),
+            None => {}
         }
         let request = VolumeCreateRequest {
             name: Some(name.to_string()),
@@ -432,23 +424,36 @@ impl Engine for DockerEngine {
             .map_err(|e| map_err(doing, e))
     }
 
-    async fn create(&self, spec: &ContainerSpec) -> Result<()> {
-        tracing::debug!("engine: create {}", spec.name);
-        let options = CreateContainerOptions {
-            name: Some(spec.name.clone()),
-            ..Default::default()
-        };
-        self.docker
-            .create_container(Some(options), create_body(spec))
-            .await
-            .map(|_| fault_point())
-            .map_err(|e| {
-                let mut err = map_err(format!("creating {}", spec.name), e);
-                if err.kind == ErrorKind::Conflict {
-                    err.message = format!("the name {} is taken ({})", spec.name, err.message);
+    async fn volume_owner(&self, name: &str) -> Result<Option<Option<String>>> {
+        match self.docker.inspect_volume(name).await {
+            Ok(v) => Ok(Some(v.labels.get(LABEL_PROJECT).cloned())),
+            Err(e) => {
+                let err = map_err(format!("inspecting volume {name}"), e);
+                if err.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err)
                 }
-                err
-            })
+            }
+        }
+    }
+
+    async fn create(&self, unit: &UnitRequest<'_>) -> Result<()> {
+        let spec = container_spec(
+            unit.project,
+            unit.service,
+            unit.ordinal.unwrap_or(1),
+            unit.name,
+        );
+        self.create_container(&spec).await
+    }
+
+    async fn update(&self, unit: &UnitRequest<'_>, _force: bool) -> Result<()> {
+        Err(EngineError::new(
+            format!("updating {}", unit.name),
+            ErrorKind::Other,
+            "a container is recreated, never updated in place",
+        ))
     }
 
     async fn start(&self, name: &str) -> Result<()> {
@@ -509,7 +514,7 @@ impl Engine for DockerEngine {
             .map_err(|e| map_err(format!("renaming {from} to {to}"), e))
     }
 
-    async fn status(&self, name: &str) -> Result<(State, Option<Health>, i64)> {
+    async fn status(&self, name: &str) -> Result<Status> {
         let c = self
             .docker
             .inspect_container(name, None::<InspectContainerOptions>)
@@ -532,7 +537,11 @@ impl Engine for DockerEngine {
             HealthStatusEnum::UNHEALTHY => Some(Health::Unhealthy),
             _ => None,
         });
-        Ok((state, health, st.exit_code.unwrap_or(0)))
+        Ok(Status {
+            state,
+            health,
+            exit_code: st.exit_code.unwrap_or(0),
+        })
     }
 
     async fn logs(&self, name: &str, lines: usize) -> Result<String> {
@@ -725,4 +734,41 @@ impl DockerEngine {
 /// mistaken for a service container.
 pub fn lock_name(project: &str) -> String {
     format!("{project}-muster-lock")
+}
+
+/// A volume of the project's name that the project does not own.
+fn foreign_volume(doing: &str, name: &str, project: &str, owner: Option<&str>) -> EngineError {
+    let whose = match owner {
+        Some(other) => format!("it belongs to project {other} (label {LABEL_PROJECT}={other})"),
+        None => format!("it has no {LABEL_PROJECT} label: muster did not create it"),
+    };
+    EngineError::new(
+        doing,
+        ErrorKind::Conflict,
+        format!(
+            "volume {name} exists and {whose}; muster will not mount another's data into project {project}. \
+             Declare it in the file as [volumes.NAME] external = true to use it as it is"
+        ),
+    )
+}
+
+impl DockerEngine {
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<()> {
+        tracing::debug!("engine: create {}", spec.name);
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        self.docker
+            .create_container(Some(options), create_body(spec))
+            .await
+            .map(|_| fault_point())
+            .map_err(|e| {
+                let mut err = map_err(format!("creating {}", spec.name), e);
+                if err.kind == ErrorKind::Conflict {
+                    err.message = format!("the name {} is taken ({})", spec.name, err.message);
+                }
+                err
+            })
+    }
 }

@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use super::{
-    Actual, Container, ContainerSpec, Engine, EngineError, ErrorKind, Health, LABEL_PROJECT,
-    LockHolder, Result, State,
+    Actual, Backend, ContainerSpec, Endpoint, EngineError, ErrorKind, Event, Health,
+    LABEL_PROJECT, LockHolder, Result, State, Status, Unit, UnitRequest, container_spec,
 };
 
 #[derive(Debug, Clone)]
@@ -35,9 +37,20 @@ pub struct MemState {
 }
 
 /// The in-memory engine.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryEngine {
     pub state: Mutex<MemState>,
+    /// What [`MemoryEngine::drift`] tells the subscribers of `events`.
+    events: tokio::sync::broadcast::Sender<Event>,
+}
+
+impl Default for MemoryEngine {
+    fn default() -> Self {
+        MemoryEngine {
+            state: Mutex::default(),
+            events: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
 }
 
 impl MemoryEngine {
@@ -69,7 +82,7 @@ impl MemoryEngine {
     /// What `observe` returns, without a runtime.
     pub fn snapshot(&self, project: &str, images: &[String]) -> Actual {
         self.with(|s| {
-            let containers = s
+            let units = s
                 .containers
                 .iter()
                 .filter(|(_, c)| {
@@ -78,7 +91,7 @@ impl MemoryEngine {
                 .map(|(name, c)| {
                     let (service, ordinal, config_hash, config) =
                         super::read_labels(|k| c.spec.labels.get(k));
-                    Container {
+                    Unit {
                         id: c.id.clone(),
                         name: name.clone(),
                         service,
@@ -90,6 +103,7 @@ impl MemoryEngine {
                         health: c.spec.healthcheck.as_ref().map(|_| Health::Healthy),
                         status: c.state.as_str().into(),
                         ports: Vec::new(),
+                        replicas: None,
                     }
                 })
                 .collect();
@@ -97,10 +111,7 @@ impl MemoryEngine {
                 .iter()
                 .filter_map(|i| s.images.get(i).map(|id| (i.clone(), id.clone())))
                 .collect();
-            Actual {
-                containers,
-                image_ids,
-            }
+            Actual { units, image_ids }
         })
     }
 
@@ -123,13 +134,64 @@ impl MemoryEngine {
     }
 }
 
+impl MemoryEngine {
+    /// Creates a container from `spec` (stopped), as the engine would.
+    ///
+    /// # Errors
+    /// A conflict when the name is taken.
+    pub fn create_container(&self, spec: &ContainerSpec) -> Result<()> {
+        if self.with(|s| s.containers.contains_key(&spec.name)) {
+            return Err(EngineError::new(
+                format!("creating {}", spec.name),
+                ErrorKind::Conflict,
+                format!("the name {} is taken", spec.name),
+            ));
+        }
+        self.insert(spec.clone(), State::Created);
+        self.with(|s| s.calls.push(format!("create {}", spec.name)));
+        Ok(())
+    }
+
+    /// Something outside muster happened to container `name`: `remove` it,
+    /// or `stop` it (it exits with `exit_code`). Subscribers of `events`
+    /// hear of it as from a real engine.
+    pub fn drift(&self, name: &str, action: &str, exit_code: i64) {
+        let id = self.with(|s| {
+            let id = s.containers.get(name).map(|c| c.id.clone())?;
+            match action {
+                "destroy" => {
+                    s.containers.remove(name);
+                }
+                _ => {
+                    if let Some(c) = s.containers.get_mut(name) {
+                        c.state = State::Exited;
+                    }
+                }
+            }
+            Some(id)
+        });
+        if let Some(id) = id {
+            let _ = self.events.send(Event {
+                id,
+                container: name.to_string(),
+                action: action.to_string(),
+                exit_code: (action == "die").then_some(exit_code),
+            });
+        }
+    }
+}
+
 fn not_found(doing: String) -> EngineError {
     EngineError::new(doing, ErrorKind::NotFound, "no such object")
 }
 
-impl Engine for MemoryEngine {
-    fn endpoint(&self) -> String {
-        "memory://".into()
+#[async_trait::async_trait]
+impl Backend for MemoryEngine {
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            address: "memory://".into(),
+            kind: None,
+        }
     }
 
     async fn observe(&self, project: &str, images: &[String]) -> Result<Actual> {
@@ -154,26 +216,45 @@ impl Engine for MemoryEngine {
     }
 
     async fn ensure_volume(&self, project: &str, name: &str) -> Result<()> {
-        self.with(|s| {
-            if !s.volumes.contains_key(name) {
+        self.with(|s| match s.volumes.get(name) {
+            Some(owner) if owner != project => Err(EngineError::new(
+                format!("creating volume {name}"),
+                ErrorKind::Conflict,
+                format!("volume {name} belongs to project {owner}"),
+            )),
+            Some(_) => Ok(()),
+            None => {
                 s.volumes.insert(name.to_string(), project.to_string());
                 s.calls.push(format!("volume {name}"));
+                Ok(())
             }
-        });
-        Ok(())
+        })
     }
 
-    async fn create(&self, spec: &ContainerSpec) -> Result<()> {
-        if self.with(|s| s.containers.contains_key(&spec.name)) {
-            return Err(EngineError::new(
-                format!("creating {}", spec.name),
-                ErrorKind::Conflict,
-                format!("the name {} is taken", spec.name),
-            ));
-        }
-        self.insert(spec.clone(), State::Created);
-        self.with(|s| s.calls.push(format!("create {}", spec.name)));
-        Ok(())
+    async fn volume_owner(&self, name: &str) -> Result<Option<Option<String>>> {
+        Ok(self.with(|s| {
+            s.volumes
+                .get(name)
+                .map(|owner| Some(owner.clone()).filter(|o| !o.is_empty()))
+        }))
+    }
+
+    async fn create(&self, unit: &UnitRequest<'_>) -> Result<()> {
+        let spec = container_spec(
+            unit.project,
+            unit.service,
+            unit.ordinal.unwrap_or(1),
+            unit.name,
+        );
+        self.create_container(&spec)
+    }
+
+    async fn update(&self, unit: &UnitRequest<'_>, _force: bool) -> Result<()> {
+        Err(EngineError::new(
+            format!("updating {}", unit.name),
+            ErrorKind::Other,
+            "a container is recreated, never updated in place",
+        ))
     }
 
     async fn start(&self, name: &str) -> Result<()> {
@@ -226,15 +307,19 @@ impl Engine for MemoryEngine {
         })
     }
 
-    async fn status(&self, name: &str) -> Result<(State, Option<Health>, i64)> {
+    async fn status(&self, name: &str) -> Result<Status> {
         self.with(|s| {
             let c = s
                 .containers
                 .get(name)
                 .ok_or_else(|| not_found(format!("inspecting {name}")))?;
             let health = c.spec.healthcheck.as_ref().map(|_| Health::Healthy);
-            let code = if c.state == State::Exited { 1 } else { 0 };
-            Ok((c.state, health, code))
+            let exit_code = if c.state == State::Exited { 1 } else { 0 };
+            Ok(Status {
+                state: c.state,
+                health,
+                exit_code,
+            })
         })
     }
 
@@ -275,11 +360,14 @@ impl Engine for MemoryEngine {
         Ok(())
     }
 
-    fn events(
-        &self,
-        _project: &str,
-    ) -> futures_util::stream::BoxStream<'static, Result<super::Event>> {
-        Box::pin(futures_util::stream::pending())
+    fn events(&self, project: &str) -> futures_util::stream::BoxStream<'static, Result<Event>> {
+        let prefix = format!("{project}-");
+        tokio_stream_of(self.events.subscribe())
+            .filter(move |e| {
+                let ours = e.as_ref().map_or(true, |e| e.container.starts_with(&prefix));
+                async move { ours }
+            })
+            .boxed()
     }
 
     async fn remove_network(&self, project: &str) -> Result<()> {
@@ -288,4 +376,20 @@ impl Engine for MemoryEngine {
         });
         Ok(())
     }
+}
+
+/// A broadcast receiver as a stream of events (lagging is not an error here).
+fn tokio_stream_of(
+    rx: tokio::sync::broadcast::Receiver<Event>,
+) -> futures_util::stream::BoxStream<'static, Result<Event>> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => return Some((Ok(e), rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
 }

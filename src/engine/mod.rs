@@ -1,14 +1,18 @@
-//! The engine seam: muster's own view of what runs ([`Actual`]), what it
-//! asks for ([`ContainerSpec`]), and the [`Engine`] trait that the Docker
-//! backend ([`docker`]) and the in-memory backend ([`memory`]) implement.
-//! This module does no I/O itself; only `docker.rs` imports bollard.
+//! The engine seam: muster's own view of what runs ([`Actual`], made of
+//! [`Unit`]s), what it asks for ([`UnitRequest`]), and the object-safe
+//! [`Backend`] trait that the Docker backend ([`docker`]) and the
+//! in-memory backend ([`memory`]) implement. A new backend is a module
+//! here that implements [`Backend`]. This module does no I/O itself; only
+//! the backends talk to an engine, and only `docker.rs` imports bollard.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::Duration;
 
-use crate::config::{ContainerPort, Healthcheck, Port, Restart};
+use crate::config::Service;
 
+pub use container::{ContainerSpec, Mount, container_spec};
+
+pub mod container;
 pub mod docker;
 pub mod memory;
 
@@ -85,13 +89,23 @@ pub struct Published {
     pub proto: String,
 }
 
-/// One container that carries the project's label.
+/// The number of replicas of a unit that runs several (a swarm service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Replicas {
+    pub desired: u32,
+    pub running: u32,
+}
+
+/// One thing a backend manages for the project, as observed: a container
+/// on the docker backend; on a swarm, a service (one per parallel service,
+/// with [`Replicas`], or one per ordinal of a sequential service).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Container {
+pub struct Unit {
     pub id: String,
     pub name: String,
     pub service: String,
-    /// `None` when the ordinal label is missing or not a number.
+    /// `None` when the ordinal label is missing or not a number, and for a
+    /// unit that holds every replica of a service.
     pub ordinal: Option<u32>,
     pub config_hash: String,
     /// The shape it was created from (from its label), for diffs.
@@ -102,6 +116,8 @@ pub struct Container {
     /// The engine's own words, e.g. "Up 3 minutes (healthy)".
     pub status: String,
     pub ports: Vec<Published>,
+    /// Set for a unit that runs several replicas.
+    pub replicas: Option<Replicas>,
 }
 
 /// What muster's labels say of a container: (service, ordinal, config hash,
@@ -125,45 +141,9 @@ pub fn read_labels<'a>(
 /// What runs for one project, as observed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Actual {
-    pub containers: Vec<Container>,
+    pub units: Vec<Unit>,
     /// For each image reference asked about and present: its image id.
     pub image_ids: BTreeMap<String, String>,
-}
-
-/// A mount in a container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    /// Volume name (`<project>_<name>`) or absolute host path.
-    pub source: String,
-    pub target: String,
-    pub read_only: bool,
-    pub bind: bool,
-}
-
-/// Everything the engine needs to create one container.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContainerSpec {
-    pub name: String,
-    pub hostname: String,
-    pub image: String,
-    pub command: Option<Vec<String>>,
-    pub entrypoint: Option<Vec<String>>,
-    pub env: Vec<(String, String)>,
-    pub labels: BTreeMap<String, String>,
-    pub exposed: Vec<ContainerPort>,
-    pub ports: Vec<Port>,
-    pub mounts: Vec<Mount>,
-    pub network: String,
-    pub aliases: Vec<String>,
-    pub restart: Restart,
-    pub init: bool,
-    pub user: Option<String>,
-    pub working_dir: Option<String>,
-    pub stop_signal: Option<String>,
-    pub stop_grace_period: Duration,
-    pub cpus: Option<f64>,
-    pub memory: Option<u64>,
-    pub healthcheck: Option<Healthcheck>,
 }
 
 /// Who holds a project's lock.
@@ -241,67 +221,133 @@ impl EngineError {
 
 pub type Result<T> = std::result::Result<T, EngineError>;
 
-/// The operations muster needs from an engine. Every method is one engine
-/// call or a short fixed sequence of them.
-pub trait Engine: Send + Sync {
-    /// Where the engine is, for messages (e.g. `unix:///var/run/docker.sock`).
-    fn endpoint(&self) -> String;
+/// What muster asks a backend to make: one unit of `service`.
+#[derive(Debug, Clone, Copy)]
+pub struct UnitRequest<'a> {
+    pub project: &'a str,
+    pub service: &'a Service,
+    /// `Some(k)` for container `k` (or the unit of ordinal `k`); `None` for
+    /// a unit that holds every replica of the service.
+    pub ordinal: Option<u32>,
+    /// The unit's name on the engine (a temporary one during a start-first update).
+    pub name: &'a str,
+    /// Replicas the unit runs (1 for a container).
+    pub replicas: u32,
+}
 
-    /// The project's containers (one list call filtered by the project
-    /// label) and the ids of the given image references.
-    fn observe(
-        &self,
-        project: &str,
-        images: &[String],
-    ) -> impl Future<Output = Result<Actual>> + Send;
+/// How one unit is doing, for readiness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub state: State,
+    pub health: Option<Health>,
+    /// The last exit code (0 while it runs).
+    pub exit_code: i64,
+}
+
+/// Which kind of engine a backend drives, for the plan's header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Where the engine is, e.g. `unix:///var/run/docker.sock`.
+    pub address: String,
+    /// What it is when that is not one plain engine, e.g. `swarm, 3 nodes`.
+    pub kind: Option<String>,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            Some(kind) => write!(f, "{} ({kind})", self.address),
+            None => f.write_str(&self.address),
+        }
+    }
+}
+
+/// What muster needs from a backend: the verbs of the pipeline on the
+/// units it manages. Object-safe, so the backend is picked at run time
+/// (`backend` in the file, `--backend` on the command line); every method
+/// is one engine call or a short fixed sequence of them.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    /// Where the engine is, for messages.
+    fn endpoint(&self) -> Endpoint;
+
+    /// The project's units (one list call filtered by the project label)
+    /// and the ids of the given image references that the engine has.
+    async fn observe(&self, project: &str, images: &[String]) -> Result<Actual>;
 
     /// Pulls an image that is not present.
-    fn pull(&self, image: &str) -> impl Future<Output = Result<()>> + Send;
+    async fn pull(&self, image: &str) -> Result<()>;
 
     /// Creates the project's network unless it exists.
-    fn ensure_network(&self, project: &str) -> impl Future<Output = Result<()>> + Send;
+    async fn ensure_network(&self, project: &str) -> Result<()>;
 
-    /// Creates a named volume (full engine name) unless it exists.
-    fn ensure_volume(&self, project: &str, name: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Creates a named volume (full engine name) unless it exists. A volume
+    /// of that name without the project's label is refused.
+    async fn ensure_volume(&self, project: &str, name: &str) -> Result<()>;
 
-    fn create(&self, spec: &ContainerSpec) -> impl Future<Output = Result<()>> + Send;
+    /// The project label of a volume: `None` when it does not exist,
+    /// `Some(None)` when it exists without one.
+    async fn volume_owner(&self, name: &str) -> Result<Option<Option<String>>>;
 
-    fn start(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Creates a unit. A container is created stopped; a unit that
+    /// schedules its own replicas starts them.
+    async fn create(&self, unit: &UnitRequest<'_>) -> Result<()>;
 
-    /// Stops (waiting up to `grace`) and removes a container; its volumes stay.
-    fn remove(&self, name: &str, grace: Duration) -> impl Future<Output = Result<()>> + Send;
+    /// Replaces the spec of a unit in place (backends whose units are
+    /// updated rather than recreated); `force` redeploys an unchanged spec.
+    async fn update(&self, unit: &UnitRequest<'_>, force: bool) -> Result<()>;
 
-    fn rename(&self, from: &str, to: &str) -> impl Future<Output = Result<()>> + Send;
+    async fn start(&self, name: &str) -> Result<()>;
 
-    /// Current state, health and exit code of one container.
-    fn status(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = Result<(State, Option<Health>, i64)>> + Send;
+    /// Stops (waiting up to `grace`) and removes a unit; its volumes stay.
+    async fn remove(&self, name: &str, grace: Duration) -> Result<()>;
 
-    /// The last `lines` lines of a container's output.
-    fn logs(&self, name: &str, lines: usize) -> impl Future<Output = Result<String>> + Send;
+    async fn rename(&self, from: &str, to: &str) -> Result<()>;
+
+    /// How a unit is doing.
+    async fn status(&self, name: &str) -> Result<Status>;
+
+    /// The last `lines` lines of a unit's output.
+    async fn logs(&self, name: &str, lines: usize) -> Result<String>;
 
     /// Takes the project's lock. `Ok(None)`: taken; `Ok(Some(holder))`: held by another.
-    fn try_lock(
-        &self,
-        project: &str,
-        me: &LockHolder,
-    ) -> impl Future<Output = Result<Option<LockHolder>>> + Send;
+    async fn try_lock(&self, project: &str, me: &LockHolder) -> Result<Option<LockHolder>>;
 
     /// Releases the project's lock (also used to clear a dead holder's).
-    fn unlock(&self, project: &str) -> impl Future<Output = Result<()>> + Send;
+    async fn unlock(&self, project: &str) -> Result<()>;
 
     /// The project's volumes (by label).
-    fn volumes(&self, project: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+    async fn volumes(&self, project: &str) -> Result<Vec<String>>;
 
-    fn remove_volume(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
+    async fn remove_volume(&self, name: &str) -> Result<()>;
 
     /// Removes the project's network if it exists and is the project's.
-    fn remove_network(&self, project: &str) -> impl Future<Output = Result<()>> + Send;
+    async fn remove_network(&self, project: &str) -> Result<()>;
 
-    /// The project's container events from now on: die, stop, kill,
-    /// destroy, oom and health changes. Ends (or yields an error) when the
-    /// connection to the engine is lost.
+    /// The project's unit events from now on: die, stop, kill, destroy, oom
+    /// and health changes. Ends (or yields an error) when the connection to
+    /// the engine is lost.
     fn events(&self, project: &str) -> futures_util::stream::BoxStream<'static, Result<Event>>;
+}
+
+/// Connects to the backend of kind `kind` at `host` (else `DOCKER_HOST`,
+/// else the local socket).
+///
+/// # Errors
+/// [`ErrorKind::Unreachable`] when the engine does not answer; a backend
+/// this version cannot drive.
+pub async fn connect(
+    kind: crate::config::Backend,
+    host: Option<&str>,
+) -> Result<std::sync::Arc<dyn Backend>> {
+    match kind {
+        crate::config::Backend::Docker => {
+            Ok(std::sync::Arc::new(docker::DockerEngine::connect(host).await?))
+        }
+        crate::config::Backend::Swarm => Err(EngineError::new(
+            "choosing the backend",
+            ErrorKind::Other,
+            "backend = \"swarm\" is not supported by this version of muster yet; use backend = \"docker\"",
+        )),
+    }
 }

@@ -296,7 +296,7 @@ impl Drop for Daemon {
         }
         self.join_readers();
         // What it published for `muster ps`; it leaves it behind.
-        let _ = std::fs::remove_file(muster::watch::backoff_file(&self.project));
+        let _ = std::fs::remove_file(muster::files::backoff_file(&self.project));
         if std::thread::panicking() || std::env::var_os("MUSTER_TEST_SHOW_DAEMON").is_some() {
             eprintln!(
                 "--- muster watch (pid {}) printed:\n{}---",

@@ -1,0 +1,45 @@
+//! Why a command or a pass of the pipeline failed: one enum over the
+//! stages' own errors. Only `cli` decides how each is shown and which exit
+//! code it gets. Pure.
+
+use crate::apply::ApplyError;
+use crate::config;
+use crate::engine::EngineError;
+use crate::lock::LockError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file is invalid (exit 3).
+    #[error(transparent)]
+    Invalid(#[from] config::Invalid),
+    /// The command line asks for something impossible (exit 64).
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Images that are not on the engine and cannot be pulled; nothing changed.
+    #[error("{}", pull_text(.0))]
+    Pull(Vec<EngineError>),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn pull_text(failures: &[EngineError]) -> String {
+    let mut out = String::new();
+    for e in failures {
+        out.push_str(&format!("{e}\n"));
+    }
+    out.push_str(&format!(
+        "{} not on the engine and cannot be pulled; nothing was changed",
+        if failures.len() == 1 {
+            "an image is"
+        } else {
+            "images are"
+        }
+    ));
+    out
+}

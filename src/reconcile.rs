@@ -1,0 +1,268 @@
+//! The one pipeline that every command that changes the engine and every
+//! pass of the daemon runs: load (by the caller) → observe → plan → pull
+//! missing images → lock → observe again → plan → apply → unlock. Does
+//! engine I/O through the [`Backend`] trait only; tells an [`Observer`]
+//! what it does and prints nothing itself.
+//!
+//! # Guarantees
+//! - Nothing on the engine changes before every missing image is pulled
+//!   and every volume the plan mounts is known to be usable: a failure
+//!   there stops the pass with the engine as it was.
+//! - The plan that is applied is computed under the lock, from an
+//!   observation made under the lock: a stale plan is never applied.
+//! - The lock is released on every path, failures included.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::apply::{self, Reporter};
+use crate::config::Desired;
+use crate::engine::{Actual, Backend, Endpoint, EngineError, ErrorKind, container_spec};
+use crate::error::Error;
+use crate::lock;
+use crate::plan::{self, Action, Change, Layout, Plan};
+
+/// How a pass runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Also remove the units of services gone from the file.
+    pub prune: bool,
+    /// Engine operations at once within a parallel service.
+    pub parallel: usize,
+    pub lock_timeout: Duration,
+    /// Set by SIGINT/SIGTERM: no new step starts, the lock wait ends.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Take the lock even when a first look finds nothing to do, so that a
+    /// command run after another one sees that one's result. The daemon's
+    /// idle passes take no lock.
+    pub lock_when_idle: bool,
+    /// The command, for the lock holder's description.
+    pub command: String,
+}
+
+/// Told what a pass does, as it does it. Every method has a default that
+/// does nothing, except the step report of [`Reporter`].
+pub trait Observer: Reporter {
+    /// The plan, before anything changes; again when the engine moved
+    /// between the first look and the look under the lock.
+    fn plan(&self, _plan: &Plan, _endpoint: &Endpoint) {}
+    /// An image is being pulled.
+    fn pulling(&self, _image: &str) {}
+    /// Steps to take out of the plan before it is applied (the daemon's
+    /// back-offs).
+    fn hold_back(&self, _plan: &mut Plan) {}
+    /// Right before the apply, with what was observed under the lock.
+    fn applying(&self, _plan: &Plan, _actual: &Actual) {}
+    /// Right after the apply, whatever its outcome.
+    fn applied(&self, _plan: &Plan) {}
+}
+
+/// How a pass ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Nothing to do; the plan, for its summary.
+    UpToDate(Plan),
+    /// The plan was applied.
+    Applied(Plan),
+}
+
+/// One pass of the pipeline for `desired` on `backend`.
+///
+/// # Errors
+/// [`Error::Pull`] (nothing changed), [`Error::Engine`] (a volume that
+/// cannot be used: nothing changed; or the engine failed), [`Error::Lock`],
+/// [`Error::Apply`].
+pub async fn pass(
+    backend: &dyn Backend,
+    desired: &Desired,
+    options: &Options,
+    observer: &dyn Observer,
+) -> Result<Outcome, Error> {
+    let images = desired.images();
+    let first = backend.observe(&desired.project, &images).await?;
+    let mut planned = plan::plan(desired, &first, options.prune);
+    observer.hold_back(&mut planned);
+    if planned.is_empty() && !options.lock_when_idle {
+        return Ok(Outcome::UpToDate(planned));
+    }
+    if !planned.is_empty() {
+        observer.plan(&planned, &backend.endpoint());
+    }
+    pull(backend, &planned.missing_images, observer).await?;
+    locked(backend, &desired.project, options, async {
+        let actual = backend.observe(&desired.project, &images).await?;
+        let mut current = plan::plan(desired, &actual, options.prune);
+        observer.hold_back(&mut current);
+        if current.is_empty() {
+            return Ok(Outcome::UpToDate(current));
+        }
+        if steps(&current) != steps(&planned) {
+            observer.plan(&current, &backend.endpoint());
+        }
+        check_volumes(backend, desired, &current).await?;
+        observer.applying(&current, &actual);
+        let apply_options = apply::Options {
+            stop: options.stop.clone(),
+            ..apply::Options::new(options.parallel)
+        };
+        let result = apply::apply(backend, desired, &current, &apply_options, observer).await;
+        observer.applied(&current);
+        result?;
+        Ok(Outcome::Applied(current))
+    })
+    .await
+}
+
+fn steps(plan: &Plan) -> Vec<&Change> {
+    plan.changes().collect()
+}
+
+/// Pulls every missing image, trying them all; the failures together.
+async fn pull(
+    backend: &dyn Backend,
+    images: &[String],
+    observer: &dyn Observer,
+) -> Result<(), Error> {
+    let mut failed: Vec<EngineError> = Vec::new();
+    for image in images {
+        observer.pulling(image);
+        if let Err(e) = backend.pull(image).await {
+            if e.kind == ErrorKind::Unreachable {
+                return Err(e.into());
+            }
+            failed.push(e);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Pull(failed))
+    }
+}
+
+/// Every named volume that the plan's new containers mount must be the
+/// project's (or not exist yet): another project's data is never mounted.
+/// Checked before any change.
+async fn check_volumes(backend: &dyn Backend, desired: &Desired, plan: &Plan) -> Result<(), Error> {
+    if plan.layout != Layout::Containers {
+        return Ok(());
+    }
+    let mut names = BTreeSet::new();
+    for sp in &plan.services {
+        let Some(service) = &sp.service else { continue };
+        for c in sp
+            .changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Create | Action::Recreate))
+        {
+            let spec = container_spec(
+                &desired.project,
+                service,
+                c.ordinal.unwrap_or(1),
+                &c.unit,
+            );
+            names.extend(spec.mounts.into_iter().filter(|m| !m.bind).map(|m| m.source));
+        }
+    }
+    for name in names {
+        let doing = format!("checking volume {name}");
+        match backend.volume_owner(&name).await? {
+            None => {}
+            Some(Some(owner)) if owner == desired.project => {}
+            Some(owner) => {
+                let whose = match owner {
+                    Some(other) => format!("belongs to project {other}"),
+                    None => "was not created by muster (it has no io.muster.project label)"
+                        .to_string(),
+                };
+                return Err(EngineError::new(
+                    doing,
+                    ErrorKind::Conflict,
+                    format!(
+                        "volume {name} {whose}; muster does not mount another's data. \
+                         Declare it as [volumes.NAME] external = true to use it as it is; nothing was changed"
+                    ),
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `work` holding the project's lock; releases it on every path.
+///
+/// # Errors
+/// [`Error::Lock`] when the lock cannot be had; `work`'s error otherwise
+/// (before a failure to release the lock).
+pub async fn locked<T>(
+    backend: &dyn Backend,
+    project: &str,
+    options: &Options,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let me = lock::me(&options.command);
+    lock::acquire(
+        backend,
+        project,
+        &me,
+        options.lock_timeout,
+        options.stop.as_deref(),
+    )
+    .await?;
+    let result = work.await;
+    let released = backend.unlock(project).await;
+    let value = result?;
+    released?;
+    Ok(value)
+}
+
+/// What `down` removed.
+#[derive(Debug)]
+pub struct Down {
+    pub plan: Plan,
+    pub volumes: Vec<String>,
+}
+
+/// Removes every unit of the project (the plan to nothing: every service at
+/// count 0, orphans pruned), then its network, and with `volumes` its
+/// volumes, under the lock.
+///
+/// # Errors
+/// As [`pass`].
+pub async fn down(
+    backend: &dyn Backend,
+    desired: &Desired,
+    volumes: bool,
+    options: &Options,
+    observer: &dyn Observer,
+) -> Result<Down, Error> {
+    let mut nothing = desired.clone();
+    for s in nothing.services.values_mut() {
+        s.count = 0;
+    }
+    locked(backend, &desired.project, options, async {
+        let actual = backend.observe(&desired.project, &[]).await?;
+        let plan = plan::plan(&nothing, &actual, true);
+        let apply_options = apply::Options {
+            stop: options.stop.clone(),
+            ..apply::Options::new(options.parallel)
+        };
+        apply::apply(backend, &nothing, &plan, &apply_options, observer).await?;
+        backend.remove_network(&desired.project).await?;
+        let mut removed = Vec::new();
+        if volumes {
+            for v in backend.volumes(&desired.project).await? {
+                backend.remove_volume(&v).await?;
+                removed.push(v);
+            }
+        }
+        Ok(Down {
+            plan,
+            volumes: removed,
+        })
+    })
+    .await
+}
