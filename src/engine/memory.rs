@@ -26,6 +26,8 @@ pub struct MemState {
     pub containers: BTreeMap<String, MemContainer>,
     /// Image reference → id.
     pub images: BTreeMap<String, String>,
+    /// What `pull` can fetch: image reference → id.
+    pub registry: BTreeMap<String, String>,
     pub networks: BTreeSet<String>,
     pub volumes: BTreeMap<String, String>,
     pub lock: Option<LockHolder>,
@@ -199,11 +201,18 @@ impl Backend for MemoryEngine {
     }
 
     async fn pull(&self, image: &str) -> Result<()> {
-        Err(EngineError::new(
-            format!("pulling image {image}"),
-            ErrorKind::NotFound,
-            "the memory engine has no registry",
-        ))
+        self.with(|s| match s.registry.get(image).cloned() {
+            Some(id) => {
+                s.images.insert(image.to_string(), id);
+                s.calls.push(format!("pull {image}"));
+                Ok(())
+            }
+            None => Err(EngineError::new(
+                format!("pulling image {image}"),
+                ErrorKind::NotFound,
+                format!("manifest for {image} not found"),
+            )),
+        })
     }
 
     async fn ensure_network(&self, project: &str) -> Result<()> {
