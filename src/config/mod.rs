@@ -4,6 +4,7 @@
 mod diagnostic;
 pub mod file;
 mod load;
+mod locate;
 mod model;
 mod validate;
 

@@ -12,7 +12,7 @@ use toml::de::DeTable;
 
 use super::diagnostic::Problem;
 use super::file::{self, Backend, Command, EnvValue, File, Mode, PortValue, UpdateOrder};
-use super::load::{Seg, span_at};
+use super::locate::{Seg, nearest, span_at};
 use super::model::{
     ContainerPort, Desired, Healthcheck, Port, Proto, Restart, Service, Update, Volume,
     VolumeSource,
@@ -602,7 +602,7 @@ impl Validator<'_, '_> {
                     );
                 } else if !declared.contains(dep) {
                     let names: Vec<&str> = declared.iter().map(String::as_str).collect();
-                    let help = match super::load::nearest(dep, &names) {
+                    let help = match nearest(dep, &names) {
                         Some(n) => format!("did you mean `{n}`?"),
                         None => format!("declared services: {}", names.join(", ")),
                     };
