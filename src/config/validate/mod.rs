@@ -1,0 +1,178 @@
+//! Semantic checks: the rules a schema cannot say (names, durations, ports,
+//! volumes, dependencies), turning a [`File`] into a [`Desired`]. Pure.
+//! Every problem is collected, each located through the TOML tree.
+//!
+//! One file per concern: [`service`] assembles one service from the small
+//! checks in [`ports`], [`volumes`], [`healthcheck`] and [`units`]; [`cross`]
+//! holds the rules that span services.
+
+mod cross;
+mod healthcheck;
+mod ports;
+mod service;
+mod units;
+mod volumes;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::Path;
+
+use toml::Spanned;
+use toml::de::DeTable;
+
+use super::diagnostic::Problem;
+use super::file::{Backend, File};
+use super::locate::{Seg, span_at};
+use super::model::Desired;
+
+pub use units::parse_duration;
+
+/// Checks `file` (parsed from `root`, in directory `dir`).
+///
+/// # Errors
+/// Every problem found, located.
+/// `declared` holds every service name in the file, including those left
+/// out of `file` because of problems of their own.
+pub(crate) fn validate(
+    file: &File,
+    declared: &BTreeSet<String>,
+    root: &Spanned<DeTable<'_>>,
+    dir: &Path,
+) -> Result<Desired, Vec<Problem>> {
+    let mut v = Validator {
+        root,
+        problems: Vec::new(),
+    };
+    let project = v.project(file.project.as_deref(), dir);
+    let mut services = BTreeMap::new();
+    for (name, raw) in &file.services {
+        if let Some(s) = v.service(name, raw, dir) {
+            services.insert(name.clone(), s);
+        }
+    }
+    v.cross_checks(file, declared, &services);
+    if v.problems.is_empty() {
+        Ok(Desired {
+            project,
+            backend: file.backend.unwrap_or(Backend::Docker),
+            services,
+        })
+    } else {
+        Err(v.problems)
+    }
+}
+
+/// The default project name: the directory's name, sanitised.
+pub fn default_project(dir: &Path) -> String {
+    let raw = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let mut out: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    out = out.trim_start_matches(['-', '_']).to_string();
+    if out.is_empty() {
+        "default".into()
+    } else {
+        out
+    }
+}
+
+/// `[a-z0-9][a-z0-9_-]*`
+pub fn valid_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Collects the problems of one file, each located in its TOML tree.
+struct Validator<'r, 'i> {
+    root: &'r Spanned<DeTable<'i>>,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_, '_> {
+    fn span(&self, path: &[Seg<'_>], key: bool) -> Option<Range<usize>> {
+        span_at(self.root, path, key)
+    }
+
+    /// A problem on the value at `path`.
+    fn err(&mut self, code: &'static str, msg: String, path: &[Seg<'_>], help: &str) {
+        let span = self.span(path, false);
+        self.problems
+            .push(Problem::new(code, msg, span).label("here").help(help));
+    }
+
+    /// A problem on the key at `path` (a name rather than its value).
+    fn key_err(
+        &mut self,
+        code: &'static str,
+        msg: String,
+        path: &[Seg<'_>],
+        label: &str,
+        help: &str,
+    ) {
+        let span = self.span(path, true);
+        self.problems
+            .push(Problem::new(code, msg, span).label(label).help(help));
+    }
+
+    fn project(&mut self, given: Option<&str>, dir: &Path) -> String {
+        let Some(p) = given else {
+            return default_project(dir);
+        };
+        if !valid_name(p) {
+            self.err(
+                "muster::config::invalid_name",
+                format!("project name {p:?} is not valid"),
+                &[Seg::Key("project")],
+                "use lower-case letters, digits, `-` and `_`, starting with a letter or digit",
+            );
+        }
+        p.to_string()
+    }
+}
+
+/// The path of key `key` in service `name`.
+fn at<'a>(name: &'a str, key: &'a str) -> [Seg<'a>; 3] {
+    [Seg::Key("services"), Seg::Key(name), Seg::Key(key)]
+}
+
+/// The path of item `i` of list `key` in service `name`.
+fn item<'a>(name: &'a str, key: &'a str, i: usize) -> [Seg<'a>; 4] {
+    [
+        Seg::Key("services"),
+        Seg::Key(name),
+        Seg::Key(key),
+        Seg::Index(i),
+    ]
+}
+
+/// The path of entry `entry` of table `key` in service `name`.
+fn entry<'a>(name: &'a str, key: &'a str, entry: &'a str) -> [Seg<'a>; 4] {
+    [
+        Seg::Key("services"),
+        Seg::Key(name),
+        Seg::Key(key),
+        Seg::Key(entry),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_names_are_sanitised() {
+        assert_eq!(default_project(Path::new("/x/My Shop")), "my-shop");
+        assert_eq!(default_project(Path::new("/")), "default");
+    }
+}
