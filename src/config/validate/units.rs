@@ -70,9 +70,13 @@ impl Validator<'_, '_> {
     }
 }
 
+/// The longest duration muster takes, in the file or on the command line.
+const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// `"500ms"`, `"10s"`, `"1m30s"`, `"2h"`: one or more number-unit pairs.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("{text:?} is not a duration");
+    let too_long = || format!("{text:?} is longer than a year");
     let s = text.trim();
     if s.is_empty() {
         return Err(bad());
@@ -107,10 +111,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             u => return Err(format!("{text:?}: unit {u:?} is not ms, s, m or h")),
         };
         rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(n * per_unit).map_err(|_| bad())?;
-    }
-    if total > Duration::from_secs(365 * 24 * 3600) {
-        return Err(format!("{text:?} is longer than a year"));
+        let secs = n * per_unit;
+        if secs > LONGEST.as_secs_f64() {
+            return Err(too_long());
+        }
+        let part = Duration::try_from_secs_f64(secs).map_err(|_| bad())?;
+        // Checked: a file or a flag may add up as many parts as it likes.
+        total = total
+            .checked_add(part)
+            .filter(|t| *t <= LONGEST)
+            .ok_or_else(too_long)?;
     }
     Ok(total)
 }
@@ -163,9 +173,32 @@ mod tests {
     }
 
     #[test]
+    fn durations_that_overflow_are_errors_not_panics() {
+        for huge in [
+            "10000000000000000000s10000000000000000000s",
+            "18446744073709551615s1s",
+            "100000000000000000000000000000000000000h",
+            "365d",
+            "8760h1ms",
+        ] {
+            let err = parse_duration(huge).expect_err(huge);
+            assert!(
+                err.contains("longer than a year") || err.contains("is not ms, s, m or h"),
+                "{huge}: {err}"
+            );
+        }
+        assert_eq!(
+            parse_duration("8760h").unwrap(),
+            Duration::from_secs(365 * 24 * 3600)
+        );
+    }
+
+    #[test]
     fn memory_sizes() {
         assert_eq!(parse_memory("256MiB").unwrap(), 256 << 20);
         assert_eq!(parse_memory("1GB").unwrap(), 1_000_000_000);
         assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("99999999999999999999999999999TiB").is_err());
+        assert!(parse_memory(&"9".repeat(400)).is_err());
     }
 }
