@@ -25,6 +25,7 @@ use super::file::{Backend, File};
 use super::locate::{Seg, span_at};
 use super::model::Desired;
 
+pub use cross::MAX_TOTAL_CONTAINERS;
 pub use units::parse_duration;
 
 /// Checks `file` (parsed from `root`, in directory `dir`).
@@ -169,6 +170,75 @@ fn entry<'a>(name: &'a str, key: &'a str, entry: &'a str) -> [Seg<'a>; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Invalid, parse_str};
+
+    /// The codes of the problems of `text`, with the text each one points at.
+    fn problems(text: &str) -> Vec<(&'static str, String)> {
+        match parse_str("services.toml", text, Path::new("/srv/shop")) {
+            Ok(_) => Vec::new(),
+            Err(Invalid { text, problems, .. }) => problems
+                .iter()
+                .map(|p| {
+                    (
+                        p.code,
+                        p.span
+                            .clone()
+                            .map(|s| text[s].to_string())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn services<N: AsRef<str>>(counts: &[(N, Option<u32>)]) -> String {
+        let mut text = String::new();
+        for (name, count) in counts {
+            let name = name.as_ref();
+            text.push_str(&format!("[services.{name}]\nimage = \"busybox\"\n"));
+            if let Some(c) = count {
+                text.push_str(&format!("count = {c}\n"));
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn a_file_may_declare_exactly_the_most_containers() {
+        let counts: Vec<(String, Option<u32>)> =
+            (0..10).map(|i| (format!("s{i}"), Some(1000))).collect();
+        assert_eq!(problems(&services(&counts)), []);
+    }
+
+    #[test]
+    fn the_count_that_crosses_the_cap_is_the_one_reported() {
+        let mut counts: Vec<(String, Option<u32>)> =
+            (0..10).map(|i| (format!("s{i}"), Some(1000))).collect();
+        // Without a `count` the service is one container, located on its name.
+        counts.push(("t".into(), None));
+        counts.push(("u".into(), Some(5)));
+        assert_eq!(
+            problems(&services(&counts)),
+            [("muster::config::too_many_containers", "t".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_service_named_after_another_services_container_is_refused() {
+        let text = services(&[
+            ("db", Some(2)),
+            ("db-1", None),
+            ("db-3", None),
+            ("web-1", None),
+        ]);
+        assert_eq!(
+            problems(&text),
+            [
+                ("muster::config::alias_collision", "db-1".to_string()),
+                ("muster::config::alias_collision", "db-3".to_string()),
+            ]
+        );
+    }
 
     #[test]
     fn project_names_are_sanitised() {
