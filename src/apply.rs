@@ -105,15 +105,18 @@ pub fn container_spec(project: &str, service: &Service, ordinal: u32, name: &str
                 target: v.target.clone(),
                 read_only: v.read_only,
                 bind: false,
+                external: matches!(v.source, crate::config::VolumeSource::External(_)),
             },
             None => Mount {
                 source: match &v.source {
                     crate::config::VolumeSource::Bind(p)
-                    | crate::config::VolumeSource::Named(p) => p.clone(),
+                    | crate::config::VolumeSource::Named(p)
+                    | crate::config::VolumeSource::External(p) => p.clone(),
                 },
                 target: v.target.clone(),
                 read_only: v.read_only,
                 bind: true,
+                external: false,
             },
         })
         .collect();
@@ -370,7 +373,7 @@ impl<E: Engine> Run<'_, E> {
     }
 
     async fn ensure_volumes(&self, spec: &ContainerSpec) -> Result<(), ApplyError> {
-        for m in spec.mounts.iter().filter(|m| !m.bind) {
+        for m in spec.mounts.iter().filter(|m| !m.bind && !m.external) {
             self.engine.ensure_volume(self.project, &m.source).await?;
         }
         Ok(())

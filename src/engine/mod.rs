@@ -133,11 +133,14 @@ pub struct Actual {
 /// A mount in a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
-    /// Volume name (`<project>_<name>`) or absolute host path.
+    /// Volume name (`<project>_<name>`, or an external volume's own name)
+    /// or absolute host path.
     pub source: String,
     pub target: String,
     pub read_only: bool,
     pub bind: bool,
+    /// A volume the file declares external: muster never creates or removes it.
+    pub external: bool,
 }
 
 /// Everything the engine needs to create one container.

@@ -45,9 +45,10 @@ pub(crate) fn validate(
         problems: Vec::new(),
     };
     let project = v.project(file.project.as_deref(), dir);
+    let volumes = v.declared_volumes(file.volumes.as_ref());
     let mut services = BTreeMap::new();
     for (name, raw) in &file.services {
-        if let Some(s) = v.service(name, raw, dir) {
+        if let Some(s) = v.service(name, raw, dir, &volumes) {
             services.insert(name.clone(), s);
         }
     }
@@ -57,6 +58,7 @@ pub(crate) fn validate(
             project,
             backend: file.backend.unwrap_or(Backend::Docker),
             services,
+            volumes,
         })
     } else {
         Err(v.problems)

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::super::file::{self, Command, EnvValue, Mode, UpdateOrder};
-use super::super::model::{Port, Restart, Service, Update};
+use super::super::model::{DeclaredVolume, Port, Restart, Service, Update};
 use super::{Validator, at, entry, valid_name};
 use crate::config::locate::Seg;
 
@@ -18,6 +18,7 @@ impl Validator<'_, '_> {
         name: &str,
         raw: &file::Service,
         dir: &Path,
+        declared: &BTreeMap<String, DeclaredVolume>,
     ) -> Option<Service> {
         let before = self.problems.len();
         self.service_name(name);
@@ -26,7 +27,7 @@ impl Validator<'_, '_> {
         let entrypoint = self.command(raw.entrypoint.as_ref(), name, "entrypoint");
         let env = self.env(name, raw.env.as_ref());
         let (ports, expose) = self.ports(name, raw);
-        let volumes = self.volumes(name, raw.volumes.as_deref(), dir);
+        let volumes = self.volumes(name, raw.volumes.as_deref(), dir, declared);
         let labels = self.labels(name, raw.labels.as_ref());
         let restart = self.restart(name, raw.restart.as_deref());
         self.stop_signal(name, raw.stop_signal.as_deref());
