@@ -341,7 +341,7 @@ impl Run<'_> {
             unit.ordinal.unwrap_or(1),
             unit.name,
         );
-        for m in spec.mounts.iter().filter(|m| !m.bind) {
+        for m in spec.mounts.iter().filter(|m| !m.bind && !m.external) {
             self.engine.ensure_volume(self.project, &m.source).await?;
         }
         Ok(())

@@ -12,7 +12,7 @@
 //!   observation made under the lock: a stale plan is never applied.
 //! - The lock is released on every path, failures included.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -144,12 +144,12 @@ async fn pull(
 
 /// Every named volume that the plan's new containers mount must be the
 /// project's (or not exist yet): another project's data is never mounted.
-/// Checked before any change.
+/// A volume the file declares external must exist. Checked before any change.
 async fn check_volumes(backend: &dyn Backend, desired: &Desired, plan: &Plan) -> Result<(), Error> {
     if plan.layout != Layout::Containers {
         return Ok(());
     }
-    let mut names = BTreeSet::new();
+    let mut mounts = BTreeMap::new();
     for sp in &plan.services {
         let Some(service) = &sp.service else { continue };
         for c in sp
@@ -163,29 +163,35 @@ async fn check_volumes(backend: &dyn Backend, desired: &Desired, plan: &Plan) ->
                 c.ordinal.unwrap_or(1),
                 &c.unit,
             );
-            names.extend(spec.mounts.into_iter().filter(|m| !m.bind).map(|m| m.source));
+            for m in spec.mounts.into_iter().filter(|m| !m.bind) {
+                mounts.insert(m.source, m.external);
+            }
         }
     }
-    for name in names {
+    for (name, external) in mounts {
         let doing = format!("checking volume {name}");
-        match backend.volume_owner(&name).await? {
-            None => {}
-            Some(Some(owner)) if owner == desired.project => {}
-            Some(owner) => {
+        let refuse = |message: String| -> Result<(), Error> {
+            Err(EngineError::new(&doing, ErrorKind::Conflict, message).into())
+        };
+        match (backend.volume_owner(&name).await?, external) {
+            (None, true) => {
+                return refuse(format!(
+                    "volume {name} is declared external and does not exist; create it \
+                     (docker volume create {name}) or fix its name; nothing was changed"
+                ));
+            }
+            (_, true) | (None, false) => {}
+            (Some(Some(owner)), false) if owner == desired.project => {}
+            (Some(owner), false) => {
                 let whose = match owner {
                     Some(other) => format!("belongs to project {other}"),
                     None => "was not created by muster (it has no io.muster.project label)"
                         .to_string(),
                 };
-                return Err(EngineError::new(
-                    doing,
-                    ErrorKind::Conflict,
-                    format!(
-                        "volume {name} {whose}; muster does not mount another's data. \
-                         Declare it as [volumes.NAME] external = true to use it as it is; nothing was changed"
-                    ),
-                )
-                .into());
+                return refuse(format!(
+                    "volume {name} {whose}; muster does not mount another's data. \
+                     Declare it as [volumes.NAME] external = true to use it as it is; nothing was changed"
+                ));
             }
         }
     }
@@ -254,7 +260,13 @@ pub async fn down(
         backend.remove_network(&desired.project).await?;
         let mut removed = Vec::new();
         if volumes {
+            // An external volume is never removed, even one that carries
+            // the project's label (muster made it before it was declared so).
+            let external = desired.external_volumes();
             for v in backend.volumes(&desired.project).await? {
+                if external.contains(&v) {
+                    continue;
+                }
                 backend.remove_volume(&v).await?;
                 removed.push(v);
             }

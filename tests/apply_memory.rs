@@ -198,3 +198,39 @@ fn a_container_that_fails_to_start_stops_its_sequential_service_there() {
     assert_eq!(names, ["p-db-1", "p-db-2"]);
     assert!(block_on(engine.observe("p", &[])).is_ok());
 }
+
+#[test]
+fn an_external_volume_is_mounted_by_its_own_name_and_never_created() {
+    let want = desired(
+        "project = \"p\"\n[services.web]\nimage = \"img:1\"\nvolumes = [\"shared:/data\", \"own:/own:ro\"]\n\
+         [volumes.shared]\nexternal = true\nname = \"legacy-data\"\n",
+    );
+    let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
+    let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
+    block_on(apply::apply(&engine, &want, &p, &quick(8), &Quiet)).unwrap();
+    assert_eq!(
+        engine.take_calls(),
+        [
+            "network p",
+            "volume p_own",
+            "create p-web-1",
+            "start p-web-1"
+        ]
+    );
+    let mounts: Vec<(String, bool)> = engine.with(|s| {
+        s.containers["p-web-1"]
+            .spec
+            .mounts
+            .iter()
+            .map(|m| (m.source.clone(), m.external))
+            .collect()
+    });
+    assert_eq!(
+        mounts,
+        [
+            ("legacy-data".to_string(), true),
+            ("p_own".to_string(), false)
+        ]
+    );
+    assert!(engine.with(|s| !s.volumes.contains_key("legacy-data")));
+}

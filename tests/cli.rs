@@ -277,3 +277,57 @@ fn quiet_validate_prints_nothing_on_success() {
     let out = stdout_of(muster().args(["-q", "validate", "-f"]).arg(example("web")));
     assert_eq!(out, "");
 }
+
+/// Issue 15: durations whose parts overflow when added up are a bad file
+/// (exit 3, located) or a bad flag (exit 64), never a panic (101) or an
+/// internal error (1).
+#[test]
+fn overflowing_durations_are_refused_not_panicked() {
+    const HUGE: &str = "10000000000000000000s10000000000000000000s";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("services.toml"),
+        format!("[services.web]\nimage = \"nginx:1.27\"\nstop_grace_period = \"{HUGE}\"\n"),
+    )
+    .unwrap();
+    let runs: [(&[&str], i32); 6] = [
+        (&["validate"], 3),
+        (&["plan"], 3),
+        (&["apply"], 3),
+        (&["apply", "--lock-timeout", HUGE], 64),
+        (&["watch", "--debounce", HUGE], 64),
+        (&["watch", "--resync", HUGE], 64),
+    ];
+    for (args, code) in runs {
+        let out = muster()
+            .current_dir(dir.path())
+            // The file is refused before the engine is asked anything.
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .env_remove("RUST_BACKTRACE")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "muster {args:?}:\n{stderr}");
+        for crash in [
+            "panicked",
+            "RUST_BACKTRACE",
+            "internal error",
+            "overflow when",
+        ] {
+            assert!(!stderr.contains(crash), "muster {args:?}:\n{stderr}");
+        }
+        if code == 3 {
+            assert!(
+                stderr.contains("error: services.toml:3:21: service `web`: ")
+                    && stderr.contains("is longer than a year"),
+                "muster {args:?}: the duration should be located:\n{stderr}"
+            );
+        } else {
+            assert!(
+                stderr.contains("longer than a year"),
+                "muster {args:?}:\n{stderr}"
+            );
+        }
+    }
+}

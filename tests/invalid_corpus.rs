@@ -232,3 +232,34 @@ fn directory_given_as_file_is_an_invalid_file() {
         "{stderr}"
     );
 }
+
+/// Issue 15: a file under 1 MiB of some 19,000 services at count 1000 made
+/// `plan` allocate until it died. Generated rather than committed.
+#[test]
+fn file_of_nineteen_million_containers_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "huge-counts.toml";
+    let mut text = String::new();
+    let mut services = 0;
+    loop {
+        let service = format!("[services.s{services}]\nimage=\"x\"\ncount=1000\n");
+        if text.len() + service.len() > muster::config::MAX_FILE_BYTES {
+            break;
+        }
+        text.push_str(&service);
+        services += 1;
+    }
+    assert!(services > 19_000, "only {services} services fit");
+    std::fs::write(dir.path().join(name), &text).unwrap();
+    let stderr = refused(dir.path(), name);
+    assert_eq!(error_locations(&stderr, name).len(), 1, "{stderr}");
+    assert!(
+        stderr.contains("[muster::config::too_many_containers]")
+            && stderr.contains(&format!(
+                "the file declares {} containers in all; the limit is {}",
+                services * 1000,
+                muster::config::MAX_TOTAL_CONTAINERS
+            )),
+        "{stderr}"
+    );
+}

@@ -18,6 +18,22 @@ pub struct File {
     pub backend: Option<Backend>,
     /// The services, by name (`[a-z0-9][a-z0-9_-]*`, at most 50 characters).
     pub services: BTreeMap<String, Service>,
+    /// Named volumes that need more than a service's `volumes` entry says,
+    /// by the name services mount them with (`NAME:/path`).
+    pub volumes: Option<BTreeMap<String, Volume>>,
+}
+
+/// A named volume declared at the top level.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    /// `true`: a volume that muster did not create, used as it is; never
+    /// created, never removed (not even by `down --volumes`). `false`
+    /// (default): an ordinary volume, created as `<project>_<name>`.
+    pub external: Option<bool>,
+    /// The external volume's name on the engine (default: the key); only
+    /// with `external = true`.
+    pub name: Option<String>,
 }
 
 /// Where the services run.

@@ -4,10 +4,11 @@
 mod diagnostic;
 pub mod file;
 mod load;
+mod locate;
 mod model;
 mod validate;
 
 pub use diagnostic::{Invalid, Problem, plural};
 pub use load::{MAX_FILE_BYTES, load, parse_bytes, parse_str, read_capped};
 pub use model::*;
-pub use validate::{default_project, parse_duration, valid_name};
+pub use validate::{MAX_TOTAL_CONTAINERS, default_project, parse_duration, valid_name};

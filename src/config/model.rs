@@ -15,9 +15,28 @@ pub struct Desired {
     pub project: String,
     pub backend: Backend,
     pub services: BTreeMap<String, Service>,
+    /// The file's `[volumes.NAME]` tables, by NAME.
+    pub volumes: BTreeMap<String, DeclaredVolume>,
 }
 
 impl Desired {
+    /// The engine names of the external volumes that services mount,
+    /// sorted, unique: what must exist before an apply changes anything.
+    pub fn external_volumes(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .services
+            .values()
+            .flat_map(|s| &s.volumes)
+            .filter_map(|v| match &v.source {
+                VolumeSource::External(name) => Some(name.clone()),
+                VolumeSource::Named(_) | VolumeSource::Bind(_) => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The distinct image references of the services, sorted.
     pub fn images(&self) -> Vec<String> {
         let mut images: Vec<String> = self.services.values().map(|s| s.image.clone()).collect();
@@ -103,6 +122,16 @@ impl std::fmt::Display for Port {
     }
 }
 
+/// A top-level `[volumes.NAME]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeclaredVolume {
+    /// `external = false`: muster's own, as if it were not declared.
+    Owned,
+    /// `external = true`: used under this engine name as it is; muster
+    /// never creates or removes it.
+    External { name: String },
+}
+
 /// Where a volume's data comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VolumeSource {
@@ -110,6 +139,8 @@ pub enum VolumeSource {
     Named(String),
     /// An absolute host path.
     Bind(String),
+    /// A volume the file declares external, by its name on the engine.
+    External(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,13 +151,15 @@ pub struct Volume {
 }
 
 impl Volume {
-    /// The engine's volume name for container `ordinal`, for a named volume.
+    /// The engine's volume name for container `ordinal`, for a named or
+    /// external volume.
     pub fn volume_name(&self, project: &str, ordinal: u32) -> Option<String> {
         match &self.source {
             VolumeSource::Named(n) => Some(format!(
                 "{project}_{}",
                 n.replace("{ordinal}", &ordinal.to_string())
             )),
+            VolumeSource::External(n) => Some(n.clone()),
             VolumeSource::Bind(_) => None,
         }
     }
@@ -134,10 +167,13 @@ impl Volume {
 
 impl std::fmt::Display for Volume {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let src = match &self.source {
-            VolumeSource::Named(n) | VolumeSource::Bind(n) => n,
-        };
-        write!(f, "{src}:{}", self.target)?;
+        match &self.source {
+            VolumeSource::Named(n) | VolumeSource::Bind(n) => write!(f, "{n}")?,
+            // Marked, so that a volume that becomes external (or stops being
+            // so) changes the hash: its containers mount another volume.
+            VolumeSource::External(n) => write!(f, "external:{n}")?,
+        }
+        write!(f, ":{}", self.target)?;
         if self.read_only {
             write!(f, ":ro")?;
         }

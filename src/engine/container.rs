@@ -13,11 +13,14 @@ use crate::config::{ContainerPort, Healthcheck, Port, Restart, Service, VolumeSo
 /// A mount in a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
-    /// Volume name (`<project>_<name>`) or absolute host path.
+    /// Volume name (`<project>_<name>`, or an external volume's own name)
+    /// or absolute host path.
     pub source: String,
     pub target: String,
     pub read_only: bool,
     pub bind: bool,
+    /// A volume the file declares external: muster never creates or removes it.
+    pub external: bool,
 }
 
 /// Everything the engine needs to create one container.
@@ -74,14 +77,18 @@ pub fn container_spec(project: &str, service: &Service, ordinal: u32, name: &str
                 target: v.target.clone(),
                 read_only: v.read_only,
                 bind: false,
+                external: matches!(v.source, VolumeSource::External(_)),
             },
             None => Mount {
                 source: match &v.source {
-                    VolumeSource::Bind(p) | VolumeSource::Named(p) => p.clone(),
+                    VolumeSource::Bind(p) | VolumeSource::Named(p) | VolumeSource::External(p) => {
+                        p.clone()
+                    }
                 },
                 target: v.target.clone(),
                 read_only: v.read_only,
                 bind: true,
+                external: false,
             },
         })
         .collect();

@@ -1,0 +1,250 @@
+//! Semantic checks: the rules a schema cannot say (names, durations, ports,
+//! volumes, dependencies), turning a [`File`] into a [`Desired`]. Pure.
+//! Every problem is collected, each located through the TOML tree.
+//!
+//! One file per concern: [`service`] assembles one service from the small
+//! checks in [`ports`], [`volumes`], [`healthcheck`] and [`units`]; [`cross`]
+//! holds the rules that span services.
+
+mod cross;
+mod healthcheck;
+mod ports;
+mod service;
+mod units;
+mod volumes;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::Path;
+
+use toml::Spanned;
+use toml::de::DeTable;
+
+use super::diagnostic::Problem;
+use super::file::{Backend, File};
+use super::locate::{Seg, span_at};
+use super::model::Desired;
+
+pub use cross::MAX_TOTAL_CONTAINERS;
+pub use units::parse_duration;
+
+/// Checks `file` (parsed from `root`, in directory `dir`).
+///
+/// # Errors
+/// Every problem found, located.
+/// `declared` holds every service name in the file, including those left
+/// out of `file` because of problems of their own.
+pub(crate) fn validate(
+    file: &File,
+    declared: &BTreeSet<String>,
+    root: &Spanned<DeTable<'_>>,
+    dir: &Path,
+) -> Result<Desired, Vec<Problem>> {
+    let mut v = Validator {
+        root,
+        problems: Vec::new(),
+    };
+    let project = v.project(file.project.as_deref(), dir);
+    let volumes = v.declared_volumes(file.volumes.as_ref());
+    let mut services = BTreeMap::new();
+    for (name, raw) in &file.services {
+        if let Some(s) = v.service(name, raw, dir, &volumes) {
+            services.insert(name.clone(), s);
+        }
+    }
+    v.cross_checks(file, declared, &services);
+    if v.problems.is_empty() {
+        Ok(Desired {
+            project,
+            backend: file.backend.unwrap_or(Backend::Docker),
+            services,
+            volumes,
+        })
+    } else {
+        Err(v.problems)
+    }
+}
+
+/// The default project name: the directory's name, sanitised.
+pub fn default_project(dir: &Path) -> String {
+    let raw = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let mut out: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    out = out.trim_start_matches(['-', '_']).to_string();
+    if out.is_empty() {
+        "default".into()
+    } else {
+        out
+    }
+}
+
+/// `[a-z0-9][a-z0-9_-]*`
+pub fn valid_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Collects the problems of one file, each located in its TOML tree.
+struct Validator<'r, 'i> {
+    root: &'r Spanned<DeTable<'i>>,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_, '_> {
+    fn span(&self, path: &[Seg<'_>], key: bool) -> Option<Range<usize>> {
+        span_at(self.root, path, key)
+    }
+
+    /// A problem on the value at `path`.
+    fn err(&mut self, code: &'static str, msg: String, path: &[Seg<'_>], help: &str) {
+        let span = self.span(path, false);
+        self.problems
+            .push(Problem::new(code, msg, span).label("here").help(help));
+    }
+
+    /// A problem on the key at `path` (a name rather than its value).
+    fn key_err(
+        &mut self,
+        code: &'static str,
+        msg: String,
+        path: &[Seg<'_>],
+        label: &str,
+        help: &str,
+    ) {
+        let span = self.span(path, true);
+        self.problems
+            .push(Problem::new(code, msg, span).label(label).help(help));
+    }
+
+    fn project(&mut self, given: Option<&str>, dir: &Path) -> String {
+        let Some(p) = given else {
+            return default_project(dir);
+        };
+        if !valid_name(p) {
+            self.err(
+                "muster::config::invalid_name",
+                format!("project name {p:?} is not valid"),
+                &[Seg::Key("project")],
+                "use lower-case letters, digits, `-` and `_`, starting with a letter or digit",
+            );
+        }
+        p.to_string()
+    }
+}
+
+/// The path of key `key` in service `name`.
+fn at<'a>(name: &'a str, key: &'a str) -> [Seg<'a>; 3] {
+    [Seg::Key("services"), Seg::Key(name), Seg::Key(key)]
+}
+
+/// The path of item `i` of list `key` in service `name`.
+fn item<'a>(name: &'a str, key: &'a str, i: usize) -> [Seg<'a>; 4] {
+    [
+        Seg::Key("services"),
+        Seg::Key(name),
+        Seg::Key(key),
+        Seg::Index(i),
+    ]
+}
+
+/// The path of entry `entry` of table `key` in service `name`.
+fn entry<'a>(name: &'a str, key: &'a str, entry: &'a str) -> [Seg<'a>; 4] {
+    [
+        Seg::Key("services"),
+        Seg::Key(name),
+        Seg::Key(key),
+        Seg::Key(entry),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Invalid, parse_str};
+
+    /// The codes of the problems of `text`, with the text each one points at.
+    fn problems(text: &str) -> Vec<(&'static str, String)> {
+        match parse_str("services.toml", text, Path::new("/srv/shop")) {
+            Ok(_) => Vec::new(),
+            Err(Invalid { text, problems, .. }) => problems
+                .iter()
+                .map(|p| {
+                    (
+                        p.code,
+                        p.span
+                            .clone()
+                            .map(|s| text[s].to_string())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn services<N: AsRef<str>>(counts: &[(N, Option<u32>)]) -> String {
+        let mut text = String::new();
+        for (name, count) in counts {
+            let name = name.as_ref();
+            text.push_str(&format!("[services.{name}]\nimage = \"busybox\"\n"));
+            if let Some(c) = count {
+                text.push_str(&format!("count = {c}\n"));
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn a_file_may_declare_exactly_the_most_containers() {
+        let counts: Vec<(String, Option<u32>)> =
+            (0..10).map(|i| (format!("s{i}"), Some(1000))).collect();
+        assert_eq!(problems(&services(&counts)), []);
+    }
+
+    #[test]
+    fn the_count_that_crosses_the_cap_is_the_one_reported() {
+        let mut counts: Vec<(String, Option<u32>)> =
+            (0..10).map(|i| (format!("s{i}"), Some(1000))).collect();
+        // Without a `count` the service is one container, located on its name.
+        counts.push(("t".into(), None));
+        counts.push(("u".into(), Some(5)));
+        assert_eq!(
+            problems(&services(&counts)),
+            [("muster::config::too_many_containers", "t".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_service_named_after_another_services_container_is_refused() {
+        let text = services(&[
+            ("db", Some(2)),
+            ("db-1", None),
+            ("db-3", None),
+            ("web-1", None),
+        ]);
+        assert_eq!(
+            problems(&text),
+            [
+                ("muster::config::alias_collision", "db-1".to_string()),
+                ("muster::config::alias_collision", "db-3".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn project_names_are_sanitised() {
+        assert_eq!(default_project(Path::new("/x/My Shop")), "my-shop");
+        assert_eq!(default_project(Path::new("/")), "default");
+    }
+}
