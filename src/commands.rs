@@ -317,7 +317,8 @@ fn scale(global: &Global, printer: &Printer, targets: &[(String, u32)]) -> Resul
             )));
         }
     }
-    let old = std::fs::read_to_string(path)
+    let old = config::read_capped(path)
+        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
         .map_err(|e| Error::Other(format!("reading {}: {e}", path.display())))?;
     let new = rewrite_counts(&old, targets)
         .map_err(|e| Error::Other(format!("editing {}: {e}", path.display())))?;
@@ -338,7 +339,7 @@ fn scale(global: &Global, printer: &Printer, targets: &[(String, u32)]) -> Resul
         &new,
         printer.color_out(),
     ));
-    write_atomically(path, &new)
+    crate::safe_file::write_replacing(path, new.as_bytes(), Some(old.as_bytes()))
         .map_err(|e| Error::Other(format!("writing {}: {e}", path.display())))?;
     Ok(())
 }
@@ -369,25 +370,6 @@ pub fn rewrite_counts(text: &str, targets: &[(String, u32)]) -> Result<String, S
         }
     }
     Ok(doc.to_string())
-}
-
-/// Writes through a temporary file and a rename: readers see the old
-/// content or the new one, never half of it.
-pub(crate) fn write_atomically(path: &Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.muster-tmp"));
-    std::fs::write(&tmp, text)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

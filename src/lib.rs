@@ -17,4 +17,6 @@ pub mod engine;
 pub mod lock;
 pub mod plan;
 pub mod render;
+pub mod runtime_dir;
+pub mod safe_file;
 pub mod watch;

@@ -71,9 +71,10 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
 
-/// Where the daemon tells `muster ps` which containers are backing off.
-pub fn backoff_file(project: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("muster-{project}.backoff.json"))
+/// Where the daemon tells `muster ps` which containers are backing off,
+/// in the [runtime directory](crate::runtime_dir) `dir`.
+pub fn backoff_file(dir: &Path, project: &str) -> PathBuf {
+    dir.join(format!("{project}.backoff.json"))
 }
 
 /// One container's back-off, as `muster ps` reads it.
@@ -86,8 +87,10 @@ pub struct BackoffRecord {
 
 /// The back-offs the daemon published for `project`, if any.
 pub fn read_backoffs(project: &str) -> BTreeMap<String, BackoffRecord> {
-    std::fs::read(backoff_file(project))
+    crate::runtime_dir::existing_runtime_dir()
         .ok()
+        .flatten()
+        .and_then(|dir| crate::safe_file::read_private(&backoff_file(&dir, project), 1 << 20).ok())
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
 }
@@ -121,6 +124,9 @@ struct Daemon<'p> {
     next_reconnect: Option<Instant>,
     /// The task that forwards engine events.
     events_task: Option<tokio::task::JoinHandle<()>>,
+    /// Where back-offs are published, when the runtime directory is safe.
+    backoffs_dir: Option<PathBuf>,
+    state: crate::runtime_dir::StateWriter,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -148,8 +154,14 @@ pub async fn run(s: Settings, printer: &Printer) -> Result<u8, String> {
         reconnect_delay: Duration::from_secs(1),
         next_reconnect: Some(Instant::now()),
         events_task: None,
+        backoffs_dir: None,
+        state: crate::runtime_dir::StateWriter::start(),
     };
     d.log_line(&format!("watching {}", d.s.file.display()), false);
+    match crate::runtime_dir::runtime_dir() {
+        Ok(dir) => d.backoffs_dir = Some(dir),
+        Err(e) => d.log_error(&format!("back-offs will not be shown by `muster ps`: {e}")),
+    }
     d.reload_file();
     d.connect().await;
     let mut reasons: Vec<String> = vec!["start".into()];
@@ -231,9 +243,10 @@ pub async fn run(s: Settings, printer: &Printer) -> Result<u8, String> {
             }
         }
     }
-    if let Some(project) = &d.events_for {
-        let _ = std::fs::remove_file(backoff_file(project));
+    if let (Some(project), Some(dir)) = (&d.events_for, &d.backoffs_dir) {
+        d.state.put(backoff_file(dir, project), None);
     }
+    d.state.flush(Duration::from_secs(2)).await;
     if let Some(task) = d.events_task.take() {
         task.abort();
     }
@@ -544,7 +557,7 @@ impl Daemon<'_> {
 
     /// Writes the back-offs for `muster ps` (best effort).
     fn publish_backoffs(&self) {
-        let Some(project) = &self.events_for else {
+        let (Some(project), Some(dir)) = (&self.events_for, &self.backoffs_dir) else {
             return;
         };
         let now = Instant::now();
@@ -564,14 +577,11 @@ impl Daemon<'_> {
                 )
             })
             .collect();
-        let path = backoff_file(project);
-        if records.is_empty() {
-            let _ = std::fs::remove_file(&path);
-            return;
-        }
-        if let Ok(text) = serde_json::to_vec(&records) {
-            let _ = crate::commands::write_atomically(&path, text);
-        }
+        // Written off the event loop: no file can hang the daemon.
+        let text = serde_json::to_vec(&records)
+            .ok()
+            .filter(|_| !records.is_empty());
+        self.state.put(backoff_file(dir, project), text);
     }
 
     /// Takes out the changes to containers that are backing off; their names.
