@@ -280,7 +280,8 @@ pub fn scale(ctx: &Context, printer: &Printer, targets: &[(String, u32)]) -> Res
             )));
         }
     }
-    let old = std::fs::read_to_string(path)
+    let old = config::read_capped(path)
+        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
         .map_err(|e| Error::Other(format!("reading {}: {e}", path.display())))?;
     let new = rewrite_counts(&old, targets)
         .map_err(|e| Error::Other(format!("editing {}: {e}", path.display())))?;
@@ -296,7 +297,7 @@ pub fn scale(ctx: &Context, printer: &Printer, targets: &[(String, u32)]) -> Res
         &new,
         printer.color_out(),
     ));
-    crate::files::write_atomically(path, &new)
+    crate::safe_file::write_replacing(path, new.as_bytes(), Some(old.as_bytes()))
         .map_err(|e| Error::Other(format!("writing {}: {e}", path.display())))?;
     Ok(Done::Ok)
 }

@@ -1,60 +1,33 @@
-//! The files muster writes besides what it prints: `services.toml` (by
-//! `scale`) and the daemon's back-off record that `muster ps` reads. Does
-//! file I/O.
+//! The daemon's back-off record, which `muster ps` reads: where it lives (the
+//! private [runtime directory](crate::runtime_dir)) and how it is read and
+//! written ([`crate::safe_file`]). Does file I/O.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::backoff::BackoffRecord;
 
-/// Writes through a temporary file and a rename: readers see the old
-/// content or the new one, never half of it.
-///
-/// # Errors
-/// When the temporary file cannot be written or renamed.
-pub fn write_atomically(path: &Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.muster-tmp"));
-    std::fs::write(&tmp, text)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    std::fs::rename(&tmp, path)
+/// Where the daemon tells `muster ps` which containers are backing off,
+/// in the runtime directory `dir`.
+pub fn backoff_file(dir: &Path, project: &str) -> PathBuf {
+    dir.join(format!("{project}.backoff.json"))
 }
 
-/// Where the daemon tells `muster ps` which containers are backing off.
-pub fn backoff_file(project: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("muster-{project}.backoff.json"))
-}
-
-/// The back-offs the daemon published for `project`, if any.
+/// The back-offs the daemon published for `project`, if any; nothing when
+/// the runtime directory or the file is not safe to trust.
 pub fn read_backoffs(project: &str) -> BTreeMap<String, BackoffRecord> {
-    std::fs::read(backoff_file(project))
+    crate::runtime_dir::existing_runtime_dir()
         .ok()
+        .flatten()
+        .and_then(|dir| crate::safe_file::read_private(&backoff_file(&dir, project), 1 << 20).ok())
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
 }
 
-/// Publishes the back-offs of `project` (best effort); none: removes the file.
-pub fn write_backoffs(project: &str, records: &BTreeMap<String, BackoffRecord>) {
-    let path = backoff_file(project);
+/// The content of the back-off file for `records`; `None`: no file.
+pub fn backoffs_content(records: &BTreeMap<String, BackoffRecord>) -> Option<Vec<u8>> {
     if records.is_empty() {
-        let _ = std::fs::remove_file(&path);
-        return;
+        return None;
     }
-    if let Ok(text) = serde_json::to_vec(records) {
-        let _ = write_atomically(&path, text);
-    }
-}
-
-/// Removes the back-off file of `project` (the daemon, when it stops).
-pub fn clear_backoffs(project: &str) {
-    let _ = std::fs::remove_file(backoff_file(project));
+    serde_json::to_vec(records).ok()
 }

@@ -28,4 +28,6 @@ pub mod output;
 pub mod plan;
 pub mod reconcile;
 pub mod render;
+pub mod runtime_dir;
+pub mod safe_file;
 pub mod watch;

@@ -170,8 +170,14 @@ pub async fn serve(
         reconnect_delay: Duration::from_secs(1),
         next_reconnect: Some(Instant::now()),
         events_task: None,
+        backoffs_dir: None,
+        state: crate::runtime_dir::StateWriter::start(),
     };
     d.log_line(&format!("watching {}", d.s.file.display()), false);
+    match crate::runtime_dir::runtime_dir() {
+        Ok(dir) => d.backoffs_dir = Some(dir),
+        Err(e) => d.log_error(&format!("back-offs will not be shown by `muster ps`: {e}")),
+    }
     d.reload_file();
     d.connect().await;
     let mut reasons: Vec<String> = vec!["start".into()];
@@ -239,9 +245,10 @@ pub async fn serve(
             reasons.push(format!("{name} back-off over"));
         }
     }
-    if let Some(project) = &d.events_for {
-        crate::files::clear_backoffs(project);
+    if let (Some(project), Some(dir)) = (&d.events_for, &d.backoffs_dir) {
+        d.state.put(crate::files::backoff_file(dir, project), None);
     }
+    d.state.flush(Duration::from_secs(2)).await;
     if let Some(task) = d.events_task.take() {
         task.abort();
     }
@@ -348,6 +355,10 @@ struct Daemon<'p> {
     next_reconnect: Option<Instant>,
     /// The task that forwards engine events.
     events_task: Option<tokio::task::JoinHandle<()>>,
+    /// Where back-offs are published, when the runtime directory is safe.
+    backoffs_dir: Option<PathBuf>,
+    /// Writes state files off the event loop: no file can hang the daemon.
+    state: crate::runtime_dir::StateWriter,
 }
 
 /// Prints what the daemon does: timestamped lines, or JSON objects.
@@ -654,13 +665,16 @@ impl Daemon<'_> {
 
     /// Writes the back-offs for `muster ps` (best effort).
     fn publish_backoffs(&self) {
-        let Some(project) = &self.events_for else {
+        let (Some(project), Some(dir)) = (&self.events_for, &self.backoffs_dir) else {
             return;
         };
         let records = self
             .drift()
             .records(Instant::now(), crate::engine::now_secs());
-        crate::files::write_backoffs(project, &records);
+        self.state.put(
+            crate::files::backoff_file(dir, project),
+            crate::files::backoffs_content(&records),
+        );
     }
 
     /// One pass of the pipeline.

@@ -57,17 +57,13 @@ pub fn load(path: &Path) -> Result<Desired, Invalid> {
 }
 
 /// Reads at most one byte more than [`MAX_FILE_BYTES`], so that an endless
-/// or huge file is refused at the limit without being read whole.
+/// or huge file is refused at the limit without being read whole; a FIFO
+/// or a device is refused at once instead of blocking.
 ///
 /// # Errors
-/// When the file cannot be opened or read.
+/// When the file cannot be opened or read, or is not a regular file.
 pub fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_FILE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
+    crate::safe_file::read_regular(path, MAX_FILE_BYTES as u64 + 1)
 }
 
 /// Checks `bytes` as the content of the file `shown`, whose directory is `dir`

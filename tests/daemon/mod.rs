@@ -119,7 +119,18 @@ impl Daemon {
 
     /// [`Daemon::start`] with another build of muster (e.g. a release build).
     pub fn start_binary(binary: &Path, project: &Project, args: &[&str]) -> Daemon {
-        let mut child = Command::new(binary)
+        Daemon::spawn(Command::new(binary), project, args)
+    }
+
+    /// [`Daemon::start`] with these environment variables set.
+    pub fn start_with_env(project: &Project, env: &[(&str, &Path)], args: &[&str]) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
+        cmd.envs(env.iter().copied());
+        Daemon::spawn(cmd, project, args)
+    }
+
+    fn spawn(mut cmd: Command, project: &Project, args: &[&str]) -> Daemon {
+        let mut child = cmd
             .current_dir(project.dir())
             .env("NO_COLOR", "1")
             .env_remove("MUSTER_PROJECT")
@@ -296,7 +307,9 @@ impl Drop for Daemon {
         }
         self.join_readers();
         // What it published for `muster ps`; it leaves it behind.
-        let _ = std::fs::remove_file(muster::files::backoff_file(&self.project));
+        if let Ok(Some(dir)) = muster::runtime_dir::existing_runtime_dir() {
+            let _ = std::fs::remove_file(muster::files::backoff_file(&dir, &self.project));
+        }
         if std::thread::panicking() || std::env::var_os("MUSTER_TEST_SHOW_DAEMON").is_some() {
             eprintln!(
                 "--- muster watch (pid {}) printed:\n{}---",
