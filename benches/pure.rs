@@ -78,6 +78,7 @@ fn drifted(desired: &Desired) -> Actual {
                 status: "Up 2 hours".into(),
                 ports: Vec::new(),
                 replicas: None,
+                tasks: Vec::new(),
             });
         };
         for o in 1..=s.count {

@@ -87,6 +87,7 @@ pub fn temporary_name(name: &str) -> String {
 struct Run<'a> {
     engine: &'a dyn Backend,
     project: &'a str,
+    swarm: crate::config::SwarmSettings,
     layout: Layout,
     options: &'a Options,
     reporter: &'a dyn Reporter,
@@ -108,6 +109,7 @@ pub async fn apply(
     let run = Run {
         engine,
         project: &desired.project,
+        swarm: desired.swarm,
         layout: plan.layout,
         options,
         reporter,
@@ -270,6 +272,7 @@ impl Run<'_> {
             ordinal: c.ordinal,
             name,
             replicas: c.to.unwrap_or(1),
+            swarm: self.swarm,
         }
     }
 
@@ -285,7 +288,11 @@ impl Run<'_> {
                 self.create_and_start(&self.request(service, c, &c.unit))
                     .await?;
             }
-            Action::Scale => engine.update(&self.request(service, c, &c.unit), false).await?,
+            Action::Scale => {
+                engine
+                    .update(&self.request(service, c, &c.unit), false)
+                    .await?
+            }
             Action::Update => {
                 let force = !matches!(c.reason, crate::plan::Reason::ConfigChanged);
                 engine

@@ -59,12 +59,9 @@ impl Context {
     /// # Errors
     /// [`config::Invalid`] with every problem of the file.
     pub fn load(&self) -> Result<Desired, config::Invalid> {
-        let mut desired = config::load(&self.file)?;
+        let mut desired = config::load_as(&self.file, self.backend)?;
         if let Some(p) = &self.project {
             desired.project = p.clone();
-        }
-        if let Some(b) = self.backend {
-            desired.backend = b;
         }
         Ok(desired)
     }
@@ -73,7 +70,12 @@ impl Context {
         Ok(engine::connect(desired.backend, self.host.as_deref()).await?)
     }
 
-    fn options(&self, prune: bool, apply: &ApplyRequest, lock_when_idle: bool) -> reconcile::Options {
+    fn options(
+        &self,
+        prune: bool,
+        apply: &ApplyRequest,
+        lock_when_idle: bool,
+    ) -> reconcile::Options {
         reconcile::Options {
             prune,
             parallel: apply.parallel,
@@ -95,7 +97,11 @@ pub async fn plan(ctx: &Context, printer: &Printer, req: &PlanRequest) -> Result
     let actual = backend.observe(&desired.project, &desired.images()).await?;
     let plan = crate::plan::plan(&desired, &actual, req.prune);
     print_plan(printer, &plan, &backend.endpoint(), req.output);
-    Ok(if plan.is_empty() { Done::Ok } else { Done::Changes })
+    Ok(if plan.is_empty() {
+        Done::Ok
+    } else {
+        Done::Changes
+    })
 }
 
 /// `apply`: the pipeline, printing the plan and each step.

@@ -41,14 +41,20 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     /// The service's count changes.
-    Scale { from: u32, to: u32 },
+    Scale {
+        from: u32,
+        to: u32,
+    },
     /// An ordinal below the highest one is missing (removed outside muster).
     Missing,
     /// An ordinal above the count, while the count itself does not change.
     AboveCount(u32),
     ConfigChanged,
     /// The image tag now points at another image id (short form).
-    ImageMoved { image: String, id: String },
+    ImageMoved {
+        image: String,
+        id: String,
+    },
     /// Exists with the same config, and is not running.
     NotRunning(State),
     Dead,
@@ -165,6 +171,14 @@ impl Layout {
         }
     }
 
+    /// What a unit of `service` is made of, for its config hash and diffs.
+    pub fn shape(self, desired: &Desired, service: &Service) -> BTreeMap<String, String> {
+        match self {
+            Layout::Containers => service.shape(),
+            Layout::SwarmServices => service.swarm_shape(&desired.swarm),
+        }
+    }
+
     /// Whether `service` is one unit that holds all its replicas.
     pub fn replicated(self, service: &Service) -> bool {
         self == Layout::SwarmServices && service.mode == Mode::Parallel
@@ -173,7 +187,9 @@ impl Layout {
     /// The name of a unit: `ordinal` `None` for a replicated unit.
     pub fn unit_name(self, project: &str, service: &str, ordinal: Option<u32>) -> String {
         match (self, ordinal) {
-            (Layout::Containers, o) => crate::engine::container_name(project, service, o.unwrap_or(1)),
+            (Layout::Containers, o) => {
+                crate::engine::container_name(project, service, o.unwrap_or(1))
+            }
             (Layout::SwarmServices, Some(k)) => format!("{project}_{service}-{k}"),
             (Layout::SwarmServices, None) => format!("{project}_{service}"),
         }
@@ -325,10 +341,11 @@ pub fn plan(desired: &Desired, actual: &Actual, prune: bool) -> Plan {
     let mut services = Vec::new();
     for s in service_order(desired) {
         let existing = by_service.remove(s.name.as_str()).unwrap_or_default();
+        let shape = layout.shape(desired, s);
         let plan = if layout.replicated(s) {
-            plan_replicated(&desired.project, layout, s, &existing, actual)
+            plan_replicated(&desired.project, layout, s, shape, &existing, actual)
         } else {
-            plan_ordinals(&desired.project, layout, s, &existing, actual)
+            plan_ordinals(&desired.project, layout, s, shape, &existing, actual)
         };
         services.push(plan);
     }
@@ -406,10 +423,10 @@ fn plan_replicated(
     project: &str,
     layout: Layout,
     s: &Service,
+    shape: BTreeMap<String, String>,
     existing: &[&Unit],
     actual: &Actual,
 ) -> ServicePlan {
-    let shape = s.shape();
     let hash = crate::config::hash_shape(&shape);
     let name = layout.unit_name(project, &s.name, None);
     let (current, extra): (Vec<&Unit>, Vec<&Unit>) = existing
@@ -469,10 +486,10 @@ fn plan_ordinals(
     project: &str,
     layout: Layout,
     s: &Service,
+    shape: BTreeMap<String, String>,
     existing: &[&Unit],
     actual: &Actual,
 ) -> ServicePlan {
-    let shape = s.shape();
     let hash = crate::config::hash_shape(&shape);
     let mut removes = Vec::new();
     let mut rest = Vec::new();

@@ -300,9 +300,7 @@ pub fn error_text(e: &Error, color: bool) -> String {
     let p = Paint(color);
     let mut out = format!("{} {e}", p.red("error:"));
     if let Error::Apply(crate::apply::ApplyError::NotReady {
-        container,
-        logs,
-        ..
+        container, logs, ..
     }) = e
     {
         if logs.trim().is_empty() {

@@ -525,13 +525,11 @@ impl Daemon<'_> {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-        match config::parse_bytes(&self.s.file.display().to_string(), &bytes, &dir) {
+        let shown = self.s.file.display().to_string();
+        match config::parse_bytes_as(&shown, &bytes, &dir, self.s.backend) {
             Ok(mut desired) => {
                 if let Some(p) = &self.s.project {
                     desired.project = p.clone();
-                }
-                if let Some(b) = self.s.backend {
-                    desired.backend = b;
                 }
                 if self
                     .last_good

@@ -21,6 +21,50 @@ pub struct File {
     /// Named volumes that need more than a service's `volumes` entry says,
     /// by the name services mount them with (`NAME:/path`).
     pub volumes: Option<BTreeMap<String, Volume>>,
+    /// Settings used only when the backend is `swarm`.
+    pub swarm: Option<Swarm>,
+}
+
+/// Swarm-only settings; accepted in any file, used only on a swarm.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Swarm {
+    /// How service names resolve: `vip` (default, a virtual IP balanced by
+    /// the kernel's IPVS) or `dnsrr` (the tasks' own addresses).
+    pub endpoint_mode: Option<EndpointMode>,
+    /// `ingress` (default, the routing mesh) or `host` (on the node that runs the task).
+    pub publish_mode: Option<PublishMode>,
+}
+
+/// How a swarm service's name resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointMode {
+    /// A virtual IP balanced by the kernel's IPVS.
+    Vip,
+    /// DNS round robin over the tasks' own addresses.
+    Dnsrr,
+}
+
+/// Where a swarm publishes ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishMode {
+    /// The routing mesh: every node.
+    Ingress,
+    /// The node that runs the task.
+    Host,
+}
+
+/// Where a swarm may run a service's tasks; used only on a swarm.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    /// Swarm placement constraints, e.g. `node.labels.disk == ssd`.
+    pub constraints: Option<Vec<String>>,
+    /// At most this many tasks of the service on one node.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas_per_node: Option<i64>,
 }
 
 /// A named volume declared at the top level.
@@ -95,6 +139,8 @@ pub struct Service {
     pub healthcheck: Option<Healthcheck>,
     /// How a configuration change rolls out.
     pub update: Option<Update>,
+    /// Where a swarm may run the tasks (swarm only).
+    pub placement: Option<Placement>,
 }
 
 /// Deployment mode.

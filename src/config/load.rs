@@ -16,7 +16,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::diagnostic::{Invalid, Problem};
-use super::file::{self, File};
+use super::file::{self, Backend, File};
 use super::locate::nearest;
 use super::model::Desired;
 use super::validate;
@@ -29,6 +29,15 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// # Errors
 /// [`Invalid`] with every problem found, located in the file.
 pub fn load(path: &Path) -> Result<Desired, Invalid> {
+    load_as(path, None)
+}
+
+/// [`load`], checked for `backend` when it is given (`--backend`) instead
+/// of the one the file names.
+///
+/// # Errors
+/// [`Invalid`] with every problem found, located in the file.
+pub fn load_as(path: &Path, backend: Option<Backend>) -> Result<Desired, Invalid> {
     let shown = path.display().to_string();
     let bytes = read_capped(path).map_err(|e| Invalid {
         path: shown.clone(),
@@ -53,7 +62,7 @@ pub fn load(path: &Path) -> Result<Desired, Invalid> {
         })
         .unwrap_or(Path::new("."));
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    parse_bytes(&shown, &bytes, &dir)
+    parse_bytes_as(&shown, &bytes, &dir, backend)
 }
 
 /// Reads at most one byte more than [`MAX_FILE_BYTES`], so that an endless
@@ -72,6 +81,19 @@ pub fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
 /// # Errors
 /// [`Invalid`] with every problem found.
 pub fn parse_bytes(shown: &str, bytes: &[u8], dir: &Path) -> Result<Desired, Invalid> {
+    parse_bytes_as(shown, bytes, dir, None)
+}
+
+/// [`parse_bytes`] for `backend` when it is given.
+///
+/// # Errors
+/// [`Invalid`] with every problem found.
+pub fn parse_bytes_as(
+    shown: &str,
+    bytes: &[u8],
+    dir: &Path,
+    backend: Option<Backend>,
+) -> Result<Desired, Invalid> {
     let invalid = |text: Arc<str>, problems| Invalid {
         path: shown.to_string(),
         text,
@@ -110,7 +132,7 @@ pub fn parse_bytes(shown: &str, bytes: &[u8], dir: &Path) -> Result<Desired, Inv
             ));
         }
     };
-    parse_str(shown, text, dir)
+    parse_str_as(shown, text, dir, backend)
 }
 
 /// Checks `text` as the content of the file `shown`.
@@ -118,6 +140,19 @@ pub fn parse_bytes(shown: &str, bytes: &[u8], dir: &Path) -> Result<Desired, Inv
 /// # Errors
 /// [`Invalid`] with every problem found.
 pub fn parse_str(shown: &str, text: &str, dir: &Path) -> Result<Desired, Invalid> {
+    parse_str_as(shown, text, dir, None)
+}
+
+/// [`parse_str`] for `backend` when it is given.
+///
+/// # Errors
+/// [`Invalid`] with every problem found.
+pub fn parse_str_as(
+    shown: &str,
+    text: &str,
+    dir: &Path,
+    backend: Option<Backend>,
+) -> Result<Desired, Invalid> {
     // A byte order mark is not TOML, but editors on Windows write one.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let shared: Arc<str> = Arc::from(text);
@@ -198,7 +233,7 @@ pub fn parse_str(shown: &str, text: &str, dir: &Path) -> Result<Desired, Invalid
             return Err(invalid(problems));
         }
     };
-    match validate::validate(&file, &declared, &root, dir) {
+    match validate::validate(&file, &declared, &root, dir, backend) {
         Ok(desired) if problems.is_empty() => Ok(desired),
         Ok(_) => Err(invalid(problems)),
         Err(more) => {

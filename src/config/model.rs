@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-pub use super::file::{Backend, Mode, UpdateOrder};
+pub use super::file::{Backend, EndpointMode, Mode, PublishMode, UpdateOrder};
 
 /// What the file asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +17,31 @@ pub struct Desired {
     pub services: BTreeMap<String, Service>,
     /// The file's `[volumes.NAME]` tables, by NAME.
     pub volumes: BTreeMap<String, DeclaredVolume>,
+    /// The `[swarm]` settings (used only on a swarm).
+    pub swarm: SwarmSettings,
+}
+
+/// The `[swarm]` table, with its defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwarmSettings {
+    pub endpoint_mode: EndpointMode,
+    pub publish_mode: PublishMode,
+}
+
+impl Default for SwarmSettings {
+    fn default() -> Self {
+        SwarmSettings {
+            endpoint_mode: EndpointMode::Vip,
+            publish_mode: PublishMode::Ingress,
+        }
+    }
+}
+
+/// Where a swarm may run a service's tasks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub constraints: Vec<String>,
+    pub max_replicas_per_node: Option<u32>,
 }
 
 impl Desired {
@@ -72,6 +97,8 @@ pub struct Service {
     pub memory: Option<u64>,
     pub healthcheck: Option<Healthcheck>,
     pub update: Update,
+    /// Swarm only.
+    pub placement: Placement,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -310,6 +337,32 @@ impl Service {
                 format_duration(h.start_period),
             );
         }
+        s
+    }
+
+    /// [`Service::shape`] and what a swarm service adds: placement and the
+    /// file's `[swarm]` settings. A swarm unit's config hash covers this.
+    pub fn swarm_shape(&self, swarm: &SwarmSettings) -> BTreeMap<String, String> {
+        let mut s = self.shape();
+        if !self.placement.constraints.is_empty() {
+            s.insert(
+                "placement.constraints".into(),
+                serde_json::to_string(&self.placement.constraints).unwrap_or_default(),
+            );
+        }
+        if let Some(n) = self.placement.max_replicas_per_node {
+            s.insert("placement.max_replicas_per_node".into(), n.to_string());
+        }
+        let endpoint = match swarm.endpoint_mode {
+            EndpointMode::Vip => "vip",
+            EndpointMode::Dnsrr => "dnsrr",
+        };
+        let publish = match swarm.publish_mode {
+            PublishMode::Ingress => "ingress",
+            PublishMode::Host => "host",
+        };
+        s.insert("swarm.endpoint_mode".into(), endpoint.into());
+        s.insert("swarm.publish_mode".into(), publish.into());
         s
     }
 

@@ -20,8 +20,8 @@ use futures_util::StreamExt;
 
 use super::{
     Actual, Backend, ContainerSpec, Endpoint, EngineError, ErrorKind, Health, LABEL_LOCK,
-    LABEL_PROJECT, LockHolder, Published, Result, State, Status, Unit, UnitRequest,
-    container_spec, network_name,
+    LABEL_PROJECT, LockHolder, Published, Result, State, Status, Unit, UnitRequest, container_spec,
+    network_name,
 };
 use crate::config::Restart;
 
@@ -61,7 +61,7 @@ fn unreachable(e: &BollardError) -> String {
     format!("the Docker engine does not answer ({e})")
 }
 
-fn map_err(doing: impl Into<String>, e: BollardError) -> EngineError {
+pub(super) fn map_err(doing: impl Into<String>, e: BollardError) -> EngineError {
     let (kind, message) = match &e {
         BollardError::DockerResponseServerError {
             status_code,
@@ -146,7 +146,7 @@ impl DockerEngine {
     }
 }
 
-fn filters(pairs: &[(&str, String)]) -> HashMap<String, Vec<String>> {
+pub(super) fn filters(pairs: &[(&str, String)]) -> HashMap<String, Vec<String>> {
     let mut map: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in pairs {
         map.entry((*k).to_string()).or_default().push(v.clone());
@@ -154,7 +154,7 @@ fn filters(pairs: &[(&str, String)]) -> HashMap<String, Vec<String>> {
     map
 }
 
-fn parse_health(status: &str) -> Option<Health> {
+pub(super) fn parse_health(status: &str) -> Option<Health> {
     if status.contains("(healthy)") {
         Some(Health::Healthy)
     } else if status.contains("(unhealthy)") {
@@ -213,10 +213,11 @@ fn to_unit(c: ContainerSummary) -> Option<Unit> {
         ports,
         name,
         replicas: None,
+        tasks: Vec::new(),
     })
 }
 
-fn nanos(d: Duration) -> i64 {
+pub(super) fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
@@ -541,6 +542,7 @@ impl Backend for DockerEngine {
             state,
             health,
             exit_code: st.exit_code.unwrap_or(0),
+            detail: String::new(),
         })
     }
 

@@ -15,6 +15,7 @@ pub use container::{ContainerSpec, Mount, container_spec};
 pub mod container;
 pub mod docker;
 pub mod memory;
+pub mod swarm;
 
 pub const LABEL_PROJECT: &str = "io.muster.project";
 pub const LABEL_SERVICE: &str = "io.muster.service";
@@ -118,6 +119,20 @@ pub struct Unit {
     pub ports: Vec<Published>,
     /// Set for a unit that runs several replicas.
     pub replicas: Option<Replicas>,
+    /// The unit's tasks, on a backend that schedules tasks (a swarm).
+    pub tasks: Vec<Task>,
+}
+
+/// One task of a swarm unit, for `ps`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Task {
+    pub slot: Option<u32>,
+    /// The node's host name.
+    pub node: String,
+    /// The swarm's word: `running`, `starting`, `failed`, …
+    pub state: String,
+    /// Why it failed, when it did.
+    pub error: String,
 }
 
 /// What muster's labels say of a container: (service, ordinal, config hash,
@@ -233,6 +248,8 @@ pub struct UnitRequest<'a> {
     pub name: &'a str,
     /// Replicas the unit runs (1 for a container).
     pub replicas: u32,
+    /// The file's `[swarm]` settings (used by the swarm backend only).
+    pub swarm: crate::config::SwarmSettings,
 }
 
 /// How one unit is doing, for readiness.
@@ -242,6 +259,9 @@ pub struct Status {
     pub health: Option<Health>,
     /// The last exit code (0 while it runs).
     pub exit_code: i64,
+    /// What went wrong, in the engine's words, when it says more than an
+    /// exit code (a swarm task's error, a paused update).
+    pub detail: String,
 }
 
 /// Which kind of engine a backend drives, for the plan's header.
@@ -341,13 +361,11 @@ pub async fn connect(
     host: Option<&str>,
 ) -> Result<std::sync::Arc<dyn Backend>> {
     match kind {
-        crate::config::Backend::Docker => {
-            Ok(std::sync::Arc::new(docker::DockerEngine::connect(host).await?))
-        }
-        crate::config::Backend::Swarm => Err(EngineError::new(
-            "choosing the backend",
-            ErrorKind::Other,
-            "backend = \"swarm\" is not supported by this version of muster yet; use backend = \"docker\"",
+        crate::config::Backend::Docker => Ok(std::sync::Arc::new(
+            docker::DockerEngine::connect(host).await?,
+        )),
+        crate::config::Backend::Swarm => Ok(std::sync::Arc::new(
+            swarm::SwarmEngine::connect(host).await?,
         )),
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::diagnostic::Problem;
-use super::super::file::File;
+use super::super::file::{Backend, File};
 use super::super::locate::{Seg, nearest};
 use super::super::model::{Proto, Service};
 use super::{Validator, at, item};
@@ -23,22 +23,24 @@ impl Validator<'_, '_> {
         file: &File,
         declared: &BTreeSet<String>,
         services: &BTreeMap<String, Service>,
+        backend: Backend,
     ) {
-        self.fixed_host_ports(services);
+        self.fixed_host_ports(services, backend);
         self.dependencies_declared(file, declared);
         self.no_dependency_cycle(file);
         self.no_name_is_a_container_alias(declared);
         self.total_containers_capped(file);
     }
 
-    /// One container per binding, one service per binding.
-    fn fixed_host_ports(&mut self, services: &BTreeMap<String, Service>) {
+    /// One container per binding (on one engine; a swarm's routing mesh
+    /// spreads a published port over the tasks), one service per binding.
+    fn fixed_host_ports(&mut self, services: &BTreeMap<String, Service>, backend: Backend) {
         let mut owners: BTreeMap<HostBinding, &str> = BTreeMap::new();
         for (name, s) in services {
             for (i, p) in s.ports.iter().enumerate() {
                 let Some(host) = p.host_port else { continue };
                 let path = item(name, "ports", i);
-                if s.count > 1 {
+                if s.count > 1 && backend == Backend::Docker {
                     self.err(
                         "muster::config::fixed_port_with_count",
                         format!("service `{name}`: fixed host port {host} with count = {}", s.count),

@@ -10,6 +10,7 @@ mod cross;
 mod healthcheck;
 mod ports;
 mod service;
+mod swarm;
 mod units;
 mod volumes;
 
@@ -39,7 +40,9 @@ pub(crate) fn validate(
     declared: &BTreeSet<String>,
     root: &Spanned<DeTable<'_>>,
     dir: &Path,
+    backend: Option<Backend>,
 ) -> Result<Desired, Vec<Problem>> {
+    let backend = backend.or(file.backend).unwrap_or(Backend::Docker);
     let mut v = Validator {
         root,
         problems: Vec::new(),
@@ -52,16 +55,29 @@ pub(crate) fn validate(
             services.insert(name.clone(), s);
         }
     }
-    v.cross_checks(file, declared, &services);
+    v.cross_checks(file, declared, &services, backend);
+    if backend == Backend::Swarm {
+        v.swarm_checks(&project, &services);
+    }
     if v.problems.is_empty() {
         Ok(Desired {
             project,
-            backend: file.backend.unwrap_or(Backend::Docker),
+            backend,
             services,
             volumes,
+            swarm: swarm_settings(file.swarm.as_ref()),
         })
     } else {
         Err(v.problems)
+    }
+}
+
+/// The `[swarm]` table with its defaults.
+fn swarm_settings(raw: Option<&super::file::Swarm>) -> super::model::SwarmSettings {
+    let d = super::model::SwarmSettings::default();
+    super::model::SwarmSettings {
+        endpoint_mode: raw.and_then(|s| s.endpoint_mode).unwrap_or(d.endpoint_mode),
+        publish_mode: raw.and_then(|s| s.publish_mode).unwrap_or(d.publish_mode),
     }
 }
 

@@ -70,6 +70,14 @@ impl Validator<'_, '_> {
             memory,
             healthcheck,
             update,
+            placement: raw
+                .placement
+                .as_ref()
+                .map(|p| super::super::model::Placement {
+                    constraints: p.constraints.clone().unwrap_or_default(),
+                    max_replicas_per_node: p.max_replicas_per_node.map(|n| n.clamp(1, 1000) as u32),
+                })
+                .unwrap_or_default(),
         })
     }
 

@@ -1,0 +1,63 @@
+//! The rules of a file whose backend is `swarm` (SPEC section 10): what a
+//! swarm cannot say.
+
+use std::collections::BTreeMap;
+
+use super::super::model::{Mode, Service};
+use super::{Validator, at, item};
+
+/// A swarm service name is at most 63 characters.
+const MAX_SWARM_NAME: usize = 63;
+
+impl Validator<'_, '_> {
+    pub(super) fn swarm_checks(&mut self, project: &str, services: &BTreeMap<String, Service>) {
+        for (name, s) in services {
+            self.swarm_ports(name, s);
+            self.swarm_name_length(project, name, s);
+        }
+    }
+
+    fn swarm_ports(&mut self, name: &str, s: &Service) {
+        for (i, p) in s.ports.iter().enumerate() {
+            let Some(host) = p.host_port else { continue };
+            if let Some(ip) = &p.host_ip {
+                self.err(
+                    "muster::config::swarm_host_ip",
+                    format!(
+                        "service `{name}`: port {p} binds host address {ip}, which a swarm cannot do"
+                    ),
+                    &item(name, "ports", i),
+                    "on a swarm a port is published on every node (ingress) or on the node that runs the task ([swarm] publish_mode = \"host\"): write \"H:C\"",
+                );
+            } else if s.mode == Mode::Sequential && s.count > 1 {
+                self.err(
+                    "muster::config::swarm_fixed_port_sequential",
+                    format!(
+                        "service `{name}`: fixed host port {host} on a sequential service of count {}: each ordinal is a swarm service of its own, and they would clash",
+                        s.count
+                    ),
+                    &item(name, "ports", i),
+                    "publish the container port alone (e.g. \"80\") for an ephemeral host port",
+                );
+            }
+        }
+    }
+
+    fn swarm_name_length(&mut self, project: &str, name: &str, s: &Service) {
+        let longest = match s.mode {
+            Mode::Parallel => format!("{project}_{name}"),
+            Mode::Sequential => format!("{project}_{name}-{}", s.count.max(1)),
+        };
+        if longest.len() > MAX_SWARM_NAME {
+            self.key_err(
+                "muster::config::swarm_name_too_long",
+                format!(
+                    "service `{name}`: its swarm service name {longest:?} is longer than {MAX_SWARM_NAME} characters"
+                ),
+                &at(name, "image")[..2],
+                "this name",
+                "shorten the project or service name",
+            );
+        }
+    }
+}
