@@ -2,6 +2,7 @@
 //! engine objects into muster's types at the boundary. Does network I/O.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -23,6 +24,7 @@ use super::{
     LABEL_PROJECT, LockHolder, Published, Result, State, network_name,
 };
 use crate::config::Restart;
+use crate::lock::LABEL_LOCK_PROJECT;
 
 /// The image the lock container is created from: imported from an empty
 /// archive, never run, so no registry is needed.
@@ -53,6 +55,10 @@ fn fault_point() {
 pub struct DockerEngine {
     docker: Docker,
     endpoint: String,
+    /// Per project, the one lock container `unlock` may remove: the one this
+    /// handle created, or the one whose holder `try_lock` last reported (so
+    /// that a dead holder's lock is taken over, and nobody else's).
+    lock_ids: Arc<Mutex<HashMap<String, String>>>,
 }
 
 /// The words for a lost or absent engine: say so, then the client's detail.
@@ -117,7 +123,16 @@ impl DockerEngine {
                 err.kind = ErrorKind::Unreachable;
                 err
             })?;
-        Ok(DockerEngine { docker, endpoint })
+        Ok(DockerEngine {
+            docker,
+            endpoint,
+            lock_ids: Arc::default(),
+        })
+    }
+
+    fn remember_lock(&self, project: &str, id: String) {
+        let mut ids = self.lock_ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.insert(project.to_string(), id);
     }
 
     /// The bollard client, for the daemon's event stream.
@@ -554,11 +569,16 @@ impl Engine for DockerEngine {
     async fn try_lock(&self, project: &str, me: &LockHolder) -> Result<Option<LockHolder>> {
         self.ensure_lock_image().await?;
         let name = lock_name(project);
-        let holder = serde_json::to_string(me).unwrap_or_default();
+        let doing = format!("taking the lock of project {project}");
+        let holder = serde_json::to_string(me)
+            .map_err(|e| EngineError::new(&doing, ErrorKind::Other, e.to_string()))?;
         let body = ContainerCreateBody {
             image: Some(LOCK_IMAGE.into()),
             cmd: Some(vec!["lock".into()]),
-            labels: Some(HashMap::from([(LABEL_LOCK.to_string(), holder)])),
+            labels: Some(HashMap::from([
+                (LABEL_LOCK.to_string(), holder),
+                (LABEL_LOCK_PROJECT.to_string(), project.to_string()),
+            ])),
             network_disabled: Some(true),
             ..Default::default()
         };
@@ -566,52 +586,68 @@ impl Engine for DockerEngine {
             name: Some(name.clone()),
             ..Default::default()
         };
-        let doing = format!("taking the lock of project {project}");
-        loop {
-            let err = match self
-                .docker
-                .create_container(Some(options.clone()), body.clone())
-                .await
-            {
-                Ok(_) => return Ok(None),
-                Err(e) => map_err(&doing, e),
-            };
-            if err.kind != ErrorKind::Conflict {
-                return Err(err);
+        match self.docker.create_container(Some(options), body).await {
+            Ok(created) => {
+                self.remember_lock(project, created.id);
+                return Ok(None);
             }
-            // Released between our create and this inspect: try again.
-            let Ok(c) = self
-                .docker
-                .inspect_container(&name, None::<InspectContainerOptions>)
-                .await
-            else {
-                continue;
-            };
-            let label = c
-                .config
-                .and_then(|c| c.labels)
-                .and_then(|l| l.get(LABEL_LOCK).cloned());
-            let holder = label
-                .and_then(|l| serde_json::from_str(&l).ok())
-                .unwrap_or(LockHolder {
-                    host: "?".into(),
-                    pid: 0,
-                    pid_start: 0,
-                    since: 0,
-                    command: format!("unknown holder of container {name}"),
-                });
-            return Ok(Some(holder));
+            Err(e) => {
+                let err = map_err(&doing, e);
+                if err.kind != ErrorKind::Conflict {
+                    return Err(err);
+                }
+            }
         }
+        // Not found here: released since the create; the caller tries
+        // again after a pause.
+        let c = self
+            .docker
+            .inspect_container(&name, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| map_err(format!("{doing}: inspecting {name}"), e))?;
+        let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
+        let started = c.state.and_then(|s| s.running).unwrap_or(false);
+        if labels.get(LABEL_LOCK_PROJECT).map(String::as_str) != Some(project) || started {
+            return Err(EngineError::new(
+                doing,
+                ErrorKind::Conflict,
+                format!(
+                    "container {name} has the lock's name, but muster did not create it \
+                     (a lock is never started and carries label {LABEL_LOCK_PROJECT}={project}); \
+                     muster leaves it alone: remove or rename it if it is not in use"
+                ),
+            ));
+        }
+        let holder = labels
+            .get(LABEL_LOCK)
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or(LockHolder {
+                host: "?".into(),
+                pid: 0,
+                pid_start: 0,
+                boot_id: String::new(),
+                pid_ns: 0,
+                since: 0,
+                command: format!("unknown holder of container {name}"),
+            });
+        if let Some(id) = c.id {
+            self.remember_lock(project, id);
+        }
+        Ok(Some(holder))
     }
 
     async fn unlock(&self, project: &str) -> Result<()> {
-        let options = RemoveContainerOptions {
-            force: true,
-            ..Default::default()
+        let id = {
+            let mut ids = self.lock_ids.lock().unwrap_or_else(|p| p.into_inner());
+            ids.remove(project)
         };
+        let Some(id) = id else {
+            return Ok(());
+        };
+        // By id, never by name: the name may be another holder's lock by now.
         match self
             .docker
-            .remove_container(&lock_name(project), Some(options))
+            .remove_container(&id, None::<RemoveContainerOptions>)
             .await
         {
             Ok(()) => Ok(()),
@@ -721,8 +757,8 @@ impl DockerEngine {
     }
 }
 
-/// The lock container's name. It carries no project label, so it is never
-/// mistaken for a service container.
+/// The lock container's name. It carries no project label (but its own
+/// [`LABEL_LOCK_PROJECT`]), so it is never mistaken for a service container.
 pub fn lock_name(project: &str) -> String {
     format!("{project}-muster-lock")
 }
