@@ -2,10 +2,10 @@
 //! engine objects into muster's types at the boundary. Does network I/O.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointSettings,
@@ -17,7 +17,15 @@ use bollard::query_parameters::{
     ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions,
     RemoveVolumeOptions, RenameContainerOptions, StartContainerOptions, StopContainerOptions,
 };
+use bollard::{BollardRequest, Docker};
 use futures_util::StreamExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as LegacyClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{
     Actual, Container, ContainerSpec, Engine, EngineError, ErrorKind, Health, LABEL_LOCK,
@@ -98,30 +106,155 @@ fn map_err(doing: impl Into<String>, e: BollardError) -> EngineError {
     EngineError::new(doing, kind, message)
 }
 
+/// With `DOCKER_TLS_VERIFY` set (for `tcp://`) or an `https://` endpoint:
+/// the TLS client configuration, which trusts `$DOCKER_CERT_PATH/ca.pem`
+/// only, as the docker CLI does (bollard's own adds the system's roots), and
+/// shows `cert.pem`/`key.pem` when they exist; with the CA file's path.
+fn tls_config(endpoint: &str, doing: &str) -> Result<Option<(Arc<ClientConfig>, PathBuf)>> {
+    let verify = std::env::var_os("DOCKER_TLS_VERIFY").is_some();
+    if !(endpoint.starts_with("https://") || verify && endpoint.starts_with("tcp://")) {
+        return Ok(None);
+    }
+    let dir = std::env::var_os("DOCKER_CERT_PATH")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+        .unwrap_or_default();
+    let bad = |what: String| EngineError::new(doing, ErrorKind::Other, what);
+    let read_certs = |path: &Path| {
+        CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| {
+                bad(format!(
+                    "cannot read certificates from {}: {e}",
+                    path.display()
+                ))
+            })
+    };
+    let ca = dir.join("ca.pem");
+    let mut roots = RootCertStore::empty();
+    let (trusted, _) = roots.add_parsable_certificates(read_certs(&ca)?);
+    if trusted == 0 {
+        return Err(bad(format!("no usable CA certificate in {}", ca.display())));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(format!("TLS set-up: {e}")))?
+        .with_root_certificates(roots);
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let config = if cert.exists() && key.exists() {
+        let chain = read_certs(&cert)?;
+        let key = PrivateKeyDer::from_pem_file(&key)
+            .map_err(|e| bad(format!("cannot read the key {}: {e}", key.display())))?;
+        builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| bad(format!("the client certificate {}: {e}", cert.display())))?
+    } else {
+        builder.with_no_client_auth()
+    };
+    Ok(Some((Arc::new(config), ca)))
+}
+
+/// A client for a TLS endpoint (`tcp://host:port` or `https://…`) that
+/// uses `config`, through bollard's custom transport.
+fn tls_client(endpoint: &str, config: Arc<ClientConfig>, doing: &str) -> Result<Docker> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    let https = HttpsConnector::from((http, config));
+    let client = LegacyClient::builder(TokioExecutor::new()).build(https);
+    let address = endpoint.replacen("tcp://", "https://", 1);
+    Docker::connect_with_custom_transport(
+        move |request: BollardRequest| {
+            let client = client.clone();
+            async move { client.request(request).await.map_err(BollardError::from) }
+        },
+        Some(address),
+        600,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .map_err(|e| map_err(doing, e))
+}
+
+/// Why a TLS handshake failed, if that is what `e` is.
+struct TlsFailure(rustls::Error);
+
+impl TlsFailure {
+    fn describe(&self, ca: &Path) -> String {
+        use rustls::CertificateError;
+        match &self.0 {
+            // A CA of the same name as ca.pem's but another key: BadSignature.
+            rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer | CertificateError::BadSignature,
+            ) => format!(
+                "certificate not signed by {} (the only CA trusted with DOCKER_TLS_VERIFY)",
+                ca.display()
+            ),
+            rustls::Error::InvalidCertificate(_) => {
+                format!("the engine's certificate is refused ({})", self.0)
+            }
+            other => format!("failed: {other}"),
+        }
+    }
+}
+
+fn tls_failure(e: &BollardError) -> Option<TlsFailure> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(tls) = c.downcast_ref::<rustls::Error>() {
+            return Some(TlsFailure(tls.clone()));
+        }
+        // An io::Error's `source` skips the error it wraps: step into it.
+        cause = match c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
+    }
+    None
+}
+
 impl DockerEngine {
     /// Connects to `host` (`unix://…`, `tcp://…`; TLS with `DOCKER_TLS_VERIFY`
     /// and `DOCKER_CERT_PATH`), or to `DOCKER_HOST`, or to the local socket,
     /// and negotiates the API version.
     ///
     /// # Errors
-    /// [`ErrorKind::Unreachable`] when the engine does not answer within 3 seconds.
+    /// [`ErrorKind::Unreachable`] when the engine does not answer within 3
+    /// seconds or a TLS handshake fails (said so, naming the CA file);
+    /// [`ErrorKind::Other`] for unreadable certificate files.
     pub async fn connect(host: Option<&str>) -> Result<Self> {
         let endpoint = host
             .map(str::to_string)
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
         let doing = format!("connecting to the Docker engine at {endpoint}");
+        let tls = tls_config(&endpoint, &doing)?;
+        let docker = match &tls {
+            Some((config, _)) => tls_client(&endpoint, config.clone(), &doing)?,
+            None => Docker::connect_with_host(&endpoint).map_err(|e| map_err(&doing, e))?,
+        };
         // Stops wait out grace periods: allow long calls.
-        let docker = Docker::connect_with_host(&endpoint)
-            .map_err(|e| map_err(&doing, e))?
-            .with_timeout(Duration::from_secs(600));
+        let docker = docker.with_timeout(Duration::from_secs(600));
         let docker = tokio::time::timeout(Duration::from_secs(3), docker.negotiate_version())
             .await
             .map_err(|_| EngineError::new(&doing, ErrorKind::Unreachable, "no answer within 3s"))?
             .map_err(|e| {
-                let mut err = map_err(&doing, e);
-                err.kind = ErrorKind::Unreachable;
-                err
+                let tls_failure = tls.as_ref().and_then(|(_, ca)| {
+                    let why = tls_failure(&e)?;
+                    Some(EngineError::new(
+                        &doing,
+                        ErrorKind::Unreachable,
+                        format!("TLS handshake with {endpoint}: {}", why.describe(ca)),
+                    ))
+                });
+                tls_failure.unwrap_or_else(|| {
+                    let mut err = map_err(&doing, e);
+                    err.kind = ErrorKind::Unreachable;
+                    err
+                })
             })?;
         Ok(DockerEngine {
             docker,
