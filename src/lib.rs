@@ -17,4 +17,5 @@ pub mod engine;
 pub mod lock;
 pub mod plan;
 pub mod render;
+pub mod sanitize;
 pub mod watch;

@@ -33,6 +33,7 @@ use super::{
 };
 use crate::config::Restart;
 use crate::lock::LABEL_LOCK_PROJECT;
+use crate::sanitize;
 
 /// The image the lock container is created from: imported from an empty
 /// archive, never run, so no registry is needed.
@@ -103,7 +104,12 @@ fn map_err(doing: impl Into<String>, e: BollardError) -> EngineError {
             }
         }
     };
-    EngineError::new(doing, kind, message)
+    // The engine's words may quote names and text from anywhere.
+    EngineError::new(
+        sanitize::text(&doing.into()),
+        kind,
+        sanitize::text(&message),
+    )
 }
 
 /// With `DOCKER_TLS_VERIFY` set (for `tcp://`) or an `https://` endpoint:
@@ -321,6 +327,7 @@ fn to_container(c: ContainerSummary) -> Option<Container> {
         .next()?
         .trim_start_matches('/')
         .to_string();
+    let name = sanitize::text(&name).into_owned();
     let state = match c.state? {
         ContainerSummaryStateEnum::CREATED => State::Created,
         ContainerSummaryStateEnum::RUNNING => State::Running,
@@ -330,14 +337,14 @@ fn to_container(c: ContainerSummary) -> Option<Container> {
         ContainerSummaryStateEnum::DEAD => State::Dead,
         _ => State::Removing,
     };
-    let status = c.status.unwrap_or_default();
+    let status = sanitize::text(&c.status.unwrap_or_default()).into_owned();
     let mut ports: Vec<Published> = c
         .ports
         .unwrap_or_default()
         .into_iter()
         .filter_map(|p| {
             Some(Published {
-                host_ip: p.ip.unwrap_or_default(),
+                host_ip: sanitize::text(&p.ip.unwrap_or_default()).into_owned(),
                 host_port: p.public_port?,
                 container_port: p.private_port,
                 proto: p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into()),
@@ -346,7 +353,10 @@ fn to_container(c: ContainerSummary) -> Option<Container> {
         .collect();
     ports.sort();
     ports.dedup();
+    // The config (field names and values) is masked where a diff shows it,
+    // so that old and new values are compared as they are.
     let (service, ordinal, config_hash, config) = super::read_labels(|k| labels.get(k));
+    let service = sanitize::text(&service).into_owned();
     Some(Container {
         id: c.id.unwrap_or_default(),
         service,
@@ -696,7 +706,7 @@ impl Engine for DockerEngine {
             let chunk = item.map_err(|e| map_err(format!("reading the logs of {name}"), e))?;
             out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
         }
-        Ok(out)
+        Ok(sanitize::lines(&out).into_owned())
     }
 
     async fn try_lock(&self, project: &str, me: &LockHolder) -> Result<Option<LockHolder>> {
@@ -753,7 +763,13 @@ impl Engine for DockerEngine {
         }
         let holder = labels
             .get(LABEL_LOCK)
-            .and_then(|l| serde_json::from_str(l).ok())
+            .and_then(|l| serde_json::from_str::<LockHolder>(l).ok())
+            .map(|h| LockHolder {
+                host: sanitize::text(&h.host).into_owned(),
+                command: sanitize::text(&h.command).into_owned(),
+                boot_id: sanitize::text(&h.boot_id).into_owned(),
+                ..h
+            })
             .unwrap_or(LockHolder {
                 host: "?".into(),
                 pid: 0,
@@ -808,7 +824,7 @@ impl Engine for DockerEngine {
             .volumes
             .unwrap_or_default()
             .into_iter()
-            .map(|v| v.name)
+            .map(|v| sanitize::text(&v.name).into_owned())
             .collect();
         names.sort();
         Ok(names)
@@ -881,8 +897,9 @@ impl DockerEngine {
                 let attributes = actor.attributes.unwrap_or_default();
                 Ok(super::Event {
                     id,
-                    container: attributes.get("name").cloned().unwrap_or_default(),
-                    action: m.action.unwrap_or_default(),
+                    container: sanitize::text(attributes.get("name").map_or("", String::as_str))
+                        .into_owned(),
+                    action: sanitize::text(&m.action.unwrap_or_default()).into_owned(),
                     exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()),
                 })
             })
