@@ -248,7 +248,7 @@ impl DockerEngine {
             .await
             .map_err(|_| EngineError::new(&doing, ErrorKind::Unreachable, "no answer within 3s"))?
             .map_err(|e| {
-                let tls_failure = tls.as_ref().and_then(|(_, ca)| {
+                let refused = tls.as_ref().and_then(|(_, ca)| {
                     let why = tls_failure(&e)?;
                     Some(EngineError::new(
                         &doing,
@@ -256,7 +256,7 @@ impl DockerEngine {
                         format!("TLS handshake with {endpoint}: {}", why.describe(ca)),
                     ))
                 });
-                tls_failure.unwrap_or_else(|| {
+                refused.unwrap_or_else(|| {
                     let mut err = map_err(&doing, e);
                     err.kind = ErrorKind::Unreachable;
                     err
