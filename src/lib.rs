@@ -30,4 +30,5 @@ pub mod reconcile;
 pub mod render;
 pub mod runtime_dir;
 pub mod safe_file;
+pub mod sanitize;
 pub mod watch;

@@ -29,6 +29,7 @@ fn quote(v: &str) -> String {
 
 fn render_diff(out: &mut String, p: Paint, diff: &[FieldChange]) {
     for d in diff {
+        let d = &crate::sanitize::field_change(d);
         let multi_line = d.from.as_deref().is_some_and(|v| v.contains('\n'))
             || d.to.as_deref().is_some_and(|v| v.contains('\n'));
         if multi_line {

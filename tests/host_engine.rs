@@ -247,4 +247,32 @@ fn plan_works_over_tls_and_checks_the_engine_certificate() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    let ca = other.path().join("ca.pem");
+    let refused_by_tls = |out: &std::process::Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("TLS handshake with {host}"))
+                && stderr.contains(&format!("certificate not signed by {}", ca.display()))
+                && !stderr.contains("does not answer"),
+            "{stderr}"
+        );
+    };
+    refused_by_tls(&out);
+    // The engine's CA is trusted by the system (SSL_CERT_FILE) but is not
+    // ca.pem: refused all the same, as the docker CLI does.
+    let out = project
+        .muster()
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", other.path())
+        .env("SSL_CERT_FILE", certs.path().join("ca.pem"))
+        .args(["--host", &host, "plan", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a certificate signed by a system root was accepted:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    refused_by_tls(&out);
 }

@@ -266,7 +266,7 @@ fn a_foreign_container_under_the_lock_name_is_never_removed() {
         let out = muster_exits(&project, args, 1);
         assert!(
             out.stderr
-                .contains(&format!("unknown holder of container {lock}")),
+                .contains(&format!("container {lock} has the lock's name")),
             "{args:?}: {out}"
         );
         assert_eq!(id_and_state(&lock), (id.clone(), "running".to_string()));

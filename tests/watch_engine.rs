@@ -310,10 +310,16 @@ fn sigterm_while_waiting_for_the_lock_exits_promptly() {
     support::block_on(async {
         let body = bollard::models::ContainerCreateBody {
             image: Some(support::image().to_string()),
-            labels: Some(std::collections::HashMap::from([(
-                muster::engine::LABEL_LOCK.to_string(),
-                serde_json::to_string(&holder).unwrap(),
-            )])),
+            labels: Some(std::collections::HashMap::from([
+                (
+                    muster::engine::LABEL_LOCK.to_string(),
+                    serde_json::to_string(&holder).unwrap(),
+                ),
+                (
+                    muster::lock::LABEL_LOCK_PROJECT.to_string(),
+                    project.name().to_string(),
+                ),
+            ])),
             ..Default::default()
         };
         let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()

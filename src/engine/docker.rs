@@ -2,9 +2,10 @@
 //! engine objects into muster's types at the boundary. Does network I/O.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointSettings,
@@ -16,7 +17,15 @@ use bollard::query_parameters::{
     ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions,
     RemoveVolumeOptions, RenameContainerOptions, StartContainerOptions, StopContainerOptions,
 };
+use bollard::{BollardRequest, Docker};
 use futures_util::StreamExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as LegacyClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{
     Actual, Backend, ContainerSpec, Endpoint, EngineError, ErrorKind, Health, LABEL_LOCK,
@@ -24,6 +33,8 @@ use super::{
     network_name,
 };
 use crate::config::Restart;
+use crate::lock::LABEL_LOCK_PROJECT;
+use crate::sanitize;
 
 /// The image the lock container is created from: imported from an empty
 /// archive, never run, so no registry is needed.
@@ -54,6 +65,10 @@ fn fault_point() {
 pub struct DockerEngine {
     docker: Docker,
     endpoint: String,
+    /// Per project, the one lock container `unlock` may remove: the one this
+    /// handle created, or the one whose holder `try_lock` last reported (so
+    /// that a dead holder's lock is taken over, and nobody else's).
+    lock_ids: Arc<Mutex<HashMap<String, String>>>,
 }
 
 /// The words for a lost or absent engine: say so, then the client's detail.
@@ -90,7 +105,122 @@ pub(super) fn map_err(doing: impl Into<String>, e: BollardError) -> EngineError 
             }
         }
     };
-    EngineError::new(doing, kind, message)
+    // The engine's words may quote names and text from anywhere.
+    EngineError::new(
+        sanitize::text(&doing.into()),
+        kind,
+        sanitize::text(&message),
+    )
+}
+
+/// With `DOCKER_TLS_VERIFY` set (for `tcp://`) or an `https://` endpoint:
+/// the TLS client configuration, which trusts `$DOCKER_CERT_PATH/ca.pem`
+/// only, as the docker CLI does (bollard's own adds the system's roots), and
+/// shows `cert.pem`/`key.pem` when they exist; with the CA file's path.
+fn tls_config(endpoint: &str, doing: &str) -> Result<Option<(Arc<ClientConfig>, PathBuf)>> {
+    let verify = std::env::var_os("DOCKER_TLS_VERIFY").is_some();
+    if !(endpoint.starts_with("https://") || verify && endpoint.starts_with("tcp://")) {
+        return Ok(None);
+    }
+    let dir = std::env::var_os("DOCKER_CERT_PATH")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+        .unwrap_or_default();
+    let bad = |what: String| EngineError::new(doing, ErrorKind::Other, what);
+    let read_certs = |path: &Path| {
+        CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| {
+                bad(format!(
+                    "cannot read certificates from {}: {e}",
+                    path.display()
+                ))
+            })
+    };
+    let ca = dir.join("ca.pem");
+    let mut roots = RootCertStore::empty();
+    let (trusted, _) = roots.add_parsable_certificates(read_certs(&ca)?);
+    if trusted == 0 {
+        return Err(bad(format!("no usable CA certificate in {}", ca.display())));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(format!("TLS set-up: {e}")))?
+        .with_root_certificates(roots);
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let config = if cert.exists() && key.exists() {
+        let chain = read_certs(&cert)?;
+        let key = PrivateKeyDer::from_pem_file(&key)
+            .map_err(|e| bad(format!("cannot read the key {}: {e}", key.display())))?;
+        builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| bad(format!("the client certificate {}: {e}", cert.display())))?
+    } else {
+        builder.with_no_client_auth()
+    };
+    Ok(Some((Arc::new(config), ca)))
+}
+
+/// A client for a TLS endpoint (`tcp://host:port` or `https://…`) that
+/// uses `config`, through bollard's custom transport.
+fn tls_client(endpoint: &str, config: Arc<ClientConfig>, doing: &str) -> Result<Docker> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    let https = HttpsConnector::from((http, config));
+    let client = LegacyClient::builder(TokioExecutor::new()).build(https);
+    let address = endpoint.replacen("tcp://", "https://", 1);
+    Docker::connect_with_custom_transport(
+        move |request: BollardRequest| {
+            let client = client.clone();
+            async move { client.request(request).await.map_err(BollardError::from) }
+        },
+        Some(address),
+        600,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .map_err(|e| map_err(doing, e))
+}
+
+/// Why a TLS handshake failed, if that is what `e` is.
+struct TlsFailure(rustls::Error);
+
+impl TlsFailure {
+    fn describe(&self, ca: &Path) -> String {
+        use rustls::CertificateError;
+        match &self.0 {
+            // A CA of the same name as ca.pem's but another key: BadSignature.
+            rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer | CertificateError::BadSignature,
+            ) => format!(
+                "certificate not signed by {} (the only CA trusted with DOCKER_TLS_VERIFY)",
+                ca.display()
+            ),
+            rustls::Error::InvalidCertificate(_) => {
+                format!("the engine's certificate is refused ({})", self.0)
+            }
+            other => format!("failed: {other}"),
+        }
+    }
+}
+
+fn tls_failure(e: &BollardError) -> Option<TlsFailure> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(tls) = c.downcast_ref::<rustls::Error>() {
+            return Some(TlsFailure(tls.clone()));
+        }
+        // An io::Error's `source` skips the error it wraps: step into it.
+        cause = match c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
+    }
+    None
 }
 
 impl DockerEngine {
@@ -99,26 +229,50 @@ impl DockerEngine {
     /// and negotiates the API version.
     ///
     /// # Errors
-    /// [`ErrorKind::Unreachable`] when the engine does not answer within 3 seconds.
+    /// [`ErrorKind::Unreachable`] when the engine does not answer within 3
+    /// seconds or a TLS handshake fails (said so, naming the CA file);
+    /// [`ErrorKind::Other`] for unreadable certificate files.
     pub async fn connect(host: Option<&str>) -> Result<Self> {
         let endpoint = host
             .map(str::to_string)
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
         let doing = format!("connecting to the Docker engine at {endpoint}");
+        let tls = tls_config(&endpoint, &doing)?;
+        let docker = match &tls {
+            Some((config, _)) => tls_client(&endpoint, config.clone(), &doing)?,
+            None => Docker::connect_with_host(&endpoint).map_err(|e| map_err(&doing, e))?,
+        };
         // Stops wait out grace periods: allow long calls.
-        let docker = Docker::connect_with_host(&endpoint)
-            .map_err(|e| map_err(&doing, e))?
-            .with_timeout(Duration::from_secs(600));
+        let docker = docker.with_timeout(Duration::from_secs(600));
         let docker = tokio::time::timeout(Duration::from_secs(3), docker.negotiate_version())
             .await
             .map_err(|_| EngineError::new(&doing, ErrorKind::Unreachable, "no answer within 3s"))?
             .map_err(|e| {
-                let mut err = map_err(&doing, e);
-                err.kind = ErrorKind::Unreachable;
-                err
+                let refused = tls.as_ref().and_then(|(_, ca)| {
+                    let why = tls_failure(&e)?;
+                    Some(EngineError::new(
+                        &doing,
+                        ErrorKind::Unreachable,
+                        format!("TLS handshake with {endpoint}: {}", why.describe(ca)),
+                    ))
+                });
+                refused.unwrap_or_else(|| {
+                    let mut err = map_err(&doing, e);
+                    err.kind = ErrorKind::Unreachable;
+                    err
+                })
             })?;
-        Ok(DockerEngine { docker, endpoint })
+        Ok(DockerEngine {
+            docker,
+            endpoint,
+            lock_ids: Arc::default(),
+        })
+    }
+
+    fn remember_lock(&self, project: &str, id: String) {
+        let mut ids = self.lock_ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.insert(project.to_string(), id);
     }
 
     /// The bollard client, for the daemon's event stream.
@@ -174,6 +328,7 @@ fn to_unit(c: ContainerSummary) -> Option<Unit> {
         .next()?
         .trim_start_matches('/')
         .to_string();
+    let name = sanitize::text(&name).into_owned();
     let state = match c.state? {
         ContainerSummaryStateEnum::CREATED => State::Created,
         ContainerSummaryStateEnum::RUNNING => State::Running,
@@ -183,14 +338,14 @@ fn to_unit(c: ContainerSummary) -> Option<Unit> {
         ContainerSummaryStateEnum::DEAD => State::Dead,
         _ => State::Removing,
     };
-    let status = c.status.unwrap_or_default();
+    let status = sanitize::text(&c.status.unwrap_or_default()).into_owned();
     let mut ports: Vec<Published> = c
         .ports
         .unwrap_or_default()
         .into_iter()
         .filter_map(|p| {
             Some(Published {
-                host_ip: p.ip.unwrap_or_default(),
+                host_ip: sanitize::text(&p.ip.unwrap_or_default()).into_owned(),
                 host_port: p.public_port?,
                 container_port: p.private_port,
                 proto: p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into()),
@@ -199,7 +354,10 @@ fn to_unit(c: ContainerSummary) -> Option<Unit> {
         .collect();
     ports.sort();
     ports.dedup();
+    // The config (field names and values) is masked where a diff shows it,
+    // so that old and new values are compared as they are.
     let (service, ordinal, config_hash, config) = super::read_labels(|k| labels.get(k));
+    let service = sanitize::text(&service).into_owned();
     Some(Unit {
         id: c.id.unwrap_or_default(),
         service,
@@ -559,17 +717,22 @@ impl Backend for DockerEngine {
             let chunk = item.map_err(|e| map_err(format!("reading the logs of {name}"), e))?;
             out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
         }
-        Ok(out)
+        Ok(sanitize::lines(&out).into_owned())
     }
 
     async fn try_lock(&self, project: &str, me: &LockHolder) -> Result<Option<LockHolder>> {
         self.ensure_lock_image().await?;
         let name = lock_name(project);
-        let holder = serde_json::to_string(me).unwrap_or_default();
+        let doing = format!("taking the lock of project {project}");
+        let holder = serde_json::to_string(me)
+            .map_err(|e| EngineError::new(&doing, ErrorKind::Other, e.to_string()))?;
         let body = ContainerCreateBody {
             image: Some(LOCK_IMAGE.into()),
             cmd: Some(vec!["lock".into()]),
-            labels: Some(HashMap::from([(LABEL_LOCK.to_string(), holder)])),
+            labels: Some(HashMap::from([
+                (LABEL_LOCK.to_string(), holder),
+                (LABEL_LOCK_PROJECT.to_string(), project.to_string()),
+            ])),
             network_disabled: Some(true),
             ..Default::default()
         };
@@ -577,52 +740,74 @@ impl Backend for DockerEngine {
             name: Some(name.clone()),
             ..Default::default()
         };
-        let doing = format!("taking the lock of project {project}");
-        loop {
-            let err = match self
-                .docker
-                .create_container(Some(options.clone()), body.clone())
-                .await
-            {
-                Ok(_) => return Ok(None),
-                Err(e) => map_err(&doing, e),
-            };
-            if err.kind != ErrorKind::Conflict {
-                return Err(err);
+        match self.docker.create_container(Some(options), body).await {
+            Ok(created) => {
+                self.remember_lock(project, created.id);
+                return Ok(None);
             }
-            // Released between our create and this inspect: try again.
-            let Ok(c) = self
-                .docker
-                .inspect_container(&name, None::<InspectContainerOptions>)
-                .await
-            else {
-                continue;
-            };
-            let label = c
-                .config
-                .and_then(|c| c.labels)
-                .and_then(|l| l.get(LABEL_LOCK).cloned());
-            let holder = label
-                .and_then(|l| serde_json::from_str(&l).ok())
-                .unwrap_or(LockHolder {
-                    host: "?".into(),
-                    pid: 0,
-                    pid_start: 0,
-                    since: 0,
-                    command: format!("unknown holder of container {name}"),
-                });
-            return Ok(Some(holder));
+            Err(e) => {
+                let err = map_err(&doing, e);
+                if err.kind != ErrorKind::Conflict {
+                    return Err(err);
+                }
+            }
         }
+        // Not found here: released since the create; the caller tries
+        // again after a pause.
+        let c = self
+            .docker
+            .inspect_container(&name, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| map_err(format!("{doing}: inspecting {name}"), e))?;
+        let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
+        let started = c.state.and_then(|s| s.running).unwrap_or(false);
+        if labels.get(LABEL_LOCK_PROJECT).map(String::as_str) != Some(project) || started {
+            return Err(EngineError::new(
+                doing,
+                ErrorKind::Conflict,
+                format!(
+                    "container {name} has the lock's name, but muster did not create it \
+                     (a lock is never started and carries label {LABEL_LOCK_PROJECT}={project}); \
+                     muster leaves it alone: remove or rename it if it is not in use"
+                ),
+            ));
+        }
+        let holder = labels
+            .get(LABEL_LOCK)
+            .and_then(|l| serde_json::from_str::<LockHolder>(l).ok())
+            .map(|h| LockHolder {
+                host: sanitize::text(&h.host).into_owned(),
+                command: sanitize::text(&h.command).into_owned(),
+                boot_id: sanitize::text(&h.boot_id).into_owned(),
+                ..h
+            })
+            .unwrap_or(LockHolder {
+                host: "?".into(),
+                pid: 0,
+                pid_start: 0,
+                boot_id: String::new(),
+                pid_ns: 0,
+                since: 0,
+                command: format!("unknown holder of container {name}"),
+            });
+        if let Some(id) = c.id {
+            self.remember_lock(project, id);
+        }
+        Ok(Some(holder))
     }
 
     async fn unlock(&self, project: &str) -> Result<()> {
-        let options = RemoveContainerOptions {
-            force: true,
-            ..Default::default()
+        let id = {
+            let mut ids = self.lock_ids.lock().unwrap_or_else(|p| p.into_inner());
+            ids.remove(project)
         };
+        let Some(id) = id else {
+            return Ok(());
+        };
+        // By id, never by name: the name may be another holder's lock by now.
         match self
             .docker
-            .remove_container(&lock_name(project), Some(options))
+            .remove_container(&id, None::<RemoveContainerOptions>)
             .await
         {
             Ok(()) => Ok(()),
@@ -650,7 +835,7 @@ impl Backend for DockerEngine {
             .volumes
             .unwrap_or_default()
             .into_iter()
-            .map(|v| v.name)
+            .map(|v| sanitize::text(&v.name).into_owned())
             .collect();
         names.sort();
         Ok(names)
@@ -723,8 +908,9 @@ impl DockerEngine {
                 let attributes = actor.attributes.unwrap_or_default();
                 Ok(super::Event {
                     id,
-                    container: attributes.get("name").cloned().unwrap_or_default(),
-                    action: m.action.unwrap_or_default(),
+                    container: sanitize::text(attributes.get("name").map_or("", String::as_str))
+                        .into_owned(),
+                    action: sanitize::text(&m.action.unwrap_or_default()).into_owned(),
                     exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()),
                 })
             })
@@ -732,8 +918,8 @@ impl DockerEngine {
     }
 }
 
-/// The lock container's name. It carries no project label, so it is never
-/// mistaken for a service container.
+/// The lock container's name. It carries no project label (but its own
+/// [`LABEL_LOCK_PROJECT`]), so it is never mistaken for a service container.
 pub fn lock_name(project: &str) -> String {
     format!("{project}-muster-lock")
 }

@@ -35,6 +35,11 @@ pub struct MemState {
     pub calls: Vec<String>,
     /// Containers whose start fails.
     pub failing: BTreeSet<String>,
+    /// Lock calls made, and a fault they answer with: an error of this
+    /// kind, or this holder whatever was removed (engines that misbehave).
+    pub lock_calls: usize,
+    pub lock_fault: Option<ErrorKind>,
+    pub lock_fault_holder: Option<LockHolder>,
     next_id: u64,
 }
 
@@ -339,13 +344,19 @@ impl Backend for MemoryEngine {
     }
 
     async fn try_lock(&self, _project: &str, me: &LockHolder) -> Result<Option<LockHolder>> {
-        Ok(self.with(|s| match &s.lock {
-            Some(h) => Some(h.clone()),
-            None => {
-                s.lock = Some(me.clone());
-                None
+        self.with(|s| {
+            s.lock_calls += 1;
+            if let Some(kind) = s.lock_fault {
+                return Err(EngineError::new("taking the lock", kind, "injected fault"));
             }
-        }))
+            Ok(match s.lock_fault_holder.as_ref().or(s.lock.as_ref()) {
+                Some(h) => Some(h.clone()),
+                None => {
+                    s.lock = Some(me.clone());
+                    None
+                }
+            })
+        })
     }
 
     async fn unlock(&self, _project: &str) -> Result<()> {

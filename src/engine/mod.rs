@@ -168,6 +168,13 @@ pub struct LockHolder {
     pub pid: u32,
     /// Process start time (from /proc), to tell a reused pid apart.
     pub pid_start: u64,
+    /// The kernel's boot id and the inode of the holder's PID namespace:
+    /// a pid means something only within both (see `lock::is_dead`).
+    /// Empty / 0 in holders written by older versions.
+    #[serde(default)]
+    pub boot_id: String,
+    #[serde(default)]
+    pub pid_ns: u64,
     /// Unix seconds when the lock was taken.
     pub since: u64,
     pub command: String,

@@ -842,6 +842,8 @@ impl Backend for SwarmEngine {
                             pid_start: 0,
                             since: 0,
                             command: format!("unknown holder of swarm config {name}"),
+                            boot_id: String::new(),
+                            pid_ns: 0,
                         });
                     return Ok(Some(holder));
                 }
