@@ -285,8 +285,8 @@ fn owned(project: &str, name: &str, label: Option<&String>) -> bool {
             .is_some_and(|rest| rest.starts_with('-') || rest.starts_with('_'))
 }
 
-/// The engine's events about `project`'s containers, networks and volumes
-/// while `f` ran, as `"<type> <action> <name>"` in the engine's order,
+/// The engine's events about `project`'s containers, networks and volumes,
+/// and about the images its file names, while `f` ran, as `"<type> <action> <name>"` in the engine's order,
 /// leaving out healthcheck executions.
 ///
 /// Unlike `Project::events_during`, which queries the engine's buffer of
@@ -364,6 +364,7 @@ fn record<F: FnOnce()>(project: &Project, health: bool, f: F) -> Vec<String> {
         eprintln!("cannot remove the sentinel volume {sentinel}: {e}");
     }
 
+    let images = project.images();
     events
         .into_iter()
         .filter_map(|e| {
@@ -382,6 +383,13 @@ fn record<F: FnOnce()>(project: &Project, health: bool, f: F) -> Vec<String> {
                     owned(project.name(), &name, label).then_some(name)
                 }
                 "volume" => owned(project.name(), &id, label).then_some(id),
+                // Pulls and removals of the images the project's file names.
+                // (A pull's actor is the reference; a tag's is the image id,
+                // with the new reference as its name.)
+                "image" => [Some(id), attributes.get("name").cloned()]
+                    .into_iter()
+                    .flatten()
+                    .find(|n| images.contains(n)),
                 _ => None,
             };
             ours.map(|name| format!("{kind} {action} {name}"))

@@ -12,6 +12,9 @@
 //!   preconfigured for it, views of its containers and of the engine events
 //!   it causes, and cleanup of everything it left on the engine, even when
 //!   the test panicked.
+//! - [`Project::push_to_registry`], [`Project::push_other_content`]: the
+//!   test image in the local registry on `127.0.0.1:5000` (see
+//!   [`registry()`]), under a repository of the project's own.
 
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
@@ -25,10 +28,11 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::EventMessage;
+use bollard::models::{EventMessage, PushImageInfo};
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    ListImagesOptionsBuilder, PushImageOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptions, RemoveVolumeOptionsBuilder,
 };
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -116,7 +120,7 @@ pub fn image() -> &'static str {
         if image_exists(docker) {
             return;
         }
-        import_image(docker, build_rootfs());
+        import(docker, IMAGE, build_rootfs(), &[]);
         assert!(
             image_exists(docker),
             "{IMAGE} is still missing after importing it"
@@ -135,17 +139,22 @@ fn image_exists(docker: &Docker) -> bool {
     }
 }
 
-fn import_image(docker: &Docker, rootfs: Vec<u8>) {
-    let (repo, tag) = IMAGE.rsplit_once(':').unwrap_or((IMAGE, "latest"));
+/// Imports `rootfs` as image `reference`, with the test image's `PATH`
+/// and `CMD` and the `extra` Dockerfile instructions.
+fn import(docker: &Docker, reference: &str, rootfs: Vec<u8>, extra: &[&str]) {
+    let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
     let options = CreateImageOptionsBuilder::default()
         .from_src("-")
         .repo(repo)
         .tag(tag)
         .message("muster test image: Debian's static busybox")
-        .changes(vec![
-            "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
-            r#"CMD ["sh"]"#.to_string(),
-        ])
+        .changes(
+            ["ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin", r#"CMD ["sh"]"#]
+                .iter()
+                .chain(extra)
+                .map(|c| c.to_string())
+                .collect(),
+        )
         .build();
     block_on(async {
         let mut progress = docker.create_image(
@@ -155,10 +164,70 @@ fn import_image(docker: &Docker, rootfs: Vec<u8>) {
         );
         while let Some(step) = progress.next().await {
             if let Err(e) = step {
-                panic!("importing {IMAGE} failed: {e}");
+                panic!("importing {reference} failed: {e}");
             }
         }
     });
+}
+
+/// The local registry's address, `127.0.0.1:5000`, once its `/v2/`
+/// answers.
+///
+/// # Panics
+/// When nothing answers there: these tests need it.
+pub fn registry() -> &'static str {
+    const ADDRESS: &str = "127.0.0.1:5000";
+    static ANSWERS: OnceLock<Result<(), String>> = OnceLock::new();
+    let answers = ANSWERS.get_or_init(|| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(ADDRESS).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        write!(stream, "GET /v2/ HTTP/1.0\r\nHost: {ADDRESS}\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        let status = reply.lines().next().unwrap_or_default().to_string();
+        if status.contains(" 200") {
+            Ok(())
+        } else {
+            Err(format!("it answered {status:?}"))
+        }
+    });
+    match answers {
+        Ok(()) => ADDRESS,
+        Err(e) => panic!(
+            "no registry answers at http://{ADDRESS}/v2/ ({e}); start it as .ci/run does: .ci/registry"
+        ),
+    }
+}
+
+/// Pushes the local image `reference` to its registry.
+fn push(reference: &str) {
+    let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
+    let options = PushImageOptionsBuilder::default().tag(tag).build();
+    block_on(async {
+        // The engine wants credentials even for a registry without any.
+        let mut progress = docker().push_image(repo, Some(options), Some(Default::default()));
+        while let Some(step) = progress.next().await {
+            match step {
+                Ok(PushImageInfo {
+                    error_detail: Some(e),
+                    ..
+                }) => panic!("pushing {reference} failed: {e:?}"),
+                Ok(_) => {}
+                Err(e) => panic!("pushing {reference} failed: {e}"),
+            }
+        }
+    });
+}
+
+/// Removes the local tag `reference`, not the image it points at when
+/// another tag or a container holds it.
+fn untag(reference: &str) {
+    block_on(docker().remove_image(reference, None::<RemoveImageOptions>, None))
+        .unwrap_or_else(|e| panic!("cannot remove the local tag {reference}: {e}"));
 }
 
 /// Where Debian's `busybox-static` installs its binary.
@@ -369,6 +438,8 @@ pub struct Project {
     dir: PathBuf,
     /// Images named in the last file written, for [`Project::events_during`].
     images: std::sync::Mutex<BTreeSet<String>>,
+    /// Repositories of the registry helpers, whose local images go on drop.
+    pushed: std::sync::Mutex<Vec<String>>,
     _tmp: tempfile::TempDir,
 }
 
@@ -397,6 +468,7 @@ impl Project {
             name,
             dir,
             images: Default::default(),
+            pushed: Default::default(),
             _tmp: tmp,
         }
     }
@@ -430,6 +502,80 @@ impl Project {
                 .collect();
         }
         std::fs::write(self.file(), text).unwrap();
+    }
+
+    /// The images named in the file last written (with their tags).
+    pub fn images(&self) -> BTreeSet<String> {
+        self.images.lock().unwrap().clone()
+    }
+
+    /// The project's repository in the local registry, at `tag`:
+    /// `127.0.0.1:5000/muster-test/<project>:<tag>`.
+    pub fn registry_image(&self, tag: &str) -> String {
+        format!("{}/muster-test/{}:{tag}", registry(), self.name)
+    }
+
+    /// Pushes the test image to [`Project::registry_image`]`(tag)` and
+    /// removes the local tag again, so that the image is only in the
+    /// registry and an apply must pull it. The reference.
+    pub fn push_to_registry(&self, tag: &str) -> String {
+        let reference = self.registry_image(tag);
+        let (repo, tag) = reference.rsplit_once(':').unwrap();
+        let options = bollard::query_parameters::TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        block_on(docker().tag_image(image(), Some(options)))
+            .unwrap_or_else(|e| panic!("cannot tag {IMAGE} as {reference}: {e}"));
+        self.pushed.lock().unwrap().push(repo.to_string());
+        push(&reference);
+        untag(&reference);
+        reference
+    }
+
+    /// Pushes an image that differs from the test image (one more file,
+    /// one more label) under `reference`, and removes the local tag again:
+    /// the registry's tag then points at another image, as after a
+    /// colleague's push. The new image's id.
+    pub fn push_other_content(&self, reference: &str) -> String {
+        let mut rootfs = tar::Builder::new(Vec::new());
+        let marker = format!("pushed again for {}\n", self.name);
+        append_file(
+            &mut rootfs,
+            "etc/muster-test-content",
+            marker.as_bytes(),
+            0o644,
+        );
+        let mut base = tar::Archive::new(std::io::Cursor::new(build_rootfs()));
+        for entry in base.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut header = entry.header().clone();
+            let path = entry.path().unwrap().into_owned();
+            if header.entry_type() == tar::EntryType::Symlink {
+                let target = entry.link_name().unwrap().unwrap().into_owned();
+                rootfs.append_link(&mut header, &path, &target).unwrap();
+            } else {
+                rootfs.append_data(&mut header, &path, &mut entry).unwrap();
+            }
+        }
+        let rootfs = rootfs.into_inner().unwrap();
+        let repo = reference
+            .rsplit_once(':')
+            .map_or(reference, |(repo, _)| repo);
+        self.pushed.lock().unwrap().push(repo.to_string());
+        import(
+            docker(),
+            reference,
+            rootfs,
+            &[&format!("LABEL io.muster.test.content={}", self.name)],
+        );
+        let id = block_on(docker().inspect_image(reference))
+            .unwrap_or_else(|e| panic!("cannot inspect {reference} after importing it: {e}"))
+            .id
+            .unwrap_or_default();
+        push(reference);
+        untag(reference);
+        id
     }
 
     /// `muster -f services.toml`, run in [`Project::dir`], without colour,
@@ -614,6 +760,33 @@ impl Project {
                     let force = RemoveVolumeOptionsBuilder::default().force(true).build();
                     if let Err(e) = docker.remove_volume(&v.name, Some(force)).await {
                         eprintln!("cleanup: cannot remove volume {}: {e}", v.name);
+                    }
+                }
+            }
+            // A pulled image keeps a digest reference (`repo@sha256:…`)
+            // besides its tag: both go.
+            let pushed = self
+                .pushed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            for repo in &pushed {
+                let filters = HashMap::from([("reference", vec![repo.clone()])]);
+                let options = ListImagesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build();
+                for image in docker.list_images(Some(options)).await? {
+                    let references = image.repo_tags.iter().chain(&image.repo_digests);
+                    for reference in references.filter(|r| {
+                        r.strip_prefix(repo.as_str())
+                            .is_some_and(|rest| rest.starts_with([':', '@']))
+                    }) {
+                        let removed = docker
+                            .remove_image(reference, None::<RemoveImageOptions>, None)
+                            .await;
+                        if let Err(e) = removed {
+                            eprintln!("cleanup: cannot remove image {reference}: {e}");
+                        }
                     }
                 }
             }
