@@ -5,31 +5,17 @@
 //! image that cannot be pulled stops `apply` with nothing touched, and the
 //! daemon pulls like `apply` does.
 
-mod common_engine;
-mod daemon;
 mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bollard::query_parameters::CreateImageOptionsBuilder;
-use common_engine::{ids, muster_exits, muster_ok, names, record_events};
-use daemon::{Daemon, exactly_running};
 use futures_util::TryStreamExt;
-use support::{Project, block_on, docker};
-
-/// `count` sleepers of `image`, stopping at once.
-fn service(name: &str, image: &str, count: u32) -> String {
-    format!(
-        r#"[services.{name}]
-image = "{image}"
-count = {count}
-command = ["sleep", "3600"]
-init = true
-stop_grace_period = "1s"
-"#
-    )
-}
+use support::{
+    Daemon, Project, block_on, docker, exactly_running, ids, muster_exits, muster_ok, names,
+    record_events, sleeper_service,
+};
 
 /// The id of the local image `reference`, if the engine has it.
 fn local_image_id(reference: &str) -> Option<String> {
@@ -51,7 +37,7 @@ fn pull(reference: &str) {
 
 /// The image id a container was created from.
 fn container_image(name: &str) -> String {
-    common_engine::inspect(name).image.unwrap_or_default()
+    support::inspect(name).image.unwrap_or_default()
 }
 
 #[test]
@@ -63,7 +49,7 @@ fn apply_pulls_an_image_only_in_the_registry_before_creating_containers() {
         None,
         "the push left a local tag"
     );
-    project.write(&service("web", &reference, 2));
+    project.write(&sleeper_service("web", &reference, 2));
 
     let plan = muster_ok(&project, &["plan"]);
     assert!(
@@ -111,8 +97,8 @@ fn a_tag_pushed_again_recreates_exactly_the_containers_of_its_service() {
     let reference = project.push_to_registry("v1");
     project.write(&format!(
         "{}\n{}",
-        service("web", &reference, 2),
-        service("db", "{image}", 2)
+        sleeper_service("web", &reference, 2),
+        sleeper_service("db", "{image}", 2)
     ));
     muster_ok(&project, &["apply"]);
     let before = ids(&project);
@@ -178,8 +164,8 @@ fn an_image_that_cannot_be_pulled_stops_apply_before_any_change() {
     let absent = project.registry_image("no-such-tag");
     project.write(&format!(
         "{}\n{}",
-        service("web", "{image}", 1),
-        service("api", &absent, 1)
+        sleeper_service("web", "{image}", 1),
+        sleeper_service("api", &absent, 1)
     ));
     assert_ne!(pushed, absent);
 
@@ -205,7 +191,7 @@ fn an_image_that_cannot_be_pulled_stops_apply_before_any_change() {
 fn the_daemon_pulls_an_image_only_in_the_registry_and_starts_the_service() {
     let project = Project::new("reg-daemon");
     let reference = project.push_to_registry("v1");
-    project.write(&service("web", &reference, 1));
+    project.write(&sleeper_service("web", &reference, 1));
 
     let d = Daemon::watch(&project, "1h");
     d.wait_until(
