@@ -3,30 +3,18 @@
 //! config change does to the containers that exist, per-ordinal volumes,
 //! `down`, `ps` and `scale`. Every test asserts on the engine's state.
 
-mod common_engine;
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common_engine::{
-    config_hash, exec, exists, ids, inspect, muster, muster_exits, muster_ok, names, record_events,
+use support::{
+    Project, block_on, config_hash, docker, exec, exists, ids, inspect, muster, muster_exits,
+    muster_ok, names, record_events, sleepers_of_project, volume_labels,
 };
-use support::{Project, block_on, docker};
-
-/// A parallel service of sleepers that stop at once.
-const SLEEPERS: &str = r#"project = "{project}"
-
-[services.web]
-image = "{image}"
-count = COUNT
-command = ["sleep", "3600"]
-init = true
-stop_grace_period = "1s"
-"#;
 
 fn sleepers(project: &Project, count: u32) {
-    project.write(&SLEEPERS.replace("COUNT", &count.to_string()));
+    project.write(&sleepers_of_project(count));
 }
 
 /// The project's containers are exactly `web-1..=count`, running, each
@@ -229,14 +217,6 @@ fn data_of(container: &str) -> String {
     }
 }
 
-fn volume_labels(name: &str) -> BTreeMap<String, String> {
-    block_on(docker().inspect_volume(name))
-        .unwrap_or_else(|e| panic!("volume {name}: {e}"))
-        .labels
-        .into_iter()
-        .collect()
-}
-
 #[test]
 fn per_ordinal_volume_gives_a_recreated_container_its_own_data_back() {
     let project = Project::new("ordvol");
@@ -324,8 +304,10 @@ fn down_keeps_volumes_and_down_volumes_removes_them() {
 fn ps_shows_desired_against_actual_and_apply_starts_a_stopped_container() {
     let project = Project::new("ps");
     let p = project.name();
-    let with_port = SLEEPERS.replace("init = true", "ports = [\"8080\"]\ninit = true");
-    project.write(&with_port.replace("COUNT", "2"));
+    let with_port = |count| {
+        sleepers_of_project(count).replace("init = true", "ports = [\"8080\"]\ninit = true")
+    };
+    project.write(&with_port(2));
     muster_ok(&project, &["apply"]);
     let [one, two]: [String; 2] = names(&project, "web", 1..=2).try_into().unwrap();
     let stop = bollard::query_parameters::StopContainerOptionsBuilder::default()
@@ -333,7 +315,7 @@ fn ps_shows_desired_against_actual_and_apply_starts_a_stopped_container() {
         .build();
     block_on(docker().stop_container(&two, Some(stop))).unwrap();
     // The file now asks for one more than there is.
-    project.write(&with_port.replace("COUNT", "3"));
+    project.write(&with_port(3));
 
     let host_port: u16 = inspect(&one)
         .network_settings

@@ -9,8 +9,6 @@
 //! ordinals exactly 1..count, no temporary container, no duplicate, every
 //! volume there with the data written at its first start, an empty plan.
 
-mod common_engine;
-mod reliability;
 mod support;
 
 use std::os::unix::process::ExitStatusExt;
@@ -18,9 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common_engine::{Outcome, exec, muster_exits, muster_ok, muster_process};
-use reliability::{Rng, assert_converged, desired_of, soak};
-use support::Project;
+use support::{
+    Outcome, Project, Rng, assert_converged, desired_of, exec, muster_exits, muster_ok,
+    muster_process, soak,
+};
 
 /// Two parallel services that swap sizes (one scales up while the other
 /// scales down), a start-first service and a sequential one with volumes;

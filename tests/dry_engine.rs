@@ -9,14 +9,14 @@
 //! project, an up-to-date one and a pending change; this extends it to the
 //! other commands and states.)
 
-mod common_engine;
-mod reliability;
 mod support;
 
 use std::os::unix::process::ExitStatusExt;
 
-use common_engine::{exists, id_and_state, ids, muster_exits, muster_ok, record_events};
-use support::{Project, block_on, docker};
+use support::{
+    Project, block_on, docker, exists, id_and_state, ids, lock_name, muster_exits, muster_ok,
+    record_events,
+};
 
 const FILE: &str = r#"project = "{project}"
 
@@ -51,7 +51,7 @@ fn write(project: &Project, count: u32, value: &str, old: bool) {
 }
 
 fn lock_id(project: &Project) -> Option<String> {
-    let lock = format!("{}-muster-lock", project.name());
+    let lock = lock_name(project);
     exists(&lock).then(|| id_and_state(&lock).0)
 }
 
@@ -87,7 +87,7 @@ fn assert_dry(project: &Project, state: &str, changes: bool, with_prune: bool) {
     let events = record_events(project, || {
         for (args, code) in runs {
             let out = muster_exits(project, args, code);
-            assert!(!reliability::shows_a_panic(&out.stderr), "{state}: {out}");
+            assert!(!support::shows_a_panic(&out.stderr), "{state}: {out}");
             // `scale` without `--apply` rewrites the file only.
             std::fs::write(project.file(), &file).unwrap();
         }

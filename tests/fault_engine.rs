@@ -7,34 +7,19 @@
 //! container. (An image that cannot be pulled and a name held by a foreign
 //! container are in `safety_engine.rs`.)
 
-mod common_engine;
-mod daemon;
-mod reliability;
 mod support;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common_engine::{
-    Outcome, exists, id_and_state, ids, muster, muster_exits, muster_ok, muster_process,
+use support::{
+    Daemon, Outcome, Project, Proxy, assert_converged, desired_of, exists, id_and_state, ids,
+    muster, muster_exits, muster_ok, muster_process, sleepers_of_project, wait_until,
 };
-use daemon::{Daemon, Proxy, wait_until};
-use reliability::{assert_converged, desired_of};
-use support::Project;
 
 /// The hang guard of a command that must give up at once: the engine
 /// connection times out after 3 seconds.
 const PROMPT: Duration = Duration::from_secs(10);
-
-const SLEEPERS: &str = r#"project = "{project}"
-
-[services.web]
-image = "{image}"
-count = 2
-command = ["sleep", "3600"]
-init = true
-stop_grace_period = "1s"
-"#;
 
 /// Runs muster with `--host host` and `args`, killed after [`PROMPT`].
 fn against(project: &Project, host: &str, args: &[&str]) -> Outcome {
@@ -58,7 +43,7 @@ fn against(project: &Project, host: &str, args: &[&str]) -> Outcome {
 #[test]
 fn an_engine_that_is_absent_refuses_or_does_not_answer_fails_every_command_clearly_and_at_once() {
     let project = Project::new("unreach");
-    project.write(SLEEPERS);
+    project.write(&sleepers_of_project(2));
     let file = std::fs::read_to_string(project.file()).unwrap();
     // A port nothing listens on: connections are refused.
     let refused = {
@@ -105,7 +90,7 @@ fn an_engine_that_is_absent_refuses_or_does_not_answer_fails_every_command_clear
                 "{host} {args:?}: the error should name the address and why:\n{out}"
             );
             assert!(
-                !reliability::shows_a_panic(&out.stderr),
+                !support::shows_a_panic(&out.stderr),
                 "{host} {args:?}: {out}"
             );
             // `scale --apply` rewrites the file before it applies it.
@@ -157,7 +142,7 @@ fn apply_cut_in_the_middle(project: &Project, proxy: &mut Proxy) -> Outcome {
     }
     let out = Outcome::from(child.wait_with_output().unwrap());
     assert_eq!(out.code, Some(1), "{out}");
-    assert!(!reliability::shows_a_panic(&out.stderr), "{out}");
+    assert!(!support::shows_a_panic(&out.stderr), "{out}");
     assert!(
         project.containers().len() < 8,
         "the cut came too late to test anything:\n{out}"
@@ -202,10 +187,9 @@ fn connection_cut_in_the_middle_of_an_apply_fails_it_and_the_next_apply_complete
     muster_exits(&project, &["plan", "--detailed-exitcode"], 0);
 }
 
-/// Known bug: the error names the step and quotes the HTTP client
-/// ("Error in the hyper legacy client: client error (Connect)"), and when
-/// the cut hits a start it blames the container ("… failed to start …
-/// printed nothing"), without saying that the engine connection was lost.
+/// A cut is reported as the engine lost, not as the HTTP client's error
+/// ("Error in the hyper legacy client: client error (Connect)") nor, when
+/// it hits a start, as a container that "failed to start".
 #[test]
 fn connection_cut_in_the_middle_of_an_apply_is_reported_as_a_lost_engine() {
     let project = Project::new("cut-msg");
@@ -245,7 +229,7 @@ fn the_daemon_whose_connection_is_cut_in_the_middle_of_an_apply_finishes_it_once
         ],
     );
     d.wait_line(0, "start: No changes.", Duration::from_secs(30));
-    daemon::save_by_rename(&project, CHAIN);
+    support::save_by_rename(&project, CHAIN);
     let third = format!("{}-chain-3", project.name());
     d.wait_until("chain-3 is created", Duration::from_secs(60), || {
         exists(&third)
@@ -258,7 +242,7 @@ fn the_daemon_whose_connection_is_cut_in_the_middle_of_an_apply_finishes_it_once
     d.wait_until(
         "the daemon finishes the apply once the engine is back",
         Duration::from_secs(60),
-        || reliability::converged_problems(&project, &desired).is_empty(),
+        || support::converged_problems(&project, &desired).is_empty(),
     );
     assert!(d.is_running(), "{}", d.transcript());
 }
@@ -290,10 +274,9 @@ stop_grace_period = "1s"
     assert!(!exists(&format!("{}-db-2", project.name())), "{out}");
 }
 
-/// Known bug: a parallel service does not wait for its new containers, so a
-/// container whose process cannot even be executed (under `init = true`
-/// the engine starts the init process, which then fails) is reported as
-/// created and `apply` exits 0.
+/// A parallel service waits for its new containers too, so a container
+/// whose process cannot even be executed (under `init = true` the engine
+/// starts the init process, which then fails) fails `apply`, named.
 #[test]
 fn a_parallel_container_whose_command_does_not_exist_fails_apply_naming_it() {
     let project = Project::new("nocmd-par");

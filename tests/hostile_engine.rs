@@ -5,15 +5,11 @@
 //! its documented code and says why on stderr, and none of them shows a
 //! panic or a backtrace, even with `RUST_BACKTRACE=1`.
 
-mod common_engine;
-mod reliability;
 mod support;
 
 use std::time::Duration;
 
-use common_engine::Outcome;
-use reliability::shows_a_panic;
-use support::{Project, block_on, docker};
+use support::{Outcome, Project, block_on, docker, lock_name, muster_process, shows_a_panic};
 
 const VALID: &str = r#"project = "{project}"
 
@@ -51,12 +47,8 @@ const READERS: [&[&str]; 9] = [
 /// checks the exit code, that stderr says something, and that no panic
 /// shows on either stream.
 fn expect(project: &Project, args: &[&str], env: &[(&str, &str)], code: i32) -> Outcome {
-    let mut cmd = assert_cmd::Command::cargo_bin("muster").unwrap();
-    cmd.current_dir(project.dir())
-        .env("NO_COLOR", "1")
-        .env("RUST_BACKTRACE", "1")
-        .env_remove("MUSTER_PROJECT")
-        .env_remove("MUSTER_FILE")
+    let mut cmd = assert_cmd::Command::from_std(muster_process(project.dir()));
+    cmd.env("RUST_BACKTRACE", "1")
         .env_remove("DOCKER_HOST")
         .timeout(Duration::from_secs(60))
         .args(args);
@@ -216,7 +208,7 @@ fn every_error_path_exits_with_its_documented_code_and_never_shows_a_panic() {
     assert!(out.stderr.contains("/nonexistent/dir"), "{out}");
 
     // 1: the project's lock is held by a live process (this one).
-    let lock = format!("{}-muster-lock", project.name());
+    let lock = lock_name(&project);
     let holder = muster::lock::me("a test holding the lock");
     block_on(async {
         let body = bollard::models::ContainerCreateBody {
@@ -269,16 +261,15 @@ fn every_error_path_exits_with_its_documented_code_and_never_shows_a_panic() {
     );
 }
 
-/// Known bug: the loader reads the whole file before it checks the 1 MiB
-/// limit (`config::load`, and the daemon's `reload_file`), so a device or
-/// a huge file is read into memory until memory runs out. Here memory is
-/// capped at 1 GiB and `/dev/zero` is given as the file.
+/// The loader stops reading at the 1 MiB limit (`config::load`, and the
+/// daemon's reload), so a device or a huge file is never read into memory
+/// whole. Here memory is capped at 1 GiB and `/dev/zero` is given as the
+/// file.
 #[test]
 fn an_endless_file_is_refused_at_the_size_limit_without_reading_it_all() {
     use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("muster"));
+    let mut cmd = muster_process(&std::env::temp_dir());
     cmd.args(["validate", "-f", "/dev/zero"])
-        .env("NO_COLOR", "1")
         .env("RUST_BACKTRACE", "1");
     // SAFETY: only setrlimit(2), async-signal-safe, between fork and exec.
     unsafe {

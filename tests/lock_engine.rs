@@ -3,16 +3,15 @@
 //! `--lock-timeout` naming the holder; the lock of a killed apply is taken
 //! over and its work finished.
 
-mod common_engine;
 mod support;
 
 use std::process::{Child, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common_engine::{
-    Outcome, exists, id_and_state, muster_exits, muster_ok, muster_process, names,
+use support::{
+    Outcome, Project, exists, id_and_state, lock_name, muster_exits, muster_ok, muster_process,
+    names, wait_until,
 };
-use support::Project;
 
 const WEB: &str = r#"project = "{project}"
 
@@ -63,19 +62,6 @@ fn spawn(project: &Project, file: &str, args: &[&str]) -> Child {
 fn finish(child: Child) -> Outcome {
     let output: Output = child.wait_with_output().unwrap();
     output.into()
-}
-
-/// Waits until `check` holds, failing the test after `limit`.
-fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn lock_name(project: &Project) -> String {
-    format!("{}-muster-lock", project.name())
 }
 
 #[test]

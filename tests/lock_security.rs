@@ -3,14 +3,13 @@
 //! lock; a container that merely has the lock's name is never removed; a
 //! holder whose lock was taken over never removes the new holder's lock.
 
-mod common_engine;
 mod support;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common_engine::{Outcome, exists, id_and_state, inspect, muster_exits, names, run_foreign};
+use support::{Outcome, exists, id_and_state, inspect, muster_exits, names, run_foreign};
 use muster::engine::{LABEL_LOCK, LockHolder};
 use muster::lock::LABEL_LOCK_PROJECT;
 use support::{Project, block_on, docker};

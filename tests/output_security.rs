@@ -3,12 +3,11 @@
 //! a lock holder's command, values from the file) reaches the terminal with
 //! its control characters and bidi overrides shown as escapes, never raw.
 
-mod common_engine;
 mod support;
 
 use std::collections::HashMap;
 
-use common_engine::{Outcome, muster_exits, run_foreign};
+use support::{Outcome, muster_exits, run_foreign};
 use muster::engine::{
     LABEL_CONFIG, LABEL_HASH, LABEL_LOCK, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE,
 };

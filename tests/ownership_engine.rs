@@ -6,10 +6,9 @@
 //! project's but not mounted, and an unlabelled network under the
 //! project's network name.)
 
-mod common_engine;
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
@@ -17,8 +16,10 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use common_engine::{exec, id_and_state, inspect, muster, muster_exits, muster_ok, run_foreign};
-use support::{Project, block_on, docker};
+use support::{
+    Project, block_on, docker, exec, id_and_state, inspect, lock_name, muster, muster_exits,
+    muster_ok, run_foreign, volume_labels,
+};
 
 fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
@@ -63,13 +64,6 @@ fn foreign_volume(name: &str, label_pairs: &[(&str, &str)], owner: &str) {
         let force = RemoveContainerOptionsBuilder::default().force(true).build();
         docker.remove_container(&writer, Some(force)).await.unwrap();
     });
-}
-
-/// The labels of volume `name`, which must exist.
-fn volume_labels(name: &str) -> HashMap<String, String> {
-    block_on(docker().inspect_volume(name))
-        .unwrap_or_else(|e| panic!("volume {name} is gone: {e}"))
-        .labels
 }
 
 const STORE: &str = r#"project = "{project}"
@@ -119,10 +113,10 @@ fn a_volume_under_the_projects_name_but_not_its_label_is_mounted_as_it_is_and_ne
     muster_ok(&project, &["apply", "--prune"]);
     muster_ok(&project, &["down", "--volumes"]);
     assert!(project.containers().is_empty());
-    assert_eq!(volume_labels(&unlabelled), HashMap::new());
+    assert_eq!(volume_labels(&unlabelled), BTreeMap::new());
     assert_eq!(
         volume_labels(&others),
-        labels(&[("io.muster.project", &other)])
+        BTreeMap::from([("io.muster.project".to_string(), other.clone())])
     );
     // The one muster made is its own, and goes.
     assert_eq!(project.volumes(), [unlabelled.clone(), others.clone()]);
@@ -256,7 +250,7 @@ fn a_foreign_container_under_a_temporary_name_is_never_removed_by_a_start_first_
 #[test]
 fn a_foreign_container_under_the_lock_name_is_never_removed() {
     let project = Project::new("own-lock");
-    let lock = format!("{}-muster-lock", project.name());
+    let lock = lock_name(&project);
     let id = run_foreign(&lock, &[]);
     project.write(&WEB.replace("VALUE", "a"));
     for args in [

@@ -2,15 +2,13 @@
 
 mod support;
 
-use support::Project;
-
-const TWELVE: &str = "[services.web]\nimage = \"{image}\"\ncount = 12\ncommand = [\"sleep\", \"3600\"]\ninit = true\nstop_grace_period = \"1s\"\n";
+use support::{Project, sleepers};
 
 #[test]
 fn a_long_apply_shows_a_progress_bar_on_a_terminal_only() {
     support::image();
     let project = Project::new("bar");
-    project.write(TWELVE);
+    project.write(&sleepers(12));
     let bin = assert_cmd::cargo::cargo_bin("muster");
     // `script` gives muster a terminal for stdout and stderr.
     let line = format!("{} -f services.toml apply", bin.display());
@@ -32,7 +30,7 @@ fn a_long_apply_shows_a_progress_bar_on_a_terminal_only() {
     assert_eq!(project.container_names().len(), 12);
 
     // Not a terminal: step lines only, no bar.
-    project.write(&TWELVE.replace("count = 12", "count = 0"));
+    project.write(&sleepers(0));
     let out = project.muster().arg("apply").output().unwrap();
     assert!(out.status.success());
     let all = format!(

@@ -6,9 +6,6 @@
 //! of one file, and the take-over of a killed apply's lock, are in
 //! `lock_engine.rs`.)
 
-mod common_engine;
-mod daemon;
-mod reliability;
 mod support;
 
 use std::path::Path;
@@ -16,10 +13,9 @@ use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common_engine::{Outcome, muster_process};
-use daemon::Daemon;
-use reliability::{converged_problems, desired_of, transient_problems};
-use support::Project;
+use support::{
+    Daemon, Outcome, Project, converged_problems, desired_of, muster_process, transient_problems,
+};
 
 const FILE: &str = r#"[services.web]
 image = "{image}"
@@ -40,8 +36,7 @@ stop_grace_period = "1s"
 "#;
 
 fn file(project: &Project, web: u32, db: u32, value: &str) -> String {
-    daemon::fill(
-        project,
+    project.fill(
         &FILE
             .replace("WEB", &web.to_string())
             .replace("DB", &db.to_string())
@@ -134,14 +129,14 @@ fn concurrent_applies_of_different_files_and_a_daemon_take_turns_and_the_last_ap
         .args(["--project", &p, "plan", "--detailed-exitcode"])
         .assert()
         .code(0);
-    assert!(!reliability::shows_a_panic(&d.transcript()));
+    assert!(!support::shows_a_panic(&d.transcript()));
     // The daemon ends cleanly too.
     d.signal(libc::SIGTERM);
     let status = d
         .wait_exit(Duration::from_secs(30))
         .unwrap_or_else(|| panic!("still running 30s after SIGTERM:\n{}", d.transcript()));
     assert_eq!(status.code(), Some(0), "{}", d.transcript());
-    assert!(daemon::lock_released(&project));
+    assert!(support::lock_released(&project));
 }
 
 /// Three applies of the other files at once (one with a short lock
@@ -175,7 +170,7 @@ fn race(
             ),
             _ => panic!("the apply of {name}/services.toml did not end cleanly:\n{out}"),
         }
-        assert!(!reliability::shows_a_panic(&out.stderr), "{name}: {out}");
+        assert!(!support::shows_a_panic(&out.stderr), "{name}: {out}");
     }
 
     let out = Outcome::from(

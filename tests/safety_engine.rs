@@ -4,15 +4,14 @@
 //! an image that cannot be pulled stops apply before any change; an
 //! unreachable engine is a clear failure.
 
-mod common_engine;
 mod support;
 
 use std::time::Duration;
 
-use common_engine::{
-    exists, id_and_state, ids, muster, muster_exits, muster_ok, names, record_events, run_foreign,
+use support::{
+    Project, exists, id_and_state, ids, lock_name, muster, muster_exits, muster_ok, names,
+    record_events, run_foreign,
 };
-use support::Project;
 
 const TWO: &str = r#"project = "{project}"
 
@@ -75,7 +74,7 @@ fn plan_and_dry_run_cause_no_engine_event_and_detailed_exitcode_tells_whether_th
     assert_read_only(&project, true, "nothing on the engine yet");
     assert!(project.containers().is_empty());
     assert!(project.networks().is_empty());
-    assert!(!exists(&format!("{}-muster-lock", project.name())));
+    assert!(!exists(&lock_name(&project)));
 
     muster_ok(&project, &["apply"]);
     assert_read_only(&project, false, "up to date");
@@ -363,7 +362,7 @@ volumes = ["data:/data"]
     assert!(project.containers().is_empty());
     assert!(project.networks().is_empty());
     assert!(project.volumes().is_empty());
-    assert!(!exists(&format!("{}-muster-lock", project.name())));
+    assert!(!exists(&lock_name(&project)));
 }
 
 #[test]
@@ -371,7 +370,7 @@ fn unreachable_engine_fails_with_exit_1_and_names_the_address() {
     let project = Project::new("unreachable");
     project.write(&TWO.replace("COUNT", "1").replace("LEVEL_VALUE", "info"));
     for command in ["plan", "apply", "ps", "down"] {
-        let out: common_engine::Outcome = project
+        let out: support::Outcome = project
             .muster()
             .args(["--host", "unix:///nonexistent.sock", command])
             .timeout(Duration::from_secs(60))

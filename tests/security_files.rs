@@ -4,7 +4,6 @@
 //! through `setpriv`. Each test performs the attack and checks that it
 //! now fails safely.
 
-mod daemon;
 mod support;
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt, symlink};
@@ -13,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::StopContainerOptionsBuilder;
-use daemon::{Daemon, EventRecorder};
+use support::{Daemon, Recorder};
 use support::Project;
 
 const NOBODY: u32 = 65534;
@@ -333,7 +332,7 @@ const CRASH: &str = "[services.crash]\nimage = \"{image}\"\ncommand = [\"sh\", \
 /// refused by then).
 fn crash_loop(project: &Project, runtime: &Path) -> Daemon {
     project.write(CRASH);
-    let events = EventRecorder::start(project);
+    let events = Recorder::start(project);
     let crash1 = format!("{}-crash-1", project.name());
     let d = Daemon::start_with_env(
         project,

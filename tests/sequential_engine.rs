@@ -3,17 +3,15 @@
 //! ready, reachability over the link addresses, removal highest first, and
 //! a failing container stopping the service at its ordinal.
 
-mod common_engine;
 mod support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common_engine::{
-    exec, exists, muster, muster_exits, muster_ok, names, record_events, record_events_with_health,
-    started_at,
+use support::{
+    Project, exec, exists, muster, muster_exits, muster_ok, names, record_events,
+    record_events_with_health, started_at,
 };
-use support::Project;
 
 /// Three nodes that each serve "hi" on 5432, healthy once /tmp/ready exists.
 const DB: &str = r#"project = "{project}"
@@ -253,7 +251,7 @@ fn assert_stops_at_the_failing_container(project: &Project) {
 }
 
 fn inspect_running(name: &str) -> bool {
-    common_engine::id_and_state(name).1 == "running"
+    support::id_and_state(name).1 == "running"
 }
 
 #[test]

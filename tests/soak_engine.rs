@@ -7,20 +7,15 @@
 //! The default run is sized for CI; `MUSTER_SOAK=1` runs the full sizes
 //! (200 containers; 300 saves and 50 drift events).
 
-mod common_engine;
-mod daemon;
-mod reliability;
 mod support;
 
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{RemoveContainerOptionsBuilder, StopContainerOptionsBuilder};
-use common_engine::{muster_exits, muster_ok};
-use daemon::{Daemon, save_by_rename, sleepers};
-use reliability::{
-    Rng, assert_converged, converged_problems, desired_of, soak, transient_problems, vm_rss_kib,
+use support::{
+    Daemon, Project, Rng, assert_converged, block_on, converged_problems, desired_of, docker,
+    muster_exits, muster_ok, save_by_rename, sleepers, soak, transient_problems, vm_rss_kib,
 };
-use support::{Project, block_on, docker};
 
 #[test]
 fn a_parallel_service_scaled_by_the_hundred_keeps_exactly_ordinals_1_to_count() {
@@ -107,7 +102,7 @@ fn the_daemon_under_a_storm_of_saves_and_drift_ends_in_the_last_valid_file_witho
         if rng.below(2) == 0 {
             save_by_rename(&project, &text);
         } else {
-            std::fs::write(project.file(), daemon::fill(&project, &text)).unwrap();
+            std::fs::write(project.file(), project.fill(&text)).unwrap();
         }
         if seen_invalid {
             d.wait_line(
@@ -154,5 +149,5 @@ fn the_daemon_under_a_storm_of_saves_and_drift_ends_in_the_last_valid_file_witho
         "the daemon grew from {start_kib} KiB to {end_kib} KiB"
     );
     let transcript = d.transcript();
-    assert!(!reliability::shows_a_panic(&transcript), "{transcript}");
+    assert!(!support::shows_a_panic(&transcript), "{transcript}");
 }

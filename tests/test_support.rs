@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
-use support::{Project, block_on, docker};
+use support::{Project, block_on, docker, record_events};
 
 fn labels(project: &Project, service: &str) -> HashMap<String, String> {
     HashMap::from([
@@ -48,7 +48,7 @@ fn project_sees_its_objects_and_events_and_removes_them_when_dropped() {
     let network = format!("{name}_default");
     let volume = format!("{name}_data-1");
 
-    let events = project.events_during(|| {
+    let events = record_events(&project, || {
         create_container(&project, &web, true);
         create_container(&project, &stray, false);
         block_on(docker().create_network(NetworkCreateRequest {
@@ -89,7 +89,7 @@ fn project_sees_its_objects_and_events_and_removes_them_when_dropped() {
 
     // Reads cause no events; neither does another project's work.
     let other = Project::new("support-other");
-    let quiet = project.events_during(|| {
+    let quiet = record_events(&project, || {
         project.containers();
         project.env(&web);
         create_container(&other, &format!("{}-web-1", other.name()), true);

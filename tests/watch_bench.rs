@@ -6,14 +6,14 @@
 //! MUSTER_BENCH_BIN=target/release/muster cargo test --test watch_bench -- --ignored --nocapture
 //! ```
 
-mod daemon;
 mod support;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use daemon::{Daemon, exactly_running, is_plan_header, lock_released, save_by_rename, sleepers};
-use support::Project;
+use support::{
+    Daemon, Project, exactly_running, is_plan_header, lock_released, save_by_rename, sleepers,
+};
 
 const T: Duration = Duration::from_secs(60);
 

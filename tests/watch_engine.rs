@@ -4,31 +4,18 @@
 //! apply. Each test runs the daemon as a child process and asserts on the
 //! engine's state, with bounded waits.
 
-mod daemon;
 mod support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{RemoveContainerOptionsBuilder, StopContainerOptionsBuilder};
-use daemon::{Daemon, EventRecorder, Proxy, exactly_running, running_ordinals, sleepers};
-use support::Project;
+use bollard::query_parameters::StopContainerOptionsBuilder;
+use support::{
+    Daemon, Project, Proxy, Recorder, exactly_running, ids, lock_name, remove_force,
+    running_ordinals, sleepers,
+};
 
 const T: Duration = Duration::from_secs(30);
-
-fn remove_force(name: &str) {
-    let force = RemoveContainerOptionsBuilder::default().force(true).build();
-    support::block_on(support::docker().remove_container(name, Some(force)))
-        .unwrap_or_else(|e| panic!("docker rm -f {name}: {e}"));
-}
-
-fn ids(project: &Project) -> Vec<(String, String)> {
-    project
-        .containers()
-        .into_iter()
-        .map(|c| (c.name, c.id))
-        .collect()
-}
 
 #[test]
 fn containers_removed_or_stopped_outside_muster_come_back() {
@@ -52,11 +39,15 @@ fn containers_removed_or_stopped_outside_muster_come_back() {
     let after = ids(&project);
     assert_eq!(after.len(), 3);
     assert_ne!(
-        after[0].1, before[0].1,
+        after[&web1], before[&web1],
         "web-1 was removed: a new container"
     );
-    assert_eq!(after[1], before[1], "web-2 was stopped: started again");
-    assert_eq!(after[2], before[2], "web-3 was left alone");
+    assert_eq!(
+        after[&web2], before[&web2],
+        "web-2 was stopped: started again"
+    );
+    let web3 = format!("{}-web-3", project.name());
+    assert_eq!(after[&web3], before[&web3], "web-3 was left alone");
     assert!(d.is_running(), "muster watch exited:\n{}", d.transcript());
 }
 
@@ -73,7 +64,7 @@ stop_grace_period = "1s"
 "#,
     );
     let crash1 = format!("{}-crash-1", project.name());
-    let events = EventRecorder::start(&project);
+    let events = Recorder::start(&project);
     let d = Daemon::watch(&project, "1h");
     d.wait_until("the container has died once", T, || {
         !events.of(&crash1, "die").is_empty()
@@ -135,10 +126,9 @@ stop_grace_period = "1s"
     assert!(d.is_running(), "muster watch exited:\n{}", d.transcript());
 }
 
-/// Known bug (see the report of issue 4): the daemon ignores the events of
-/// a container's *name* for 10s after it removed or replaced a container of
-/// that name, so a replacement that dies within those 10s is not restarted
-/// until the next resync (here: an hour).
+/// The daemon tells its own changes from drift by container id, not by
+/// name, so a replacement that dies within seconds of its recreate is
+/// restarted at once, not at the next resync (here: an hour).
 #[test]
 fn a_replacement_that_dies_soon_after_a_recreate_is_restarted() {
     let project = Project::new("w-recrash");
@@ -147,10 +137,10 @@ fn a_replacement_that_dies_soon_after_a_recreate_is_restarted() {
     d.wait_until("1 container runs", T, || exactly_running(&project, 1));
     d.wait_line(0, "Applied:", T);
     let web1 = format!("{}-web-1", project.name());
-    let events = EventRecorder::start(&project);
+    let events = Recorder::start(&project);
 
     // Ready (running) when the recreate checks, dead two seconds later.
-    daemon::save_by_rename(
+    support::save_by_rename(
         &project,
         r#"[services.web]
 image = "{image}"
@@ -237,7 +227,7 @@ stop_grace_period = "1s"
     let d = Daemon::watch(&project, "1h");
     d.wait_line(0, "start: No changes. 1 service, 0 containers", T);
 
-    daemon::save_by_rename(&project, &file(30));
+    support::save_by_rename(&project, &file(30));
     d.wait_until("3 containers exist", T, || project.containers().len() >= 3);
     d.signal(libc::SIGTERM);
     let status = d
@@ -261,7 +251,7 @@ stop_grace_period = "1s"
     assert_eq!(unique.len(), containers.len(), "duplicate ordinals");
     // The lock was released.
     assert!(
-        daemon::lock_released(&project),
+        support::lock_released(&project),
         "the lock is still held after the daemon exited"
     );
 
@@ -291,9 +281,8 @@ stop_grace_period = "1s"
         .code(0);
 }
 
-/// Known bug (see the report of issue 4): while a pass waits for the
-/// project's lock (up to `--lock-timeout`, 60s by default), SIGTERM is not
-/// looked at; the daemon exits only when the wait is over.
+/// While a pass waits for the project's lock (up to `--lock-timeout`, 60s
+/// by default), SIGTERM still ends the daemon promptly.
 #[test]
 fn sigterm_while_waiting_for_the_lock_exits_promptly() {
     let project = Project::new("w-lockwait");
@@ -301,12 +290,12 @@ fn sigterm_while_waiting_for_the_lock_exits_promptly() {
     let d = Daemon::watch(&project, "1h");
     d.wait_until("1 container runs", T, || exactly_running(&project, 1));
     d.wait_until("the initial apply has released the lock", T, || {
-        daemon::lock_released(&project)
+        support::lock_released(&project)
     });
 
     // Another muster (this test process, alive on this host) holds the lock.
     let holder = muster::lock::me("a test holding the lock");
-    let lock = format!("{}-muster-lock", project.name());
+    let lock = lock_name(&project);
     support::block_on(async {
         let body = bollard::models::ContainerCreateBody {
             image: Some(support::image().to_string()),
@@ -332,7 +321,7 @@ fn sigterm_while_waiting_for_the_lock_exits_promptly() {
     .unwrap();
 
     let mark = d.mark();
-    daemon::save_by_rename(&project, &sleepers(2));
+    support::save_by_rename(&project, &sleepers(2));
     d.wait_line(mark, "services.toml saved", T);
     d.signal(libc::SIGTERM);
     let status = d.wait_exit(Duration::from_secs(10));
@@ -382,9 +371,8 @@ fn started_without_an_engine_it_applies_once_the_engine_answers() {
     );
 }
 
-/// Known bug (see the report of issue 4): a container's back-off holds back
-/// every change to it, including the recreate that a fixed file asks for,
-/// so a fix waits out the back-off (up to 5 minutes).
+/// A container's back-off holds back its restarts only: the recreate that a
+/// fixed file asks for does not wait out the back-off (up to 5 minutes).
 #[test]
 fn a_fixed_file_replaces_a_crash_looping_container_without_waiting_out_its_back_off() {
     let project = Project::new("w-fix");
@@ -405,7 +393,7 @@ stop_grace_period = "1s"
     );
 
     let mark = d.mark();
-    daemon::save_by_rename(&project, &sleepers(1));
+    support::save_by_rename(&project, &sleepers(1));
     d.wait_line(mark, "services.toml saved", T);
     d.wait_until(
         "the fixed container runs, well before the 16s back-off is over",

@@ -3,14 +3,15 @@
 //! prints with `--output json`. Each test runs the daemon as a child
 //! process and asserts on the engine's state, with bounded waits.
 
-mod daemon;
 mod support;
 
 use std::time::Duration;
 
-use bollard::query_parameters::{RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder};
-use daemon::{Daemon, exactly_running, is_plan_header, lock_released, save_by_rename, sleepers};
-use support::Project;
+use bollard::query_parameters::RenameContainerOptionsBuilder;
+use support::{
+    Daemon, Project, exactly_running, is_plan_header, lock_released, record_events, save_by_rename,
+    sleepers,
+};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -64,7 +65,7 @@ fn invalid_saves_are_reported_and_change_nothing() {
     });
     let ids_before: Vec<String> = project.containers().into_iter().map(|c| c.id).collect();
 
-    let events = project.events_during(|| {
+    let events = record_events(&project, || {
         let mark = d.mark();
         save_by_rename(&project, "[services.web\nimage = \"x\"\n");
         let line = d.wait_line(mark, "services.toml:1:14", T);
@@ -177,8 +178,7 @@ fn json_output_is_one_object_per_line_with_time_and_event() {
     d.wait_line(mark, "\"invalid_file\"", T);
     let mark = d.mark();
     let web1 = format!("{}-web-1", project.name());
-    let force = RemoveContainerOptionsBuilder::default().force(true).build();
-    support::block_on(support::docker().remove_container(&web1, Some(force))).unwrap();
+    support::remove_force(&web1);
     d.wait_line(mark, "\"step\"", T);
     d.wait_until("web-1 is back", T, || exactly_running(&project, 2));
     let mark = d.mark();

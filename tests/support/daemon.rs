@@ -1,66 +1,19 @@
-//! Support for the tests of `muster watch` against a real engine: the
-//! daemon as a child process whose output is collected line by line, a
-//! live recorder of the engine's events for one project, saves the way
-//! editors make them, and bounded waits.
+//! `muster watch` as a child process whose output is collected line by
+//! line, and what the daemon's tests wait for.
 //!
 //! Every wait here has a deadline and panics with the daemon's output when
 //! it passes; nothing is asserted on timing.
 
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
-
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use bollard::query_parameters::EventsOptionsBuilder;
-use futures_util::StreamExt;
-
-use crate::support::{self, Project};
-
-/// A single-service file: `count` busybox containers that sleep, stop at
-/// once and run under an init process.
-pub fn sleepers(count: u32) -> String {
-    format!(
-        r#"[services.web]
-image = "{{image}}"
-count = {count}
-command = ["sleep", "3600"]
-init = true
-stop_grace_period = "1s"
-"#
-    )
-}
-
-/// `text` with the placeholders of [`Project::write`] filled in.
-pub fn fill(project: &Project, text: &str) -> String {
-    text.replace("{project}", project.name())
-        .replace("{image}", support::image())
-}
-
-/// Saves `services.toml` the way vim and most editors do: a new file in
-/// the same directory, renamed over the old one.
-pub fn save_by_rename(project: &Project, text: &str) {
-    let tmp = project.dir().join(".services.toml.swp");
-    std::fs::write(&tmp, fill(project, text)).unwrap();
-    std::fs::rename(&tmp, project.file()).unwrap();
-}
-
-/// Polls `cond` every 100ms until it holds; panics with `what` after `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use super::engine::exists;
+use super::project::Project;
+use super::run::muster_binary;
 
 /// The running containers of `project`, by ordinal, when every container
 /// of it is running under its canonical name: `Some([1, 2, …])`.
@@ -84,11 +37,15 @@ pub fn exactly_running(project: &Project, n: u32) -> bool {
     running_ordinals(project).is_some_and(|o| o == (1..=n).collect::<Vec<_>>())
 }
 
+/// The name of the project's lock container.
+pub fn lock_name(project: &Project) -> String {
+    format!("{}-muster-lock", project.name())
+}
+
 /// Whether the project's lock is free (the daemon prints `Applied:` just
 /// before it releases the lock).
 pub fn lock_released(project: &Project) -> bool {
-    let lock = format!("{}-muster-lock", project.name());
-    support::block_on(support::docker().inspect_container(&lock, None)).is_err()
+    !exists(&lock_name(project))
 }
 
 /// One line the daemon printed.
@@ -119,29 +76,21 @@ impl Daemon {
 
     /// [`Daemon::start`] with another build of muster (e.g. a release build).
     pub fn start_binary(binary: &Path, project: &Project, args: &[&str]) -> Daemon {
-        Daemon::spawn(Command::new(binary), project, args)
+        Daemon::spawn(muster_binary(binary, project.dir()), project, args)
     }
 
     /// [`Daemon::start`] with these environment variables set.
     pub fn start_with_env(project: &Project, env: &[(&str, &Path)], args: &[&str]) -> Daemon {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
+        let mut cmd = muster_binary(Path::new(env!("CARGO_BIN_EXE_muster")), project.dir());
         cmd.envs(env.iter().copied());
         Daemon::spawn(cmd, project, args)
     }
 
-    fn spawn(mut cmd: Command, project: &Project, args: &[&str]) -> Daemon {
+    fn spawn(mut cmd: std::process::Command, project: &Project, args: &[&str]) -> Daemon {
         let mut child = cmd
-            .current_dir(project.dir())
-            .env("NO_COLOR", "1")
-            .env_remove("MUSTER_PROJECT")
-            .env_remove("MUSTER_FILE")
-            .env_remove("CLICOLOR_FORCE")
-            .env_remove("RUST_LOG")
             .args(["-f", "services.toml"])
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .expect("cannot start muster watch");
         let lines: Arc<Mutex<Vec<Line>>> = Arc::default();
@@ -323,145 +272,4 @@ impl Drop for Daemon {
 /// A plan header line of the text output (`project NAME on ENDPOINT`).
 pub fn is_plan_header(line: &str, project: &Project) -> bool {
     line.starts_with(&format!("project {} on ", project.name()))
-}
-
-/// One container event of a project, as the engine reported it.
-#[derive(Debug, Clone)]
-pub struct ContainerEvent {
-    /// Nanoseconds since the epoch, on the engine's clock.
-    pub time_nano: i64,
-    pub action: String,
-    pub name: String,
-}
-
-/// Records, live, the container events of one project from the moment it is
-/// made (the subscription starts at that time, so no event is lost to the
-/// race of subscribing). Not bounded by the engine's 256-event backlog.
-pub struct EventRecorder {
-    events: Arc<Mutex<Vec<ContainerEvent>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl EventRecorder {
-    pub fn start(project: &Project) -> EventRecorder {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        let since = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
-        let filters = HashMap::from([
-            ("type", vec!["container".to_string()]),
-            (
-                "label",
-                vec![format!("{}={}", support::PROJECT_LABEL, project.name())],
-            ),
-        ]);
-        let options = EventsOptionsBuilder::default()
-            .since(&since)
-            .filters(&filters)
-            .build();
-        let events: Arc<Mutex<Vec<ContainerEvent>>> = Arc::default();
-        let sink = events.clone();
-        let mut stream = support::docker().events(Some(options));
-        let task = support::runtime().spawn(async move {
-            while let Some(Ok(m)) = stream.next().await {
-                let attributes = m.actor.and_then(|a| a.attributes).unwrap_or_default();
-                sink.lock().unwrap().push(ContainerEvent {
-                    time_nano: m.time_nano.unwrap_or_default(),
-                    action: m.action.unwrap_or_default(),
-                    name: attributes.get("name").cloned().unwrap_or_default(),
-                });
-            }
-        });
-        EventRecorder { events, task }
-    }
-
-    /// The events recorded so far.
-    pub fn events(&self) -> Vec<ContainerEvent> {
-        self.events.lock().unwrap().clone()
-    }
-
-    /// The events of container `name` with this action, in order.
-    pub fn of(&self, name: &str, action: &str) -> Vec<ContainerEvent> {
-        self.events()
-            .into_iter()
-            .filter(|e| e.name == name && e.action == action)
-            .collect()
-    }
-}
-
-impl Drop for EventRecorder {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// A `socat` proxy in front of the real engine's socket, that a test can
-/// take down and bring back: the daemon talks to the engine through it.
-/// The proxy runs in its own process group, so that taking it down also
-/// ends the children it forked for open connections.
-pub struct Proxy {
-    socket: PathBuf,
-    child: Option<Child>,
-}
-
-impl Proxy {
-    /// Listens on `socket`, forwarding to the engine's local socket.
-    pub fn start(socket: &Path) -> Proxy {
-        let mut proxy = Proxy {
-            socket: socket.to_path_buf(),
-            child: None,
-        };
-        proxy.up();
-        proxy
-    }
-
-    /// The address to give muster: `unix://…`.
-    pub fn url(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-
-    /// Starts the proxy; returns once it accepts connections.
-    pub fn up(&mut self) {
-        use std::os::unix::process::CommandExt;
-        assert!(self.child.is_none(), "the proxy is already up");
-        let target = support::docker_host();
-        let target = target
-            .strip_prefix("unix://")
-            .unwrap_or_else(|| panic!("the proxy test needs a unix:// engine, not {target}"));
-        let _ = std::fs::remove_file(&self.socket);
-        let child = Command::new("socat")
-            .arg(format!("UNIX-LISTEN:{},fork", self.socket.display()))
-            .arg(format!("UNIX-CONNECT:{target}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start socat ({e}): install it (apt-get install socat)")
-            });
-        self.child = Some(child);
-        let socket = self.socket.clone();
-        wait_until(
-            "the proxy accepts connections",
-            Duration::from_secs(10),
-            || std::os::unix::net::UnixStream::connect(&socket).is_ok(),
-        );
-    }
-
-    /// Kills the proxy and every connection it holds open.
-    pub fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pgid = i32::try_from(child.id()).unwrap();
-            // SAFETY: kill(2) of the process group this proxy leads: its
-            // own socat and the children it forked, nothing else.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.down();
-    }
 }

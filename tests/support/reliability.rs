@@ -1,17 +1,14 @@
-//! Helpers shared by the reliability tests (`crash_engine`, `race_engine`,
+//! What the reliability tests (`crash_engine`, `race_engine`,
 //! `fault_engine`, `dry_engine`, `hostile_engine`, `ownership_engine`,
-//! `soak_engine`), on top of `tests/support` and `tests/common_engine`:
-//! the invariants a project must hold once an apply has finished, the
-//! weaker ones it must hold at every moment, a seeded random generator,
-//! and a process's resident memory.
-
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
+//! `soak_engine`) check: the invariants a project must hold once an apply
+//! has finished, the weaker ones it must hold at every moment, a seeded
+//! random generator, and a process's resident memory.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::support::{ContainerInfo, Project};
+use super::engine::exists;
+use super::project::{ContainerInfo, Project};
 
 /// Whether `MUSTER_SOAK` asks for the long variants.
 pub fn soak() -> bool {
@@ -86,7 +83,7 @@ pub fn converged_problems(project: &Project, desired: &muster::config::Desired) 
             problems.push(format!("{} should not exist ({})", c.name, c.state));
         }
     }
-    if crate::common_engine::exists(&format!("{p}-muster-lock")) {
+    if exists(&format!("{p}-muster-lock")) {
         problems.push("the project's lock is still held".into());
     }
     problems
