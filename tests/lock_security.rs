@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Outcome, exists, id_and_state, inspect, muster_exits, names, run_foreign};
 use muster::engine::{LABEL_LOCK, LockHolder};
 use muster::lock::LABEL_LOCK_PROJECT;
+use support::{Outcome, exists, id_and_state, inspect, muster_exits, names, run_foreign};
 use support::{Project, block_on, docker};
 
 /// Each container becomes healthy two seconds after it starts, so an

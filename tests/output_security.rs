@@ -7,11 +7,11 @@ mod support;
 
 use std::collections::HashMap;
 
-use support::{Outcome, muster_exits, run_foreign};
 use muster::engine::{
     LABEL_CONFIG, LABEL_HASH, LABEL_LOCK, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE,
 };
 use muster::lock::LABEL_LOCK_PROJECT;
+use support::{Outcome, muster_exits, run_foreign};
 use support::{Project, block_on, docker};
 
 /// `web` has hostile values in its environment and a hostile label key;

@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::StopContainerOptionsBuilder;
-use support::{Daemon, Recorder};
 use support::Project;
+use support::{Daemon, Recorder};
 
 const NOBODY: u32 = 65534;
 const T: Duration = Duration::from_secs(30);
