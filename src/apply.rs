@@ -402,6 +402,9 @@ impl Run<'_> {
                 }
                 (State::Running, Some(Health::Healthy)) => return Ok(()),
                 (State::Running, Some(Health::Unhealthy)) => Some("became unhealthy".to_string()),
+                (State::Exited | State::Dead, _) if !status.detail.is_empty() => {
+                    Some(status.detail.clone())
+                }
                 (State::Exited | State::Dead, _) => {
                     Some(format!("exited with code {}", status.exit_code))
                 }

@@ -63,6 +63,8 @@ pub enum Reason {
     NoOrdinal,
     /// Its service is gone from the file (`--prune`).
     ServiceRemoved,
+    /// A swarm paused or rolled back its last update, or its tasks fail.
+    Stalled,
 }
 
 impl std::fmt::Display for Reason {
@@ -78,6 +80,7 @@ impl std::fmt::Display for Reason {
             Reason::Leftover => f.write_str("leftover of an interrupted apply"),
             Reason::NoOrdinal => f.write_str("no valid ordinal label"),
             Reason::ServiceRemoved => f.write_str("service removed from the file"),
+            Reason::Stalled => f.write_str("its last update did not converge"),
         }
     }
 }
@@ -465,6 +468,10 @@ fn plan_replicated(
         Some(u) => {
             if let Some(reason) = image_moved(s, u, actual) {
                 changes.push(unit(Action::Update, reason, Vec::new()));
+            } else if matches!(u.state, State::Dead | State::Exited) {
+                // A paused or rolled-back update, or tasks that stopped for
+                // good: never "No changes".
+                changes.push(unit(Action::Update, Reason::Stalled, Vec::new()));
             } else if from != s.count {
                 changes.push(unit(Action::Scale, scale, Vec::new()));
             }
@@ -566,6 +573,9 @@ fn plan_ordinals(
                     Action::Start,
                     Reason::NotRunning(u.state),
                 )),
+                State::Dead if layout == Layout::SwarmServices => {
+                    rest.push(change(name(), o, Action::Recreate, Reason::Stalled));
+                }
                 State::Dead => rest.push(change(name(), o, Action::Recreate, Reason::Dead)),
                 State::Running | State::Restarting | State::Paused | State::Removing => {}
             }

@@ -344,6 +344,12 @@ pub struct PsContainer {
     pub ports: Vec<crate::engine::Published>,
     /// Set while `muster watch` holds back its restarts (crash-looping).
     pub backoff: Option<BackoffRecord>,
+    /// Desired and running replicas, for a unit that runs several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<crate::engine::Replicas>,
+    /// Its tasks, on a swarm.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<crate::engine::Task>,
 }
 
 impl PsView {
@@ -377,17 +383,23 @@ impl PsView {
                                 c.state != crate::engine::State::Running && b.next_restart >= recent
                             })
                             .cloned(),
+                        replicas: c.replicas,
+                        tasks: c.tasks.clone(),
                     })
                     .collect();
                 containers.sort_by_key(|c| (c.ordinal, c.name.clone()));
+                let running = containers
+                    .iter()
+                    .map(|c| match c.replicas {
+                        Some(r) => r.running as usize,
+                        None => usize::from(c.state == crate::engine::State::Running),
+                    })
+                    .sum();
                 PsService {
                     service: s.name.clone(),
                     mode: s.mode.as_str(),
                     desired: s.count,
-                    running: containers
-                        .iter()
-                        .filter(|c| c.state == crate::engine::State::Running)
-                        .count(),
+                    running,
                     containers,
                 }
             })
@@ -404,8 +416,13 @@ impl PsView {
         let mut out = format!("project {}\n", p.bold(&self.project));
         for s in &self.services {
             let counts = format!("{}/{} running", s.running, s.desired);
+            let units: usize = s
+                .containers
+                .iter()
+                .map(|c| c.replicas.map_or(1, |r| r.desired as usize))
+                .sum();
             let counts =
-                if s.running == s.desired as usize && s.containers.len() == s.desired as usize {
+                if s.running == s.desired as usize && units == s.desired as usize {
                     p.green(&counts)
                 } else {
                     p.yellow(&counts)
@@ -445,12 +462,25 @@ impl PsView {
                     None if !c.up_to_date => format!("  {}", p.yellow("(out of date)")),
                     None => String::new(),
                 };
-                let _ = writeln!(
-                    out,
-                    "    {}  {}{health}{ports}{stale}",
-                    c.name,
-                    c.state.as_str()
-                );
+                let state = match c.replicas {
+                    Some(r) => format!("{}/{} replicas running", r.running, r.desired),
+                    None => c.state.as_str().to_string(),
+                };
+                let _ = writeln!(out, "    {}  {state}{health}{ports}{stale}", c.name);
+                for t in &c.tasks {
+                    let slot = t.slot.map_or_else(String::new, |s| format!("slot {s}  "));
+                    let error = if t.error.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {}", p.red(&crate::sanitize::text(&t.error)))
+                    };
+                    let _ = writeln!(
+                        out,
+                        "      {slot}{}  {}{error}",
+                        crate::sanitize::text(&t.node),
+                        t.state
+                    );
+                }
             }
         }
         for o in &self.orphans {

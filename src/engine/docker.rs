@@ -538,6 +538,15 @@ impl Backend for DockerEngine {
                     "a network of that name exists and muster does not own it",
                 ));
             }
+            if n.driver.as_deref() == Some("overlay") {
+                return Err(EngineError::new(
+                    doing,
+                    ErrorKind::Conflict,
+                    format!(
+                        "network {name} is a swarm overlay network: project {project} runs on this engine with the swarm backend; `muster down --backend swarm` it first, or use another project name"
+                    ),
+                ));
+            }
             return Ok(());
         }
         let labels = HashMap::from([(LABEL_PROJECT.to_string(), project.to_string())]);

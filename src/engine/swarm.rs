@@ -454,7 +454,16 @@ fn convergence(
                 task_error(t)
             )
         });
-    let update = service.update_status.clone().unwrap_or_default();
+    // An update status older than the service's last change is that of an
+    // earlier update (the one just sent has not started yet): not this one's.
+    let mut update = service.update_status.clone().unwrap_or_default();
+    let started = update.started_at.as_deref().and_then(unix_millis);
+    let changed = service.updated_at.as_deref().and_then(unix_millis);
+    if let (Some(started), Some(changed)) = (started, changed)
+        && started + 1000 < changed
+    {
+        update.state = None;
+    }
     let updating = matches!(
         update.state,
         Some(
@@ -486,6 +495,27 @@ fn convergence(
         failure,
         updating,
     }
+}
+
+/// `2026-11-29T10:11:12.123456789Z` → milliseconds since the epoch.
+fn unix_millis(rfc3339: &str) -> Option<i64> {
+    let (date, time) = rfc3339.split_once('T')?;
+    let mut ymd = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    let clock = time.trim_end_matches('Z');
+    let clock = clock.split(['+']).next()?;
+    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, "0"));
+    let mut hms = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (h, min, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    let millis: i64 = format!("{fraction:0<3}")[..3].parse().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + min * 60 + sec) * 1000) + millis)
 }
 
 #[async_trait::async_trait]
@@ -942,6 +972,16 @@ pub fn lock_name(project: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swarm_timestamps_read_as_milliseconds() {
+        assert_eq!(unix_millis("1970-01-01T00:00:01.5Z"), Some(1500));
+        assert_eq!(
+            unix_millis("2026-11-29T10:11:12.123456789Z"),
+            Some(1_795_947_072_123)
+        );
+        assert_eq!(unix_millis("garbage"), None);
+    }
 
     fn service(text: &str) -> (crate::config::Desired, String) {
         let d = crate::config::parse_str("t.toml", text, std::path::Path::new("/srv"))

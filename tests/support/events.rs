@@ -168,7 +168,7 @@ fn ours(project: &str, images: &BTreeSet<String>, m: EventMessage) -> Option<Eve
     let id = actor.id.unwrap_or_default();
     let label = attributes.get(PROJECT_LABEL);
     let name = match kind.as_str() {
-        "container" | "network" => {
+        "container" | "network" | "service" | "config" => {
             let name = attributes.get("name").cloned().unwrap_or_default();
             Project::owns_name(project, &name, label).then_some(name)
         }

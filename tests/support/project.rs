@@ -241,6 +241,32 @@ impl Project {
     /// Removes every container, network and volume of this project.
     fn clean_up(&self, docker: &Docker) -> Result<(), DockerError> {
         block_on(async {
+            // Swarm services and the swarm lock first: their task
+            // containers (named `<project>_…`) go with the containers below.
+            // An engine that is not a swarm manager has none.
+            for s in docker
+                .list_services(None::<bollard::query_parameters::ListServicesOptions>)
+                .await
+                .unwrap_or_default()
+            {
+                let spec = s.spec.unwrap_or_default();
+                let name = spec.name.unwrap_or_default();
+                if self.owns(&name, spec.labels.as_ref().and_then(|l| l.get(PROJECT_LABEL))) {
+                    if let Err(e) = docker.delete_service(&name).await {
+                        eprintln!("cleanup: cannot remove swarm service {name}: {e}");
+                    }
+                }
+            }
+            for c in docker
+                .list_configs(None::<bollard::query_parameters::ListConfigsOptions>)
+                .await
+                .unwrap_or_default()
+            {
+                let name = c.spec.and_then(|s| s.name).unwrap_or_default();
+                if self.owns(&name, None) {
+                    let _ = docker.delete_config(&name).await;
+                }
+            }
             let options = ListContainersOptionsBuilder::default().all(true).build();
             for c in docker.list_containers(Some(options)).await? {
                 let name = c

@@ -1,0 +1,236 @@
+//! `backend = "swarm"` on a real single-node swarm (SPEC section 10): the
+//! local engine, made a swarm manager by `.ci/run`. Images come from the
+//! local registry, as on a real cluster. Reachability checks use
+//! `endpoint_mode = "dnsrr"`: this machine's kernel has no IPVS, so
+//! virtual IPs carry no traffic here.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::query_parameters::{InspectServiceOptions, ListContainersOptionsBuilder};
+use support::{
+    Daemon, Project, block_on, docker, exec, muster, muster_exits, muster_ok, record_events,
+    wait_until,
+};
+
+const T: Duration = Duration::from_secs(120);
+
+/// Fails clearly when the engine is not a swarm manager (never skips).
+fn swarm_manager() {
+    let info = block_on(docker().info()).expect("docker info");
+    let swarm = info.swarm.unwrap_or_default();
+    assert_eq!(
+        swarm.control_available,
+        Some(true),
+        "these tests need the engine to be a swarm manager: run `docker swarm init --advertise-addr 127.0.0.1` (.ci/run does)"
+    );
+}
+
+fn project(prefix: &str) -> (Project, String) {
+    swarm_manager();
+    let p = Project::new(prefix);
+    let image = p.push_to_registry("v1");
+    (p, image)
+}
+
+/// Desired replicas of a swarm service, `None` when it does not exist.
+fn replicas(name: &str) -> Option<i64> {
+    let s = block_on(docker().inspect_service(name, None::<InspectServiceOptions>)).ok()?;
+    s.spec?.mode?.replicated?.replicas
+}
+
+/// Running task containers of a swarm service (on this node).
+fn running_tasks(service: &str) -> Vec<String> {
+    let filters = HashMap::from([(
+        "label",
+        vec![format!("com.docker.swarm.service.name={service}")],
+    )]);
+    let options = ListContainersOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    block_on(docker().list_containers(Some(options)))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| c.names?.first().cloned())
+        .map(|n| n.trim_start_matches('/').to_string())
+        .collect()
+}
+
+fn web(image: &str, count: u32, extra: &str) -> String {
+    format!(
+        "backend = \"swarm\"\n[swarm]\nendpoint_mode = \"dnsrr\"\n\
+         [services.web]\nimage = \"{image}\"\ncount = {count}\ncommand = [\"sleep\", \"3600\"]\n\
+         init = true\nstop_grace_period = \"1s\"\n{extra}\n"
+    )
+}
+
+#[test]
+fn swarm_parallel_service_scales_0_5_2_0_as_one_replicated_service() {
+    let (p, image) = project("swarm-scale");
+    let svc = format!("{}_web", p.name());
+    for count in [5u32, 2, 0] {
+        p.write(&web(&image, count, ""));
+        let out = muster_ok(&p, &["apply"]);
+        if count == 0 {
+            assert_eq!(replicas(&svc), None, "count 0 removes the service:\n{out}");
+            wait_until("its tasks are gone", T, || running_tasks(&svc).is_empty());
+        } else {
+            assert_eq!(replicas(&svc), Some(i64::from(count)), "{out}");
+            assert_eq!(running_tasks(&svc).len(), count as usize, "{out}");
+        }
+        let plan = muster_ok(&p, &["plan"]);
+        assert!(plan.stdout.contains("No changes."), "{plan}");
+    }
+    // The task containers never carry the project's label.
+    assert!(p.containers().is_empty());
+}
+
+#[test]
+fn swarm_sequential_ordinals_reach_the_earlier_ones_by_their_link_addresses() {
+    let (p, image) = project("swarm-seq");
+    p.write(&format!(
+        "backend = \"swarm\"\n[swarm]\nendpoint_mode = \"dnsrr\"\n\
+         [services.db]\nimage = \"{image}\"\nmode = \"sequential\"\ncount = 3\nexpose = [\"7000\"]\n\
+         command = [\"sh\", \"-c\", \"while true; do echo hi-from-$(hostname) | nc -l -p 7000; done\"]\n\
+         init = true\nstop_grace_period = \"1s\"\n"
+    ));
+    let out = muster_ok(&p, &["apply"]);
+    let created: Vec<usize> = (1..=3)
+        .map(|k| out.stdout.find(&format!("{}_db-{k}  created", p.name())).unwrap())
+        .collect();
+    assert!(created.windows(2).all(|w| w[0] < w[1]), "in order:\n{out}");
+    let third = running_tasks(&format!("{}_db-3", p.name()));
+    let third = third.first().expect("db-3 runs");
+    for k in 1..=2 {
+        let script = format!(
+            "echo | nc -w 2 $DB_{k}_PORT_7000_TCP_ADDR $DB_{k}_PORT_7000_TCP_PORT"
+        );
+        let (code, text) = exec(third, &["sh", "-c", &script]);
+        assert_eq!(code, 0, "db-3 reaches db-{k}: {text}");
+        assert!(text.contains(&format!("hi-from-db-{k}")), "{text}");
+    }
+}
+
+#[test]
+fn swarm_start_first_update_never_drops_below_count_and_converges() {
+    let (p, image) = project("swarm-update");
+    let svc = format!("{}_web", p.name());
+    let update = "[services.web.update]\nparallelism = 2\norder = \"start-first\"";
+    p.write(&web(&image, 3, update));
+    muster_ok(&p, &["apply"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let lowest = Arc::new(AtomicUsize::new(usize::MAX));
+    let watcher = {
+        let (stop, lowest, svc) = (stop.clone(), lowest.clone(), svc.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                lowest.fetch_min(running_tasks(&svc).len(), Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    p.write(&web(&image, 3, &format!("env = {{ V = \"2\" }}\n{update}")));
+    let out = muster_ok(&p, &["apply"]);
+    stop.store(true, Ordering::SeqCst);
+    watcher.join().unwrap();
+    assert!(out.stdout.contains("config changed"), "{out}");
+    assert!(
+        lowest.load(Ordering::SeqCst) >= 3,
+        "running tasks dropped to {} during a start-first update:\n{out}",
+        lowest.load(Ordering::SeqCst)
+    );
+    for c in running_tasks(&svc) {
+        let env = p.env(&c);
+        assert!(env.contains(&"V=2".to_string()), "{c}: {env:?}");
+    }
+    assert!(muster_ok(&p, &["plan"]).stdout.contains("No changes."));
+}
+
+#[test]
+fn swarm_task_that_cannot_start_fails_apply_naming_the_service_and_its_error() {
+    let (p, image) = project("swarm-fail");
+    p.write(&format!(
+        "backend = \"swarm\"\n[services.web]\nimage = \"{image}\"\ncommand = [\"/no/such/program\"]\nready_timeout = \"60s\"\n"
+    ));
+    let out = muster_exits(&p, &["apply"], 1);
+    let svc = format!("{}_web", p.name());
+    assert!(out.stderr.contains(&svc), "{out}");
+    assert!(
+        out.stderr.contains("no/such/program") || out.stderr.contains("not found"),
+        "the task's error is shown:\n{out}"
+    );
+}
+
+#[test]
+fn swarm_plan_and_dry_run_cause_no_engine_event() {
+    let (p, image) = project("swarm-dry");
+    p.write(&web(&image, 2, ""));
+    muster_ok(&p, &["apply"]);
+    p.write(&web(&image, 4, "env = { CHANGED = \"yes\" }"));
+    let events = record_events(&p, || {
+        let plan = muster_exits(&p, &["plan", "--detailed-exitcode"], 2);
+        assert!(plan.stdout.contains("(swarm, "), "{plan}");
+        muster_exits(&p, &["apply", "--dry-run", "--detailed-exitcode"], 2);
+        muster_ok(&p, &["ps"]);
+    });
+    assert_eq!(events, Vec::<String>::new());
+    assert_eq!(replicas(&format!("{}_web", p.name())), Some(2));
+}
+
+#[test]
+fn swarm_apply_killed_midway_is_finished_by_the_next_apply() {
+    let (p, image) = project("swarm-kill");
+    p.write(&format!(
+        "backend = \"swarm\"\n[services.db]\nimage = \"{image}\"\nmode = \"sequential\"\ncount = 3\n\
+         command = [\"sh\", \"-c\", \"sleep 2; touch /tmp/ok; exec sleep 3600\"]\ninit = true\nstop_grace_period = \"1s\"\n\
+         [services.db.healthcheck]\ntest = [\"CMD\", \"test\", \"-f\", \"/tmp/ok\"]\ninterval = \"500ms\"\n"
+    ));
+    let mut child = support::muster_process(p.dir())
+        .args(["-f", "services.toml", "apply"])
+        .spawn()
+        .unwrap();
+    let first = format!("{}_db-1", p.name());
+    wait_until("db-1 exists", T, || replicas(&first).is_some());
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = muster_ok(&p, &["apply", "--lock-timeout", "10s"]);
+    for k in 1..=3 {
+        let name = format!("{}_db-{k}", p.name());
+        assert_eq!(replicas(&name), Some(1), "{name}:\n{out}");
+    }
+    assert!(muster_ok(&p, &["plan"]).stdout.contains("No changes."));
+}
+
+#[test]
+fn swarm_daemon_puts_back_a_service_scaled_by_hand() {
+    let (p, image) = project("swarm-daemon");
+    let svc = format!("{}_web", p.name());
+    p.write(&web(&image, 3, ""));
+    let d = Daemon::watch(&p, "60s");
+    d.wait_until("3 replicas run", T, || running_tasks(&svc).len() == 3);
+    let status = std::process::Command::new("docker")
+        .args(["service", "scale", "--detach", &format!("{svc}=1")])
+        .output()
+        .expect("docker service scale");
+    assert!(status.status.success(), "{status:?}");
+    d.wait_until("the daemon scaled it back to 3", T, || {
+        replicas(&svc) == Some(3) && running_tasks(&svc).len() == 3
+    });
+}
+
+#[test]
+fn a_project_of_the_docker_backend_is_refused_by_the_swarm_backend() {
+    let (p, image) = project("swarm-both");
+    p.write(&web(&image, 1, "").replace("backend = \"swarm\"\n", ""));
+    muster_ok(&p, &["apply"]);
+    let out = muster(&p, &["apply", "--backend", "swarm"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("docker backend"), "{out}");
+    assert_eq!(replicas(&format!("{}_web", p.name())), None);
+    assert_eq!(p.containers().len(), 1, "the docker backend's container stays");
+}
