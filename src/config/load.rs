@@ -29,6 +29,15 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// # Errors
 /// [`Invalid`] with every problem found, located in the file.
 pub fn load(path: &Path) -> Result<Desired, Invalid> {
+    load_read(path).map(|(desired, _)| desired)
+}
+
+/// Like [`load`], also returning the bytes that were read and checked
+/// (a saved plan records their SHA-256).
+///
+/// # Errors
+/// As [`load`].
+pub fn load_read(path: &Path) -> Result<(Desired, Vec<u8>), Invalid> {
     let shown = path.display().to_string();
     let bytes = read_capped(path).map_err(|e| Invalid {
         path: shown.clone(),
@@ -53,7 +62,8 @@ pub fn load(path: &Path) -> Result<Desired, Invalid> {
         })
         .unwrap_or(Path::new("."));
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    parse_bytes(&shown, &bytes, &dir)
+    let desired = parse_bytes(&shown, &bytes, &dir)?;
+    Ok((desired, bytes))
 }
 
 /// Reads at most one byte more than [`MAX_FILE_BYTES`], so that an endless

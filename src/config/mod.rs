@@ -9,6 +9,6 @@ mod model;
 mod validate;
 
 pub use diagnostic::{Invalid, Problem, plural};
-pub use load::{MAX_FILE_BYTES, load, parse_bytes, parse_str, read_capped};
+pub use load::{MAX_FILE_BYTES, load, load_read, parse_bytes, parse_str, read_capped};
 pub use model::*;
 pub use validate::{MAX_TOTAL_CONTAINERS, default_project, parse_duration, valid_name};
