@@ -60,6 +60,11 @@ fn bad_command_lines_exit_64() {
         &["--color", "sometimes", "validate"],
         &["completions", "powershell-9000"],
         &[],
+        // Markdown is for plans only; a saved plan carries its own --prune.
+        &["ps", "--output", "markdown"],
+        &["watch", "--output", "markdown"],
+        &["apply", "plan.json", "--dry-run"],
+        &["apply", "plan.json", "--prune"],
     ] {
         let out = muster().args(args).output().unwrap();
         assert_eq!(

@@ -64,6 +64,23 @@ fn a_saved_plan_applies_exactly_and_the_same_plan_twice_is_refused_as_stale() {
     let project = Project::new("saved-apply");
     let p = project.name().to_string();
     write(&project, 2, "a");
+    let markdown = muster_exits(
+        &project,
+        &[
+            "apply",
+            "--dry-run",
+            "--output",
+            "markdown",
+            "--detailed-exitcode",
+        ],
+        2,
+    );
+    assert!(
+        markdown
+            .stdout
+            .starts_with("**Plan: 2 to create, 0 to recreate, 0 to start, 0 to remove.**\n"),
+        "{markdown}"
+    );
     let planned = muster_exits(
         &project,
         &["plan", "--out", "plan.json", "--detailed-exitcode"],
