@@ -83,7 +83,7 @@ impl From<BackendArg> for config::Backend {
 /// Options shared by `plan` and `apply`.
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
-    /// Format format of the plan.
+    /// Format of the plan: markdown for a pull-request comment.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
     /// Exit 2 when there are changes (plan and apply --dry-run), 0 when none.
@@ -126,6 +126,18 @@ fn parse_project_arg(s: &str) -> Result<String, String> {
     }
 }
 
+/// `--output` of the commands that print no plan: no markdown.
+fn text_or_json() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["text", "json"]).map(|s| {
+        if s == "json" {
+            Format::Json
+        } else {
+            Format::Text
+        }
+    })
+}
+
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     config::parse_duration(s)
 }
@@ -134,15 +146,26 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
 pub enum Command {
     /// Print the plan: what apply would change. Changes nothing.
     ///
-    /// Example: muster plan --detailed-exitcode --output json
+    /// Example: muster plan --detailed-exitcode --output markdown --out plan.json
     Plan {
         #[command(flatten)]
         plan: PlanArgs,
+        /// Also save the plan to FILE, for `muster apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Print the plan, then apply it, reporting each step.
     ///
+    /// With PLAN (a file saved by `muster plan --out`), apply exactly that
+    /// plan, or refuse (exit 1, nothing changed) when the file or the
+    /// engine changed since it was made.
+    ///
     /// Example: muster apply --prune --parallel 16
+    /// Example: muster apply plan.json
     Apply {
+        /// A plan saved by `muster plan --out` (it carries its own --prune).
+        #[arg(value_name = "PLAN", conflicts_with_all = ["dry_run", "prune"])]
+        saved: Option<PathBuf>,
         #[command(flatten)]
         plan: PlanArgs,
         #[command(flatten)]
@@ -166,7 +189,7 @@ pub enum Command {
         #[arg(long)]
         prune: bool,
         /// `json`: one JSON object per event, for log shippers.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
+        #[arg(long, default_value = "text", value_parser = text_or_json())]
         output: Format,
         #[command(flatten)]
         options: ApplyArgs,
@@ -175,7 +198,7 @@ pub enum Command {
     ///
     /// Example: muster ps --output json
     Ps {
-        #[arg(long, value_enum, default_value_t = Format::Text)]
+        #[arg(long, default_value = "text", value_parser = text_or_json())]
         output: Format,
     },
     /// Rewrite `count` in the file (keeping comments and layout) and print the file's diff.
@@ -316,10 +339,20 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
         _ => Done::Ok,
     };
     match command {
-        Command::Plan { plan } => {
-            let done = commands::plan(ctx, printer, &plan.request()).await?;
+        Command::Plan { plan, out } => {
+            let request = PlanRequest {
+                save: out,
+                ..plan.request()
+            };
+            let done = commands::plan(ctx, printer, &request).await?;
             Ok(detailed(&plan, done))
         }
+        Command::Apply {
+            saved: Some(path),
+            plan,
+            apply,
+            ..
+        } => commands::apply_saved(ctx, printer, &path, plan.output, &apply.request()).await,
         Command::Apply {
             plan,
             dry_run: true,
@@ -371,6 +404,7 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
             let plan = PlanRequest {
                 output: Format::Text,
                 prune: false,
+                save: None,
             };
             commands::apply(ctx, printer, &plan, &options.request()).await
         }
@@ -383,6 +417,7 @@ impl PlanArgs {
         PlanRequest {
             output: self.output,
             prune: self.prune,
+            save: None,
         }
     }
 }
@@ -429,6 +464,9 @@ pub fn schema_text() -> String {
 }
 
 fn report_invalid(printer: &Printer, invalid: &config::Invalid) -> u8 {
+    if crate::annotations::in_github_actions() {
+        printer.out(&crate::annotations::github_errors(invalid));
+    }
     if std::io::stderr().is_terminal() {
         printer.err(&invalid.render_graphical(printer.color_err()));
     } else {

@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use crate::apply::{ApplyError, Reporter};
 use crate::config::{self, Backend as BackendKind, Desired};
-use crate::engine::{self, Backend, Endpoint};
+use crate::engine::{self, Actual, Backend, Endpoint};
 use crate::error::Error;
 use crate::output::{Format, Printer};
 use crate::plan::{Change, Plan};
 use crate::reconcile::{self, Observer, Outcome};
 use crate::render;
+use crate::saved_plan::{self, SavedPlan, SavedPlanError};
 
 /// What every engine command needs: the file, and where and how to run it.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct Context {
 pub struct PlanRequest {
     pub output: Format,
     pub prune: bool,
+    /// `plan --out`: where to save the plan for `apply PLAN`.
+    pub save: Option<PathBuf>,
 }
 
 /// How a command that changes the engine runs.
@@ -59,11 +62,19 @@ impl Context {
     /// # Errors
     /// [`config::Invalid`] with every problem of the file.
     pub fn load(&self) -> Result<Desired, config::Invalid> {
-        let mut desired = config::load_as(&self.file, self.backend)?;
+        self.load_read().map(|(desired, _)| desired)
+    }
+
+    /// Like [`Context::load`], also returning the file's bytes as read.
+    ///
+    /// # Errors
+    /// As [`Context::load`].
+    pub fn load_read(&self) -> Result<(Desired, Vec<u8>), config::Invalid> {
+        let (mut desired, bytes) = config::load_read(&self.file, self.backend)?;
         if let Some(p) = &self.project {
             desired.project = p.clone();
         }
-        Ok(desired)
+        Ok((desired, bytes))
     }
 
     async fn connect(&self, desired: &Desired) -> Result<Arc<dyn Backend>, Error> {
@@ -87,21 +98,80 @@ impl Context {
     }
 }
 
-/// `plan` and `apply --dry-run`: prints the plan, changes nothing.
+/// `plan` and `apply --dry-run`: prints the plan, changes nothing on the
+/// engine; with `save`, writes it to that file for `apply PLAN`.
 ///
 /// # Errors
-/// An invalid file, an engine that does not answer.
+/// An invalid file, an engine that does not answer, a plan file that
+/// cannot be written.
 pub async fn plan(ctx: &Context, printer: &Printer, req: &PlanRequest) -> Result<Done, Error> {
-    let desired = ctx.load()?;
+    let (desired, bytes) = ctx.load_read()?;
     let backend = ctx.connect(&desired).await?;
     let actual = backend.observe(&desired.project, &desired.images()).await?;
     let plan = crate::plan::plan(&desired, &actual, req.prune);
     print_plan(printer, &plan, &backend.endpoint(), req.output);
+    if let Some(path) = &req.save {
+        save_plan(path, &plan, req.prune, &bytes, &actual)?;
+    }
     Ok(if plan.is_empty() {
         Done::Ok
     } else {
         Done::Changes
     })
+}
+
+fn save_plan(
+    path: &Path,
+    plan: &Plan,
+    prune: bool,
+    file: &[u8],
+    actual: &Actual,
+) -> Result<(), Error> {
+    let doc = saved_plan::document(render::plan_json(plan), prune, file, actual);
+    let mut text = serde_json::to_string_pretty(&doc)
+        .map_err(|e| Error::Other(format!("writing the plan to {}: {e}", path.display())))?;
+    text.push('\n');
+    crate::safe_file::write_replacing(path, text.as_bytes(), None)
+        .map_err(|e| Error::Other(format!("writing the plan to {}: {e}", path.display())))
+}
+
+/// `apply PLAN`: applies the plan saved in `path` by `plan --out`, and
+/// only it (see [`SavedPlan::check`]).
+///
+/// # Errors
+/// [`Error::SavedPlan`] for a plan file that is not one, of another
+/// project, or stale; otherwise as [`apply`].
+pub async fn apply_saved(
+    ctx: &Context,
+    printer: &Printer,
+    path: &Path,
+    output: Format,
+    apply: &ApplyRequest,
+) -> Result<Done, Error> {
+    let shown = path.display().to_string();
+    let bytes =
+        crate::safe_file::read_regular(path, saved_plan::MAX_PLAN_BYTES + 1).map_err(|source| {
+            SavedPlanError::Unreadable {
+                path: shown.clone(),
+                source,
+            }
+        })?;
+    if bytes.len() as u64 > saved_plan::MAX_PLAN_BYTES {
+        return Err(SavedPlanError::Damaged {
+            path: shown,
+            why: "it is larger than 64 MiB".into(),
+        }
+        .into());
+    }
+    let saved = SavedPlan::parse(&shown, &bytes)?;
+    let (desired, file) = ctx.load_read()?;
+    saved.check_file(&desired.project, &ctx.file.display().to_string(), &file)?;
+    let req = PlanRequest {
+        output,
+        prune: saved.prune,
+        save: None,
+    };
+    run_apply(ctx, printer, &req, apply, &desired, Some(&saved)).await
 }
 
 /// `apply`: the pipeline, printing the plan and each step.
@@ -115,10 +185,24 @@ pub async fn apply(
     apply: &ApplyRequest,
 ) -> Result<Done, Error> {
     let desired = ctx.load()?;
-    let backend = ctx.connect(&desired).await?;
-    let observer = StepPrinter::new(printer, req.output);
+    run_apply(ctx, printer, req, apply, &desired, None).await
+}
+
+async fn run_apply(
+    ctx: &Context,
+    printer: &Printer,
+    req: &PlanRequest,
+    apply: &ApplyRequest,
+    desired: &Desired,
+    saved: Option<&SavedPlan>,
+) -> Result<Done, Error> {
+    let backend = ctx.connect(desired).await?;
+    let observer = StepPrinter {
+        saved,
+        ..StepPrinter::new(printer, req.output)
+    };
     let options = ctx.options(req.prune, apply, true);
-    let outcome = reconcile::pass(backend.as_ref(), &desired, &options, &observer).await;
+    let outcome = reconcile::pass(backend.as_ref(), desired, &options, &observer).await;
     observer.finish();
     match outcome? {
         Outcome::UpToDate(plan) => print_plan(printer, &plan, &backend.endpoint(), req.output),
@@ -137,6 +221,7 @@ fn print_plan(printer: &Printer, plan: &Plan, endpoint: &Endpoint, output: Forma
             let text = serde_json::to_string_pretty(&render::plan_json(plan)).unwrap_or_default();
             printer.out(&format!("{text}\n"));
         }
+        Format::Markdown => printer.out(&crate::markdown::plan_markdown(plan, endpoint)),
         Format::Text if printer.quiet && plan.is_empty() => {}
         Format::Text => printer.out(&render::plan_text(plan, endpoint, printer.color_out())),
     }
@@ -148,6 +233,8 @@ struct StepPrinter<'a> {
     printer: &'a Printer,
     output: Format,
     bar: Mutex<Option<indicatif::ProgressBar>>,
+    /// `apply PLAN`: the plan that may run.
+    saved: Option<&'a SavedPlan>,
 }
 
 impl<'a> StepPrinter<'a> {
@@ -156,6 +243,7 @@ impl<'a> StepPrinter<'a> {
             printer,
             output,
             bar: Mutex::new(None),
+            saved: None,
         }
     }
 
@@ -183,9 +271,16 @@ impl Observer for StepPrinter<'_> {
         }
     }
 
+    fn check(&self, plan: &Plan, actual: &Actual) -> Result<(), Error> {
+        match self.saved {
+            Some(saved) => Ok(saved.check(&render::plan_json(plan), actual)?),
+            None => Ok(()),
+        }
+    }
+
     fn pulling(&self, image: &str) {
         let line = format!("pulling {image}");
-        if self.output == Format::Json {
+        if self.output != Format::Text {
             self.printer.err(&line);
         } else {
             self.printer.info(&line);
@@ -198,7 +293,7 @@ impl Reporter for StepPrinter<'_> {
         let Ok(bar) = self.bar.lock() else { return };
         let line = render::step_line(change, elapsed, result, self.printer.color_out());
         let print = || {
-            if self.output == Format::Json {
+            if self.output != Format::Text {
                 self.printer.err(&line);
             } else {
                 self.printer.out(&format!("{line}\n"));
@@ -229,7 +324,8 @@ pub async fn ps(ctx: &Context, printer: &Printer, output: Format) -> Result<Done
             let text = serde_json::to_string_pretty(&view).unwrap_or_default();
             printer.out(&format!("{text}\n"));
         }
-        Format::Text => printer.out(&view.text(printer.color_out())),
+        // `ps` takes text or JSON only (cli).
+        Format::Text | Format::Markdown => printer.out(&view.text(printer.color_out())),
     }
     Ok(Done::Ok)
 }

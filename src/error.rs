@@ -6,6 +6,7 @@ use crate::apply::ApplyError;
 use crate::config;
 use crate::engine::EngineError;
 use crate::lock::LockError;
+use crate::saved_plan::SavedPlanError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -21,6 +22,9 @@ pub enum Error {
     Lock(#[from] LockError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// A saved plan that cannot be applied; nothing changed.
+    #[error(transparent)]
+    SavedPlan(#[from] SavedPlanError),
     /// Images that are not on the engine and cannot be pulled; nothing changed.
     #[error("{}", pull_text(.0))]
     Pull(Vec<EngineError>),

@@ -15,6 +15,7 @@
 //! is the only place that turns outcomes into exit codes. A backend
 //! ([`engine::Backend`]) is the only thing that talks to an engine.
 
+pub mod annotations;
 pub mod apply;
 pub mod backoff;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod error;
 pub mod files;
 pub mod lock;
+pub mod markdown;
 pub mod output;
 pub mod plan;
 pub mod reconcile;
@@ -31,4 +33,5 @@ pub mod render;
 pub mod runtime_dir;
 pub mod safe_file;
 pub mod sanitize;
+pub mod saved_plan;
 pub mod watch;

@@ -17,6 +17,8 @@ pub enum ColorChoice {
 pub enum Format {
     Text,
     Json,
+    /// For a pull-request comment (`plan`, `apply`).
+    Markdown,
 }
 
 /// Where user-facing output goes.

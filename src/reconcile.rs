@@ -53,6 +53,13 @@ pub trait Observer: Reporter {
     /// Steps to take out of the plan before it is applied (the daemon's
     /// back-offs).
     fn hold_back(&self, _plan: &mut Plan) {}
+    /// Whether the plan may go on, with what it was made from: on the first
+    /// look (before anything is printed or pulled) and again under the
+    /// lock. An error ends the pass with nothing changed (a saved plan that
+    /// no longer matches the engine).
+    fn check(&self, _plan: &Plan, _actual: &Actual) -> Result<(), Error> {
+        Ok(())
+    }
     /// Right before the apply, with what was observed under the lock.
     fn applying(&self, _plan: &Plan, _actual: &Actual) {}
     /// Right after the apply, whatever its outcome.
@@ -84,6 +91,7 @@ pub async fn pass(
     let first = backend.observe(&desired.project, &images).await?;
     let mut planned = plan::plan(desired, &first, options.prune);
     observer.hold_back(&mut planned);
+    observer.check(&planned, &first)?;
     if planned.is_empty() && !options.lock_when_idle {
         return Ok(Outcome::UpToDate(planned));
     }
@@ -95,6 +103,7 @@ pub async fn pass(
         let actual = backend.observe(&desired.project, &images).await?;
         let mut current = plan::plan(desired, &actual, options.prune);
         observer.hold_back(&mut current);
+        observer.check(&current, &actual)?;
         if current.is_empty() {
             return Ok(Outcome::UpToDate(current));
         }

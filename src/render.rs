@@ -421,12 +421,11 @@ impl PsView {
                 .iter()
                 .map(|c| c.replicas.map_or(1, |r| r.desired as usize))
                 .sum();
-            let counts =
-                if s.running == s.desired as usize && units == s.desired as usize {
-                    p.green(&counts)
-                } else {
-                    p.yellow(&counts)
-                };
+            let counts = if s.running == s.desired as usize && units == s.desired as usize {
+                p.green(&counts)
+            } else {
+                p.yellow(&counts)
+            };
             let _ = writeln!(out, "{}  {}  {counts}", p.bold(&s.service), s.mode);
             for c in &s.containers {
                 let health = c

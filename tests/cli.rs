@@ -16,7 +16,9 @@ fn muster() -> Command {
         .env_remove("MUSTER_PROJECT")
         // Help shows the values of these; the snapshots must not depend on them.
         .env_remove("DOCKER_HOST")
-        .env_remove("CLICOLOR_FORCE");
+        .env_remove("CLICOLOR_FORCE")
+        // Adds workflow commands to stdout (tested below).
+        .env_remove("GITHUB_ACTIONS");
     cmd
 }
 
@@ -58,6 +60,11 @@ fn bad_command_lines_exit_64() {
         &["--color", "sometimes", "validate"],
         &["completions", "powershell-9000"],
         &[],
+        // Markdown is for plans only; a saved plan carries its own --prune.
+        &["ps", "--output", "markdown"],
+        &["watch", "--output", "markdown"],
+        &["apply", "plan.json", "--dry-run"],
+        &["apply", "plan.json", "--prune"],
     ] {
         let out = muster().args(args).output().unwrap();
         assert_eq!(
@@ -329,5 +336,64 @@ fn overflowing_durations_are_refused_not_panicked() {
                 "muster {args:?}:\n{stderr}"
             );
         }
+    }
+}
+
+/// In a GitHub Actions run, each problem of the file is also a `::error`
+/// workflow command at the same line and column as the plain report.
+#[test]
+fn github_actions_gets_one_error_command_per_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("services.toml"),
+        "[services.web]\nimage = \"nginx:1.27\"\ncount = \"3\"\nfoo = 1\n\n[services.db]\nimage = \"pg:16\"\nports = [\"99999:5432\"]\n",
+    )
+    .unwrap();
+    let run = |github: Option<&str>| {
+        let mut cmd = muster();
+        cmd.current_dir(dir.path()).arg("validate");
+        if let Some(v) = github {
+            cmd.env("GITHUB_ACTIONS", v);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (stdout, stderr) = run(Some("true"));
+    let places: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("error: services.toml:"))
+        .map(|l| {
+            let mut parts = l.splitn(3, ':');
+            format!(
+                "line={},col={}",
+                parts.next().unwrap(),
+                parts.next().unwrap()
+            )
+        })
+        .collect();
+    assert!(places.len() >= 3, "{stderr}");
+    let commands: Vec<&str> = stdout.lines().collect();
+    assert_eq!(commands.len(), places.len(), "{stdout}");
+    for (command, place) in commands.iter().zip(&places) {
+        let prefix = format!("::error file=services.toml,{place}::");
+        assert!(command.starts_with(&prefix), "{command} for {place}");
+    }
+    assert!(
+        stdout.contains("::error file=services.toml,line=3,col=9::"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("::error file=services.toml,line=4,col=1::"),
+        "{stdout}"
+    );
+
+    for other in [None, Some("false")] {
+        let (stdout, stderr) = run(other);
+        assert_eq!(stdout, "", "GITHUB_ACTIONS={other:?}");
+        assert!(stderr.contains("error: services.toml:3:9:"), "{stderr}");
     }
 }

@@ -113,3 +113,67 @@ fn quickstart_needs_no_registry() {
             .any(|s| s.mode == muster::config::Mode::Parallel && s.count == 3)
     );
 }
+
+/// The command lines of `examples/ci/` that run muster: every line whose
+/// command (after YAML's `- ` and `run: `) starts with `muster`, cut at the
+/// first shell operator, as argument vectors.
+fn muster_commands(file: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        let line = line.strip_prefix("- ").unwrap_or(line).trim_start();
+        let line = line.strip_prefix("run: ").unwrap_or(line);
+        if !line.starts_with("muster ") {
+            continue;
+        }
+        let words = shell_words::split(line)
+            .unwrap_or_else(|e| panic!("{}: cannot split {line:?}: {e}", file.display()));
+        let args: Vec<String> = words
+            .into_iter()
+            .take_while(|w| !w.starts_with(['>', '<', '|', '&', ';', '#']) && !w.starts_with("2>"))
+            .collect();
+        out.push(args);
+    }
+    out
+}
+
+/// Each CI example runs `validate`, saves a markdown plan with
+/// `--detailed-exitcode`, and applies the saved plan, with flags that the
+/// real command line accepts.
+#[test]
+fn every_muster_command_of_the_ci_examples_parses() {
+    use clap::Parser;
+    use muster::cli::{Cli, Command};
+    use muster::output::Format;
+
+    for file in [
+        "examples/ci/github/muster.yml",
+        "examples/ci/gitlab/.gitlab-ci.yml",
+    ] {
+        let commands = muster_commands(&root().join(file));
+        let (mut validate, mut plan, mut apply) = (false, false, false);
+        for args in &commands {
+            let cli = Cli::try_parse_from(args)
+                .unwrap_or_else(|e| panic!("{file}: `{}` does not parse:\n{e}", args.join(" ")));
+            match cli.command {
+                Command::Validate => validate = true,
+                Command::Plan { plan: p, out } => {
+                    assert!(p.detailed_exitcode, "{file}: {args:?}");
+                    assert_eq!(p.output, Format::Markdown, "{file}: {args:?}");
+                    assert_eq!(out.as_deref(), Some(Path::new("plan.json")), "{file}");
+                    plan = true;
+                }
+                Command::Apply { saved, .. } => {
+                    assert_eq!(saved.as_deref(), Some(Path::new("plan.json")), "{file}");
+                    apply = true;
+                }
+                other => panic!("{file}: unexpected command {other:?}"),
+            }
+        }
+        assert!(
+            validate && plan && apply,
+            "{file} must validate, plan and apply: {commands:?}"
+        );
+    }
+}

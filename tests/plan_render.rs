@@ -4,6 +4,7 @@
 use muster::config::{Desired, parse_str};
 use muster::engine::memory::MemoryEngine;
 use muster::engine::{State, container_name, container_spec};
+use muster::markdown::plan_markdown;
 use muster::plan::plan;
 use muster::render::{plan_json, plan_text};
 
@@ -113,4 +114,54 @@ fn colour_only_when_asked() {
     let coloured = plan_text(&p, "x", true);
     assert!(coloured.contains("\x1b[32m+\x1b[0m"), "{coloured}");
     assert!(coloured.contains("\x1b[33m~\x1b[0m"));
+}
+
+#[test]
+fn markdown_plan_snapshot() {
+    let (after, engine) = fixed_state();
+    let p = plan(&after, &engine.snapshot("shop", &[IMG.into()]), false);
+    insta::assert_snapshot!(plan_markdown(&p, "unix:///var/run/docker.sock"));
+}
+
+#[test]
+fn markdown_plan_with_prune_snapshot() {
+    let (after, engine) = fixed_state();
+    let p = plan(&after, &engine.snapshot("shop", &[IMG.into()]), true);
+    insta::assert_snapshot!(plan_markdown(&p, "unix:///var/run/docker.sock"));
+}
+
+#[test]
+fn markdown_no_changes_is_the_summary_line() {
+    let (_, engine) = fixed_state();
+    engine.with(|s| s.containers.get_mut("shop-worker-2").unwrap().state = State::Running);
+    let before = desired(BEFORE);
+    let p = plan(&before, &engine.snapshot("shop", &[IMG.into()]), false);
+    assert_eq!(
+        plan_markdown(&p, "unix:///var/run/docker.sock"),
+        "**No changes. 4 services, 7 containers up to date.**\n\nProject `shop` on unix:///var/run/docker.sock\n"
+    );
+}
+
+/// Values from the file cannot close the diff's fence, the `<details>`
+/// block or a table cell.
+#[test]
+fn markdown_values_are_escaped_snapshot() {
+    let (_, engine) = fixed_state();
+    let hostile = AFTER.replace(
+        r#"LOG_LEVEL = "debug""#,
+        r#"LOG_LEVEL = "```\n</details>\n| x | <b>y</b>""#,
+    );
+    let p = plan(
+        &desired(&hostile),
+        &engine.snapshot("shop", &[IMG.into()]),
+        false,
+    );
+    let md = plan_markdown(&p, "unix:///var/run/docker.sock");
+    assert!(md.contains("\n````diff\n"), "{md}");
+    assert_eq!(
+        md.matches("</details>").count(),
+        md.matches("<details>").count() + 1,
+        "{md}"
+    );
+    insta::assert_snapshot!(md);
 }

@@ -7,8 +7,8 @@
 mod support;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bollard::query_parameters::{InspectServiceOptions, ListContainersOptionsBuilder};
@@ -100,15 +100,18 @@ fn swarm_sequential_ordinals_reach_the_earlier_ones_by_their_link_addresses() {
     ));
     let out = muster_ok(&p, &["apply"]);
     let created: Vec<usize> = (1..=3)
-        .map(|k| out.stdout.find(&format!("{}_db-{k}  created", p.name())).unwrap())
+        .map(|k| {
+            out.stdout
+                .find(&format!("{}_db-{k}  created", p.name()))
+                .unwrap()
+        })
         .collect();
     assert!(created.windows(2).all(|w| w[0] < w[1]), "in order:\n{out}");
     let third = running_tasks(&format!("{}_db-3", p.name()));
     let third = third.first().expect("db-3 runs");
     for k in 1..=2 {
-        let script = format!(
-            "echo | nc -w 2 $DB_{k}_PORT_7000_TCP_ADDR $DB_{k}_PORT_7000_TCP_PORT"
-        );
+        let script =
+            format!("echo | nc -w 2 $DB_{k}_PORT_7000_TCP_ADDR $DB_{k}_PORT_7000_TCP_PORT");
         let (code, text) = exec(third, &["sh", "-c", &script]);
         assert_eq!(code, 0, "db-3 reaches db-{k}: {text}");
         assert!(text.contains(&format!("hi-from-db-{k}")), "{text}");
@@ -232,5 +235,9 @@ fn a_project_of_the_docker_backend_is_refused_by_the_swarm_backend() {
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stderr.contains("docker backend"), "{out}");
     assert_eq!(replicas(&format!("{}_web", p.name())), None);
-    assert_eq!(p.containers().len(), 1, "the docker backend's container stays");
+    assert_eq!(
+        p.containers().len(),
+        1,
+        "the docker backend's container stays"
+    );
 }

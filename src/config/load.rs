@@ -38,6 +38,15 @@ pub fn load(path: &Path) -> Result<Desired, Invalid> {
 /// # Errors
 /// [`Invalid`] with every problem found, located in the file.
 pub fn load_as(path: &Path, backend: Option<Backend>) -> Result<Desired, Invalid> {
+    load_read(path, backend).map(|(desired, _)| desired)
+}
+
+/// Like [`load_as`], also returning the bytes that were read and checked
+/// (a saved plan records their SHA-256).
+///
+/// # Errors
+/// As [`load`].
+pub fn load_read(path: &Path, backend: Option<Backend>) -> Result<(Desired, Vec<u8>), Invalid> {
     let shown = path.display().to_string();
     let bytes = read_capped(path).map_err(|e| Invalid {
         path: shown.clone(),
@@ -62,7 +71,8 @@ pub fn load_as(path: &Path, backend: Option<Backend>) -> Result<Desired, Invalid
         })
         .unwrap_or(Path::new("."));
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    parse_bytes_as(&shown, &bytes, &dir, backend)
+    let desired = parse_bytes_as(&shown, &bytes, &dir, backend)?;
+    Ok((desired, bytes))
 }
 
 /// Reads at most one byte more than [`MAX_FILE_BYTES`], so that an endless

@@ -10,7 +10,7 @@ mod validate;
 
 pub use diagnostic::{Invalid, Problem, plural};
 pub use load::{
-    MAX_FILE_BYTES, load, load_as, parse_bytes, parse_bytes_as, parse_str, parse_str_as,
+    MAX_FILE_BYTES, load, load_as, load_read, parse_bytes, parse_bytes_as, parse_str, parse_str_as,
     read_capped,
 };
 pub use model::*;

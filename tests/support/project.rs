@@ -251,7 +251,10 @@ impl Project {
             {
                 let spec = s.spec.unwrap_or_default();
                 let name = spec.name.unwrap_or_default();
-                if self.owns(&name, spec.labels.as_ref().and_then(|l| l.get(PROJECT_LABEL))) {
+                if self.owns(
+                    &name,
+                    spec.labels.as_ref().and_then(|l| l.get(PROJECT_LABEL)),
+                ) {
                     if let Err(e) = docker.delete_service(&name).await {
                         eprintln!("cleanup: cannot remove swarm service {name}: {e}");
                     }
