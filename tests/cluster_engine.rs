@@ -89,8 +89,20 @@ fn two_nodes_spread_a_service_and_reach_each_other_by_name_then_leave_nothing_be
         );
     }
 
-    // Node 2 has no image of its own: it pulls this one from the host's
-    // registry through its forwarder.
+    for node in cluster.nodes() {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &node.name, "route", "show", "default"])
+            .output()
+            .expect("ip runs");
+        assert!(
+            out.status.success() && out.stdout.is_empty(),
+            "node {} has no default route: nothing leaves the machine: {out:?}",
+            node.name
+        );
+    }
+
+    // The nodes have no image of their own: they pull this one from the
+    // host's registry through their forwarders.
     let pushed = cluster.registry_image(host_image);
     // This one it gets loaded in advance, and runs without any registry.
     cluster.load_image(host_image);
@@ -140,6 +152,19 @@ fn two_nodes_spread_a_service_and_reach_each_other_by_name_then_leave_nothing_be
         per_node,
         BTreeMap::from([(0, 2), (1, 2)]),
         "4 tasks at most 2 per node run 2 on each node: {web:#?}"
+    );
+    let repo = pushed
+        .rsplit_once(':')
+        .map_or(pushed.as_str(), |(repo, _)| repo);
+    let digests = block_on(cluster.nodes()[1].docker().inspect_image(&pushed))
+        .ok()
+        .and_then(|i| i.repo_digests)
+        .unwrap_or_default();
+    assert!(
+        digests
+            .iter()
+            .any(|d| d.starts_with(&format!("{repo}@sha256:"))),
+        "node 2 pulled {pushed} from the registry (a pulled image has its digest): {digests:?}"
     );
     let listener = cluster.wait_running("listener", 1, Duration::from_secs(120));
     assert_eq!(
