@@ -350,6 +350,11 @@ pub async fn down(
     for v in &done.volumes {
         printer.info(&format!("  - volume {v}  removed"));
     }
+    if volumes && desired.backend == BackendKind::Swarm {
+        printer.info(
+            "  (the volumes of this manager were removed; those on other nodes of the swarm stay)",
+        );
+    }
     printer.info(&format!(
         "Down: {} removed{}.",
         config::plural(done.plan.summary().remove, "container"),

@@ -77,11 +77,13 @@ init = true
 stop_grace_period = "1s"
 "#;
 
-/// muster mounts a volume it would have created itself, when one of that
-/// name exists already, as it is (with a warning): its data is there, its
-/// labels stay, and neither `apply --prune` nor `down --volumes` removes it.
+/// A volume of the name muster would create that is not the project's
+/// (no label, or another project's) is refused before any change, naming
+/// it and its owner; declared `external`, it is mounted as it is and never
+/// removed, not even by `down --volumes`; an external volume that does
+/// not exist stops the apply before any change.
 #[test]
-fn a_volume_under_the_projects_name_but_not_its_label_is_mounted_as_it_is_and_never_removed() {
+fn a_volume_that_is_not_the_projects_is_refused_unless_declared_external() {
     let project = Project::new("own-vol");
     let p = project.name();
     let other = format!("{p}-other");
@@ -91,26 +93,39 @@ fn a_volume_under_the_projects_name_but_not_its_label_is_mounted_as_it_is_and_ne
     foreign_volume(&others, &[("io.muster.project", &other)], "other");
 
     project.write(&STORE.replace("COUNT", "3"));
-    let out = muster_ok(&project, &["apply"]);
-    for v in [&unlabelled, &others] {
-        assert!(
-            out.stderr.contains(&format!(
-                "volume {v} exists without project {p}'s label; using it as it is"
-            )),
-            "no warning about {v}:\n{out}"
-        );
-    }
+    let out = muster_exits(&project, &["apply"], 1);
+    assert!(
+        out.stderr
+            .contains(&format!("volume {unlabelled} was not created by muster")),
+        "{out}"
+    );
+    assert!(out.stderr.contains("nothing was changed"), "{out}");
+    assert!(project.containers().is_empty(), "no container was created");
+    project.write(
+        &STORE
+            .replace("COUNT", "2")
+            .replace("data-{ordinal}", "data-2"),
+    );
+    let out = muster_exits(&project, &["apply"], 1);
+    assert!(
+        out.stderr
+            .contains(&format!("volume {others} belongs to project {other}")),
+        "{out}"
+    );
+    assert!(project.containers().is_empty(), "no container was created");
+
+    // Declared external: used as it is, data and labels intact, kept by down.
+    project.write(&format!(
+        "{}\n[volumes.legacy]\nexternal = true\nname = \"{unlabelled}\"\n",
+        STORE
+            .replace("COUNT", "1")
+            .replace("data-{ordinal}", "legacy")
+    ));
+    muster_ok(&project, &["apply"]);
     assert_eq!(
         exec(&format!("{p}-store-1"), &["cat", "/data/owner"]).1,
         "nobody\n"
     );
-    assert_eq!(
-        exec(&format!("{p}-store-2"), &["cat", "/data/owner"]).1,
-        "other\n"
-    );
-
-    project.write(&STORE.replace("COUNT", "0"));
-    muster_ok(&project, &["apply", "--prune"]);
     muster_ok(&project, &["down", "--volumes"]);
     assert!(project.containers().is_empty());
     assert_eq!(volume_labels(&unlabelled), BTreeMap::new());
@@ -118,20 +133,21 @@ fn a_volume_under_the_projects_name_but_not_its_label_is_mounted_as_it_is_and_ne
         volume_labels(&others),
         BTreeMap::from([("io.muster.project".to_string(), other.clone())])
     );
-    // The one muster made is its own, and goes.
-    assert_eq!(project.volumes(), [unlabelled.clone(), others.clone()]);
 
-    // Their data is intact.
-    project.write(&STORE.replace("COUNT", "2"));
-    muster_ok(&project, &["apply"]);
-    assert_eq!(
-        exec(&format!("{p}-store-1"), &["cat", "/data/owner"]).1,
-        "nobody\n"
+    // An external volume that does not exist: nothing happens.
+    project.write(&format!(
+        "{}\n[volumes.legacy]\nexternal = true\nname = \"{p}-missing\"\n",
+        STORE
+            .replace("COUNT", "1")
+            .replace("data-{ordinal}", "legacy")
+    ));
+    let out = muster_exits(&project, &["apply"], 1);
+    assert!(
+        out.stderr
+            .contains("is declared external and does not exist"),
+        "{out}"
     );
-    assert_eq!(
-        exec(&format!("{p}-store-2"), &["cat", "/data/owner"]).1,
-        "other\n"
-    );
+    assert!(project.containers().is_empty(), "no container was created");
 }
 
 const WEB: &str = r#"project = "{project}"

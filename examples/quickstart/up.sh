@@ -1,30 +1,13 @@
 #!/usr/bin/env bash
-# The quick start: makes a local image from Debian's static busybox (no
-# registry needed), builds muster, and applies this directory's
-# services.toml. Run it again after editing the file, or use `muster watch`.
+# The quick start: makes the examples' image (no registry needed), then
+# applies this directory's services.toml with the installed `muster`, or,
+# from a source checkout without one, with `cargo run`. Run it again after
+# editing the file, or use `muster watch`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-image="muster-example/busybox:1"
-
-if ! docker image inspect "$image" >/dev/null 2>&1; then
-  busybox=""
-  for candidate in /bin/busybox /usr/bin/busybox; do
-    [ -x "$candidate" ] && busybox="$candidate" && break
-  done
-  if [ -z "$busybox" ]; then
-    echo "need Debian's static busybox: apt-get install busybox-static" >&2
-    exit 1
-  fi
-  root="$(mktemp -d)"
-  trap 'rm -rf "$root"' EXIT
-  mkdir -p "$root/bin"
-  cp "$busybox" "$root/bin/busybox"
-  for applet in sh sleep env cat echo hostname mkdir grep sort httpd wget nc true; do
-    ln -s busybox "$root/bin/$applet"
-  done
-  tar -C "$root" -cf - bin | docker import -c 'ENV PATH=/bin' -c 'CMD ["sh"]' - "$image" >/dev/null
-  echo "imported $image"
+"$here/../image.sh"
+if command -v muster >/dev/null; then
+  exec muster -f "$here/services.toml" apply "$@"
 fi
-
 cd "$here/../.."
 exec cargo run --quiet -- -f "$here/services.toml" apply "$@"
