@@ -285,7 +285,11 @@ impl Run<'_> {
                 self.create_and_start(&self.request(service, c, &c.unit))
                     .await?;
             }
-            Action::Scale => engine.update(&self.request(service, c, &c.unit), false).await?,
+            Action::Scale => {
+                engine
+                    .update(&self.request(service, c, &c.unit), false)
+                    .await?
+            }
             Action::Update => {
                 let force = !matches!(c.reason, crate::plan::Reason::ConfigChanged);
                 engine

@@ -156,7 +156,8 @@ impl Drift {
     /// (until it ends), and a recreate starts a fresh back-off.
     pub fn applying(&mut self, plan: &Plan, leaving: &[String], now: Instant) {
         for id in leaving {
-            self.ours.insert(id.clone(), now + Duration::from_secs(86_400));
+            self.ours
+                .insert(id.clone(), now + Duration::from_secs(86_400));
         }
         for c in plan.changes().filter(|c| c.action == Action::Recreate) {
             self.backoff.remove(&c.unit);

@@ -73,7 +73,12 @@ impl Context {
         Ok(engine::connect(desired.backend, self.host.as_deref()).await?)
     }
 
-    fn options(&self, prune: bool, apply: &ApplyRequest, lock_when_idle: bool) -> reconcile::Options {
+    fn options(
+        &self,
+        prune: bool,
+        apply: &ApplyRequest,
+        lock_when_idle: bool,
+    ) -> reconcile::Options {
         reconcile::Options {
             prune,
             parallel: apply.parallel,
@@ -95,7 +100,11 @@ pub async fn plan(ctx: &Context, printer: &Printer, req: &PlanRequest) -> Result
     let actual = backend.observe(&desired.project, &desired.images()).await?;
     let plan = crate::plan::plan(&desired, &actual, req.prune);
     print_plan(printer, &plan, &backend.endpoint(), req.output);
-    Ok(if plan.is_empty() { Done::Ok } else { Done::Changes })
+    Ok(if plan.is_empty() {
+        Done::Ok
+    } else {
+        Done::Changes
+    })
 }
 
 /// `apply`: the pipeline, printing the plan and each step.

@@ -31,3 +31,4 @@ pub mod render;
 pub mod runtime_dir;
 pub mod safe_file;
 pub mod watch;
+pub mod web;

@@ -4,7 +4,6 @@
 
 use std::io::{IsTerminal, Write};
 
-
 /// When to colour output (`--color`); `NO_COLOR` turns it off in `auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorChoice {
@@ -108,4 +107,3 @@ impl Paint {
         self.wrap("2", t)
     }
 }
-

@@ -41,14 +41,20 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     /// The service's count changes.
-    Scale { from: u32, to: u32 },
+    Scale {
+        from: u32,
+        to: u32,
+    },
     /// An ordinal below the highest one is missing (removed outside muster).
     Missing,
     /// An ordinal above the count, while the count itself does not change.
     AboveCount(u32),
     ConfigChanged,
     /// The image tag now points at another image id (short form).
-    ImageMoved { image: String, id: String },
+    ImageMoved {
+        image: String,
+        id: String,
+    },
     /// Exists with the same config, and is not running.
     NotRunning(State),
     Dead,
@@ -173,7 +179,9 @@ impl Layout {
     /// The name of a unit: `ordinal` `None` for a replicated unit.
     pub fn unit_name(self, project: &str, service: &str, ordinal: Option<u32>) -> String {
         match (self, ordinal) {
-            (Layout::Containers, o) => crate::engine::container_name(project, service, o.unwrap_or(1)),
+            (Layout::Containers, o) => {
+                crate::engine::container_name(project, service, o.unwrap_or(1))
+            }
             (Layout::SwarmServices, Some(k)) => format!("{project}_{service}-{k}"),
             (Layout::SwarmServices, None) => format!("{project}_{service}"),
         }

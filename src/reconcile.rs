@@ -157,12 +157,7 @@ async fn check_volumes(backend: &dyn Backend, desired: &Desired, plan: &Plan) ->
             .iter()
             .filter(|c| matches!(c.action, Action::Create | Action::Recreate))
         {
-            let spec = container_spec(
-                &desired.project,
-                service,
-                c.ordinal.unwrap_or(1),
-                &c.unit,
-            );
+            let spec = container_spec(&desired.project, service, c.ordinal.unwrap_or(1), &c.unit);
             for m in spec.mounts.into_iter().filter(|m| !m.bind) {
                 mounts.insert(m.source, m.external);
             }
@@ -185,8 +180,9 @@ async fn check_volumes(backend: &dyn Backend, desired: &Desired, plan: &Plan) ->
             (Some(owner), false) => {
                 let whose = match owner {
                     Some(other) => format!("belongs to project {other}"),
-                    None => "was not created by muster (it has no io.muster.project label)"
-                        .to_string(),
+                    None => {
+                        "was not created by muster (it has no io.muster.project label)".to_string()
+                    }
                 };
                 return refuse(format!(
                     "volume {name} {whose}; muster does not mount another's data. \

@@ -300,9 +300,7 @@ pub fn error_text(e: &Error, color: bool) -> String {
     let p = Paint(color);
     let mut out = format!("{} {e}", p.red("error:"));
     if let Error::Apply(crate::apply::ApplyError::NotReady {
-        container,
-        logs,
-        ..
+        container, logs, ..
     }) = e
     {
         if logs.trim().is_empty() {
@@ -325,7 +323,7 @@ pub struct PsView {
     pub orphans: Vec<crate::plan::Orphan>,
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PsService {
     pub service: String,
     pub mode: &'static str,
@@ -334,7 +332,7 @@ pub struct PsService {
     pub containers: Vec<PsContainer>,
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PsContainer {
     pub name: String,
     pub ordinal: Option<u32>,

@@ -1,7 +1,6 @@
 //! Snapshots of the plan as users and scripts see it, for a fixed state
 //! held by the in-memory engine.
 
-
 use muster::config::{Desired, parse_str};
 use muster::engine::memory::MemoryEngine;
 use muster::engine::{State, container_name, container_spec};

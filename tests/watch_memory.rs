@@ -74,6 +74,7 @@ fn start(
         lock_timeout: Duration::from_secs(5),
         prune: false,
         json: false,
+        listen: None,
     };
     let inbox = Inbox::default();
     let remote = inbox.remote();
@@ -106,7 +107,9 @@ fn the_daemon_applies_saves_heals_drift_ignores_invalid_files_and_stops() {
 
     // Removed outside muster: created again.
     engine.drift("mem-web-2", "destroy", 0);
-    wait_until("the removed container is back", || running(&engine).len() == 3);
+    wait_until("the removed container is back", || {
+        running(&engine).len() == 3
+    });
 
     // An invalid save changes nothing; the next valid one is applied.
     save(dir.path(), "[services.web\nimage = ");
@@ -148,7 +151,11 @@ fn the_daemon_pulls_a_missing_image_before_it_changes_anything() {
             && running(&engine).len() == 1
     });
     let calls = engine.take_calls();
-    assert_eq!(calls.first().map(String::as_str), Some("pull img:2"), "{calls:?}");
+    assert_eq!(
+        calls.first().map(String::as_str),
+        Some("pull img:2"),
+        "{calls:?}"
+    );
 
     remote.stop("a test");
     handle.join().unwrap();

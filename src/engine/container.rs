@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{
-    LABEL_CONFIG, LABEL_HASH, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, network_name,
-};
+use super::{LABEL_CONFIG, LABEL_HASH, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, network_name};
 use crate::config::{ContainerPort, Healthcheck, Port, Restart, Service, VolumeSource};
 
 /// A mount in a container.
@@ -48,7 +46,6 @@ pub struct ContainerSpec {
     pub memory: Option<u64>,
     pub healthcheck: Option<Healthcheck>,
 }
-
 
 /// Builds the engine request for container `ordinal` of `service`. Pure.
 pub fn container_spec(project: &str, service: &Service, ordinal: u32, name: &str) -> ContainerSpec {

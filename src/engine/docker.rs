@@ -20,8 +20,8 @@ use futures_util::StreamExt;
 
 use super::{
     Actual, Backend, ContainerSpec, Endpoint, EngineError, ErrorKind, Health, LABEL_LOCK,
-    LABEL_PROJECT, LockHolder, Published, Result, State, Status, Unit, UnitRequest,
-    container_spec, network_name,
+    LABEL_PROJECT, LockHolder, Published, Result, State, Status, Unit, UnitRequest, container_spec,
+    network_name,
 };
 use crate::config::Restart;
 

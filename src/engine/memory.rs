@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::{
-    Actual, Backend, ContainerSpec, Endpoint, EngineError, ErrorKind, Event, Health,
-    LABEL_PROJECT, LockHolder, Result, State, Status, Unit, UnitRequest, container_spec,
+    Actual, Backend, ContainerSpec, Endpoint, EngineError, ErrorKind, Event, Health, LABEL_PROJECT,
+    LockHolder, Result, State, Status, Unit, UnitRequest, container_spec,
 };
 
 #[derive(Debug, Clone)]
@@ -373,7 +373,9 @@ impl Backend for MemoryEngine {
         let prefix = format!("{project}-");
         tokio_stream_of(self.events.subscribe())
             .filter(move |e| {
-                let ours = e.as_ref().map_or(true, |e| e.container.starts_with(&prefix));
+                let ours = e
+                    .as_ref()
+                    .map_or(true, |e| e.container.starts_with(&prefix));
                 async move { ours }
             })
             .boxed()

@@ -341,9 +341,9 @@ pub async fn connect(
     host: Option<&str>,
 ) -> Result<std::sync::Arc<dyn Backend>> {
     match kind {
-        crate::config::Backend::Docker => {
-            Ok(std::sync::Arc::new(docker::DockerEngine::connect(host).await?))
-        }
+        crate::config::Backend::Docker => Ok(std::sync::Arc::new(
+            docker::DockerEngine::connect(host).await?,
+        )),
         crate::config::Backend::Swarm => Err(EngineError::new(
             "choosing the backend",
             ErrorKind::Other,
