@@ -396,10 +396,34 @@ fn a_non_loopback_address_without_a_token_exits_64() {
     assert!(project.containers().is_empty(), "it started anyway");
     let out = project
         .muster()
-        .args(["watch", "--listen", "not-an-address"])
+        .env("MUSTER_LISTEN", "0.0.0.0:7071")
+        .args(["watch"])
+        .timeout(Duration::from_secs(30))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "MUSTER_LISTEN: {stderr}");
+    assert!(stderr.contains("--token-file"), "{stderr}");
+    for bad in ["not-an-address", "localhost", "127.0.0.1:99999"] {
+        let out = project
+            .muster()
+            .args(["watch", "--listen", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "--listen {bad}");
+    }
+    // A token that is too short to be one is a usage error too.
+    std::fs::write(project.dir().join("token"), "short\n").unwrap();
+    let out = project
+        .muster()
+        .args(["watch", "--listen", "0.0.0.0:7071", "--token-file", "token"])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("at least 16"), "{stderr}");
+    assert!(project.containers().is_empty(), "it started anyway");
 }
 
 #[test]
