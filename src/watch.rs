@@ -572,17 +572,15 @@ impl Daemon<'_> {
                 if let Some(w) = &self.web {
                     w.file_loaded(Err(invalid.render_plain()));
                 }
-                {
-                    let problems: Vec<serde_json::Value> = invalid
-                        .problems
-                        .iter()
-                        .map(|p| {
-                            let (line, col) = invalid.line_col(p.span.as_ref().map_or(0, |s| s.start));
-                            serde_json::json!({"code": p.code, "message": p.message, "line": line, "column": col, "help": p.help})
-                        })
-                        .collect();
-                    self.log().json_line(serde_json::json!({"event": "invalid_file", "file": invalid.path, "problems": problems}));
-                }
+                let problems: Vec<serde_json::Value> = invalid
+                    .problems
+                    .iter()
+                    .map(|p| {
+                        let (line, col) = invalid.line_col(p.span.as_ref().map_or(0, |s| s.start));
+                        serde_json::json!({"code": p.code, "message": p.message, "line": line, "column": col, "help": p.help})
+                    })
+                    .collect();
+                self.log().json_line(serde_json::json!({"event": "invalid_file", "file": invalid.path, "problems": problems}));
                 if !self.s.json {
                     self.log_error(&format!(
                         "{} is invalid; keeping the last good configuration, changing nothing",
