@@ -575,3 +575,47 @@ fn ready_only_once_a_first_pass_ended() {
         .wait_until("2 web run", T, || running(&project, "web") == 2);
     assert_eq!(web.services()["file"]["valid"], true);
 }
+
+#[test]
+fn a_crash_loop_shows_on_the_page_the_api_and_the_metrics() {
+    let project = Project::new("web-crash");
+    project.write(
+        r#"[services.crash]
+image = "{image}"
+command = ["sh", "-c", "echo boom; exit 3"]
+restart = "no"
+init = true
+stop_grace_period = "1s"
+"#,
+    );
+    let crash1 = format!("{}-crash-1", project.name());
+    let web = Web::start(&project, None);
+    web.daemon
+        .wait_until("the API shows it crash-looping", T, || {
+            let j = web.services();
+            j["services"][0]["containers"][0]["backoff"]["failures"]
+                .as_u64()
+                .is_some_and(|n| n >= 2)
+        });
+    let j = web.services();
+    let c = &j["services"][0]["containers"][0];
+    assert_eq!(c["name"], crash1.as_str());
+    assert_eq!(c["state"], "exited", "{c}");
+    let engine: Vec<String> = project
+        .containers()
+        .iter()
+        .map(|c| c.state.clone())
+        .collect();
+    assert!(engine.iter().all(|s| s != "running"), "{engine:?}");
+    web.daemon
+        .wait_until("the metrics count the back-off", T, || {
+            web.metric("muster_crashloop_backoffs{service=\"crash\"}") == Some(1.0)
+        });
+    assert!(
+        web.metric("muster_drift_events_total{service=\"crash\",kind=\"die\"}")
+            .is_some_and(|n| n >= 2.0)
+    );
+    let page = web.get("/");
+    assert!(page.body.contains("crash-looping"), "{}", page.body);
+    assert!(page.body.contains(&crash1));
+}
