@@ -191,6 +191,13 @@ pub enum Command {
         /// `json`: one JSON object per event, for log shippers.
         #[arg(long, default_value = "text", value_parser = text_or_json())]
         output: Format,
+        /// Serve a status page, a JSON API and /metrics on ADDR (e.g. 127.0.0.1:7070).
+        #[arg(long, env = "MUSTER_LISTEN", value_name = "ADDR", value_parser = crate::web::parse_listen)]
+        listen: Option<std::net::SocketAddr>,
+        /// A file holding the bearer token every request to --listen must carry;
+        /// required for an address other than loopback.
+        #[arg(long, value_name = "PATH", requires = "listen")]
+        token_file: Option<PathBuf>,
         #[command(flatten)]
         options: ApplyArgs,
     },
@@ -370,8 +377,14 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
             resync,
             prune,
             output,
+            listen,
+            token_file,
             options,
         } => {
+            let listen = listen
+                .map(|addr| crate::web::Listen::new(addr, token_file.as_deref()))
+                .transpose()
+                .map_err(Error::Usage)?;
             let settings = crate::watch::Settings {
                 file: ctx.file.clone(),
                 project: ctx.project.clone(),
@@ -382,6 +395,7 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
                 lock_timeout: options.lock_timeout,
                 prune,
                 json: output == Format::Json,
+                listen,
             };
             let connector = crate::watch::EngineConnector(ctx.host.clone());
             crate::watch::run(settings, printer, &connector)

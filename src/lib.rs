@@ -35,3 +35,4 @@ pub mod safe_file;
 pub mod sanitize;
 pub mod saved_plan;
 pub mod watch;
+pub mod web;

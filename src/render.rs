@@ -324,7 +324,7 @@ pub struct PsView {
     pub orphans: Vec<crate::plan::Orphan>,
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PsService {
     pub service: String,
     pub mode: &'static str,
@@ -333,7 +333,7 @@ pub struct PsService {
     pub containers: Vec<PsContainer>,
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PsContainer {
     pub name: String,
     pub ordinal: Option<u32>,

@@ -51,6 +51,8 @@ pub struct Settings {
     pub lock_timeout: Duration,
     pub prune: bool,
     pub json: bool,
+    /// `--listen`: serve the status page, the API and the metrics there.
+    pub listen: Option<crate::web::Listen>,
 }
 
 /// How the daemon reaches its backend, at start and after the engine went
@@ -156,6 +158,9 @@ pub async fn serve(
 ) -> Result<(), String> {
     let Inbox { tx, mut rx, stop } = inbox;
     let _watcher = watch_file(&s.file, tx.clone())?;
+    let (web, _server) = crate::web::launch(s.listen.as_ref(), &s.file, s.prune, timestamp)
+        .await?
+        .unzip();
     let mut d = Daemon {
         s,
         printer,
@@ -172,8 +177,12 @@ pub async fn serve(
         events_task: None,
         backoffs_dir: None,
         state: crate::runtime_dir::StateWriter::start(),
+        web,
     };
     d.log_line(&format!("watching {}", d.s.file.display()), false);
+    if let Some(l) = &d.s.listen {
+        d.log_line(&format!("status page on http://{}/", l.addr), false);
+    }
     match crate::runtime_dir::runtime_dir() {
         Ok(dir) => d.backoffs_dir = Some(dir),
         Err(e) => d.log_error(&format!("back-offs will not be shown by `muster ps`: {e}")),
@@ -244,6 +253,9 @@ pub async fn serve(
         for name in d.drift().due(now) {
             reasons.push(format!("{name} back-off over"));
         }
+    }
+    if let Some(w) = &d.web {
+        w.stopped();
     }
     if let (Some(project), Some(dir)) = (&d.events_for, &d.backoffs_dir) {
         d.state.put(crate::files::backoff_file(dir, project), None);
@@ -359,36 +371,43 @@ struct Daemon<'p> {
     backoffs_dir: Option<PathBuf>,
     /// Writes state files off the event loop: no file can hang the daemon.
     state: crate::runtime_dir::StateWriter,
+    /// What `--listen` shows, told at each change.
+    web: Option<Arc<crate::web::State>>,
 }
 
 /// Prints what the daemon does: timestamped lines, or JSON objects.
 struct Log<'p> {
     printer: &'p Printer,
     json: bool,
+    web: Option<&'p crate::web::State>,
 }
 
 impl Log<'_> {
+    /// An event as `--output json` prints it; also sent to the web face.
     fn json_line(&self, value: serde_json::Value) {
         let mut v = value;
         if let Some(o) = v.as_object_mut() {
             o.insert("time".into(), timestamp().into());
         }
-        self.printer.out(&format!("{v}\n"));
+        if let Some(w) = self.web {
+            w.event(&v);
+        }
+        if self.json {
+            self.printer.out(&format!("{v}\n"));
+        }
     }
 
     /// A timestamped line; `change` lines are printed even with `-q`.
     fn line(&self, text: &str, change: bool) {
-        if self.json {
-            self.json_line(serde_json::json!({"event": "log", "message": text}));
-        } else if change || !self.printer.quiet {
+        self.json_line(serde_json::json!({"event": "log", "message": text}));
+        if !self.json && (change || !self.printer.quiet) {
             self.printer.out(&format!("{} {text}\n", timestamp()));
         }
     }
 
     fn error(&self, text: &str) {
-        if self.json {
-            self.json_line(serde_json::json!({"event": "error", "message": text}));
-        } else {
+        self.json_line(serde_json::json!({"event": "error", "message": text}));
+        if !self.json {
             self.printer.err(&format!("{} error: {text}", timestamp()));
         }
     }
@@ -413,10 +432,9 @@ impl PassObserver<'_> {
 
 impl Observer for PassObserver<'_> {
     fn plan(&self, plan: &Plan, endpoint: &Endpoint) {
-        if self.log.json {
-            self.log
-                .json_line(serde_json::json!({"event": "plan", "plan": render::plan_json(plan)}));
-        } else {
+        self.log
+            .json_line(serde_json::json!({"event": "plan", "plan": render::plan_json(plan)}));
+        if !self.log.json {
             self.log.printer.out(&render::plan_text(
                 plan,
                 endpoint,
@@ -457,15 +475,14 @@ impl Observer for PassObserver<'_> {
 
 impl Reporter for PassObserver<'_> {
     fn step(&self, change: &Change, elapsed: Duration, result: &Result<(), ApplyError>) {
-        if self.log.json {
-            self.log.json_line(serde_json::json!({
-                "event": "step",
-                "container": change.unit,
-                "action": change.action,
-                "seconds": elapsed.as_secs_f64(),
-                "error": result.as_ref().err().map(ToString::to_string),
-            }));
-        } else {
+        self.log.json_line(serde_json::json!({
+            "event": "step",
+            "container": change.unit,
+            "action": change.action,
+            "seconds": elapsed.as_secs_f64(),
+            "error": result.as_ref().err().map(ToString::to_string),
+        }));
+        if !self.log.json {
             self.log.printer.out(&format!(
                 "{}\n",
                 render::step_line(change, elapsed, result, self.log.printer.color_out())
@@ -479,6 +496,7 @@ impl Daemon<'_> {
         Log {
             printer: self.printer,
             json: self.s.json,
+            web: self.web.as_deref(),
         }
     }
 
@@ -503,10 +521,11 @@ impl Daemon<'_> {
                 let h = Some(u64::MAX);
                 if self.seen != h {
                     self.seen = h;
-                    self.log_error(&format!(
-                        "cannot read {}: {e}; keeping the last good configuration",
-                        self.s.file.display()
-                    ));
+                    let text = format!("cannot read {}: {e}", self.s.file.display());
+                    if let Some(w) = &self.web {
+                        w.file_loaded(Err(text.clone()));
+                    }
+                    self.log_error(&format!("{text}; keeping the last good configuration"));
                 }
                 return false;
             }
@@ -541,21 +560,26 @@ impl Daemon<'_> {
                     self.events_for = None;
                     self.next_reconnect = Some(Instant::now());
                 }
+                if let Some(w) = &self.web {
+                    w.file_loaded(Ok(&desired));
+                }
                 self.last_good = Some(desired);
                 true
             }
             Err(invalid) => {
-                if self.s.json {
-                    let problems: Vec<serde_json::Value> = invalid
-                        .problems
-                        .iter()
-                        .map(|p| {
-                            let (line, col) = invalid.line_col(p.span.as_ref().map_or(0, |s| s.start));
-                            serde_json::json!({"code": p.code, "message": p.message, "line": line, "column": col, "help": p.help})
-                        })
-                        .collect();
-                    self.log().json_line(serde_json::json!({"event": "invalid_file", "file": invalid.path, "problems": problems}));
-                } else {
+                if let Some(w) = &self.web {
+                    w.file_loaded(Err(invalid.render_plain()));
+                }
+                let problems: Vec<serde_json::Value> = invalid
+                    .problems
+                    .iter()
+                    .map(|p| {
+                        let (line, col) = invalid.line_col(p.span.as_ref().map_or(0, |s| s.start));
+                        serde_json::json!({"code": p.code, "message": p.message, "line": line, "column": col, "help": p.help})
+                    })
+                    .collect();
+                self.log().json_line(serde_json::json!({"event": "invalid_file", "file": invalid.path, "problems": problems}));
+                if !self.s.json {
                     self.log_error(&format!(
                         "{} is invalid; keeping the last good configuration, changing nothing",
                         self.s.file.display()
@@ -580,6 +604,9 @@ impl Daemon<'_> {
         match self.connector.connect(kind).await {
             Ok(backend) => {
                 self.log_line(&format!("connected to {}", backend.endpoint()), false);
+                if let Some(w) = &self.web {
+                    w.engine(Some(&backend));
+                }
                 self.backend = Some(backend);
                 self.events_for = None;
                 self.follow_events();
@@ -601,6 +628,9 @@ impl Daemon<'_> {
 
     fn lost(&mut self, why: &str) {
         if self.backend.take().is_some() {
+            if let Some(w) = &self.web {
+                w.engine(None);
+            }
             self.log_error(&format!("lost the engine: {why}"));
             self.events_for = None;
             self.next_reconnect = Some(Instant::now() + Duration::from_millis(500));
@@ -642,6 +672,9 @@ impl Daemon<'_> {
     /// What an engine event means: a reason to run a pass, or nothing.
     fn on_event(&mut self, e: &Event) -> Option<String> {
         let decision = self.drift().on_event(e, Instant::now());
+        if let Some(w) = &self.web {
+            w.engine_event(e, decision != Decision::Ignore);
+        }
         match decision {
             Decision::Ignore => None,
             Decision::Pass { why, failures } => {
@@ -663,12 +696,15 @@ impl Daemon<'_> {
 
     /// Writes the back-offs for `muster ps` (best effort).
     fn publish_backoffs(&self) {
-        let (Some(project), Some(dir)) = (&self.events_for, &self.backoffs_dir) else {
-            return;
-        };
         let records = self
             .drift()
             .records(Instant::now(), crate::engine::now_secs());
+        if let Some(w) = &self.web {
+            w.backoffs(&records);
+        }
+        let (Some(project), Some(dir)) = (&self.events_for, &self.backoffs_dir) else {
+            return;
+        };
         self.state.put(
             crate::files::backoff_file(dir, project),
             crate::files::backoffs_content(&records),
@@ -709,7 +745,11 @@ impl Daemon<'_> {
             why: &why,
             said: AtomicBool::new(false),
         };
+        let started = Instant::now();
         let result = reconcile::pass(backend.as_ref(), &desired, &options, &announced).await;
+        if let Some(w) = &self.web {
+            w.pass_ended(reasons, &result, started.elapsed());
+        }
         match result {
             Ok(Outcome::UpToDate(plan)) => {
                 let held = observer.held.lock().map(|h| h.clone()).unwrap_or_default();

@@ -74,6 +74,7 @@ fn start(
         lock_timeout: Duration::from_secs(5),
         prune: false,
         json: false,
+        listen: None,
     };
     let inbox = Inbox::default();
     let remote = inbox.remote();

@@ -1,0 +1,509 @@
+//! The daemon's web face (`muster watch --listen ADDR`, SPEC §11): a status
+//! page, a JSON API, server-sent events, Prometheus metrics and health
+//! probes, served on the daemon's own runtime. Does network and file I/O.
+//!
+//! # Guarantees
+//! - The file stays the only truth: a scale rewrites `services.toml` as
+//!   `muster scale` does (counts only, comments and layout kept, written
+//!   whole, never with content that does not validate, never over a save
+//!   made meanwhile) and the daemon applies it as any save. Nothing here
+//!   changes the engine.
+//! - While the file is invalid, a scale is refused (409): an edit in
+//!   progress is never overwritten.
+//! - Every request names this server in `Host` (`localhost` or the listen
+//!   address): a DNS-rebinding page cannot reach it. With `--token-file`,
+//!   every request carries the token. A change carries the page's CSRF
+//!   token or the bearer token in `Authorization`, which a cross-site page
+//!   cannot send. Bodies over 64 KiB are refused; requests time out.
+
+mod metrics;
+mod page;
+mod security;
+mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State as Shared};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::broadcast::error::RecvError;
+
+pub use security::{Listen, parse_listen};
+pub use state::{State, View};
+
+/// The largest request body read.
+const BODY_LIMIT: usize = 64 * 1024;
+/// A request that has not been answered by then gets 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// The largest count the API sets; more is a typo, not a scale.
+const MAX_COUNT: i64 = 1000;
+/// Event streams open at once; more get 503, so that forgotten tabs
+/// cannot pile up.
+const MAX_STREAMS: usize = 64;
+/// The cookie a browser gets from `/?token=…`, when a token is set.
+const TOKEN_COOKIE: &str = "muster_token";
+/// The header that carries the page's CSRF token.
+const CSRF_HEADER: &str = "x-muster-csrf";
+
+/// The running server; it stops when dropped.
+pub struct Server {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the web face when `--listen` was given: the state for the
+/// daemon to tell, and the server, which serves on the current runtime.
+///
+/// # Errors
+/// When the address cannot be bound (in use, not this host's, no right),
+/// or no CSRF token can be made.
+pub async fn launch(
+    listen: Option<&Listen>,
+    file: &std::path::Path,
+    prune: bool,
+    clock: fn() -> String,
+) -> Result<Option<(Arc<State>, Server)>, String> {
+    let Some(listen) = listen else {
+        return Ok(None);
+    };
+    let state = State::new(listen.clone(), file.to_path_buf(), prune, clock)
+        .map_err(|e| format!("cannot make the page's CSRF token: {e}"))?;
+    let state = Arc::new(state);
+    let server = start(state.clone()).await?;
+    Ok(Some((state, server)))
+}
+
+async fn start(state: Arc<State>) -> Result<Server, String> {
+    let addr = state.listen.addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let app = router(state.clone());
+    let serve = tokio::spawn(async move {
+        // It only returns when the listener fails for good.
+        let _ = axum::serve(listener, app).await;
+    });
+    let follow = tokio::spawn(state.follow());
+    Ok(Server {
+        tasks: vec![serve, follow],
+    })
+}
+
+fn router(state: Arc<State>) -> Router {
+    let streams = Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS));
+    Router::new()
+        .route("/", get(page))
+        .route("/assets/page.css", get(css))
+        .route("/assets/page.js", get(js))
+        .route("/api/v1/services", get(services))
+        .route("/api/v1/services/{name}/scale", post(scale))
+        .route("/api/v1/plan", get(plan))
+        .route(
+            "/api/v1/events",
+            get(move |s: Shared<Arc<State>>| events(s, streams.clone())),
+        )
+        .route("/api/v1/csrf", get(csrf))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
+}
+
+/// A refusal or failure: the status and one line saying why, as JSON.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": self.1});
+        (self.0, axum::Json(body)).into_response()
+    }
+}
+
+/// Host, token and CSRF checks, in that order; then security headers on
+/// every answer.
+async fn guard(Shared(state): Shared<Arc<State>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if !security::host_allowed(host, state.listen.addr) {
+        return Refusal(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "the Host header must be localhost or {} (DNS rebinding protection)",
+                state.listen.addr
+            ),
+        )
+        .into_response();
+    }
+    let bearer = bearer(headers);
+    if let Some(token) = &state.listen.token {
+        if let Some(response) = token_login(&request, token) {
+            return response;
+        }
+        let by_header = bearer.is_some_and(|b| security::same_secret(b, token));
+        let by_cookie =
+            cookie(headers, TOKEN_COOKIE).is_some_and(|c| security::same_secret(c, token));
+        if !by_header && !by_cookie {
+            let mut r = Refusal(
+                StatusCode::UNAUTHORIZED,
+                "this daemon wants `Authorization: Bearer <token>` (the token of --token-file)"
+                    .into(),
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    if request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD {
+        let by_bearer = state.listen.token.is_some() && bearer.is_some();
+        let by_csrf = headers
+            .get(CSRF_HEADER)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|c| security::same_secret(c, &state.csrf));
+        if !by_bearer && !by_csrf {
+            return Refusal(
+                StatusCode::FORBIDDEN,
+                "a change needs the page's CSRF token in X-Muster-Csrf (GET /api/v1/csrf) \
+                 or the bearer token in Authorization"
+                    .into(),
+            )
+            .into_response();
+        }
+    }
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+             img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// `GET /?token=T` with the right token: a browser gets it as a cookie
+/// (HttpOnly, SameSite=Strict) and is sent back to `/`, so that the token
+/// leaves the address bar.
+fn token_login(request: &Request, token: &str) -> Option<Response> {
+    if request.uri().path() != "/" {
+        return None;
+    }
+    let given = request
+        .uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))?;
+    if !security::same_secret(given, token) {
+        return None;
+    }
+    let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+    let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Some(r)
+}
+
+async fn page(Shared(state): Shared<Arc<State>>) -> Response {
+    let html = page::render(&state.view(), &state.csrf);
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        page::CSS,
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        page::JS,
+    )
+        .into_response()
+}
+
+async fn services(Shared(state): Shared<Arc<State>>) -> Response {
+    axum::Json(state.view()).into_response()
+}
+
+async fn plan(Shared(state): Shared<Arc<State>>) -> Response {
+    match state.pending() {
+        Some(plan) => axum::Json(plan).into_response(),
+        None => Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no plan yet: the daemon has not observed the engine with a valid file".into(),
+        )
+        .into_response(),
+    }
+}
+
+async fn csrf(Shared(state): Shared<Arc<State>>) -> Response {
+    axum::Json(serde_json::json!({"csrf": state.csrf})).into_response()
+}
+
+async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn healthz(Shared(state): Shared<Arc<State>>) -> Response {
+    if state.is_running() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response()
+    }
+}
+
+async fn readyz(Shared(state): Shared<Arc<State>>) -> Response {
+    if state.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the first pass has not ended\n",
+        )
+            .into_response()
+    }
+}
+
+async fn events(
+    Shared(state): Shared<Arc<State>>,
+    streams: Arc<tokio::sync::Semaphore>,
+) -> Response {
+    let Ok(permit) = streams.try_acquire_owned() else {
+        return Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_STREAMS} event streams are open already"),
+        )
+        .into_response();
+    };
+    let rx = state.subscribe();
+    let stream = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(text) => {
+                    let event = SseEvent::default().data(&*text);
+                    return Some((Ok::<_, std::convert::Infallible>(event), (rx, permit)));
+                }
+                // A slow reader misses events; the next one still tells it
+                // to look again.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScaleBody {
+    count: i64,
+}
+
+/// What a scale did.
+#[derive(serde::Serialize)]
+struct Scaled {
+    service: String,
+    count: u32,
+    file: String,
+    /// False when the file already had that count.
+    changed: bool,
+    /// The file's unified diff.
+    diff: String,
+    /// What the daemon will do once it has read the file (`plan --output
+    /// json`), from its last look at the engine.
+    plan: Option<serde_json::Value>,
+}
+
+async fn scale(
+    Shared(state): Shared<Arc<State>>,
+    UrlPath(name): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let count = match serde_json::from_slice::<ScaleBody>(&body) {
+        Ok(b) => b.count,
+        Err(e) => {
+            let e = e.to_string();
+            let e = e.lines().next().unwrap_or("");
+            return Refusal(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be {{\"count\": N}}: {e}"),
+            )
+            .into_response();
+        }
+    };
+    let Some(count) = u32::try_from(count)
+        .ok()
+        .filter(|c| i64::from(*c) <= MAX_COUNT)
+    else {
+        return Refusal(
+            StatusCode::BAD_REQUEST,
+            format!("count {count} is out of range: 0 to {MAX_COUNT}"),
+        )
+        .into_response();
+    };
+    match rewrite(&state, &name, count) {
+        Ok(scaled) => axum::Json(scaled).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// The steps of `muster scale`: the file must be valid before and after,
+/// only the count changes, and the write is refused if the file changed
+/// since it was read.
+fn rewrite(state: &State, name: &str, count: u32) -> Result<Scaled, Refusal> {
+    let path = &state.file;
+    let shown = path.display().to_string();
+    let dir = file_dir(path);
+    let internal = |doing: &str, e: &dyn std::fmt::Display| {
+        Refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{doing} {shown}: {e}"),
+        )
+    };
+    let bytes = crate::config::read_capped(path).map_err(|e| internal("reading", &e))?;
+    let before = crate::config::parse_bytes(&shown, &bytes, &dir).map_err(|invalid| {
+        Refusal(
+            StatusCode::CONFLICT,
+            format!(
+                "{shown} is invalid; fix it before scaling ({})",
+                first_line(&invalid.render_plain())
+            ),
+        )
+    })?;
+    if !before.services.contains_key(name) {
+        let names: Vec<&str> = before.services.keys().map(String::as_str).collect();
+        return Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "no service `{name}` in {shown}; its services are: {}",
+                names.join(", ")
+            ),
+        ));
+    }
+    let old = String::from_utf8(bytes).map_err(|e| internal("reading", &e))?;
+    let new = crate::commands::rewrite_counts(&old, &[(name.to_string(), count)])
+        .map_err(|e| internal("editing", &e))?;
+    let mut after = crate::config::parse_str(&shown, &new, &dir).map_err(|invalid| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{name} = {count} would make the file invalid: {}",
+                first_line(&invalid.render_plain())
+            ),
+        )
+    })?;
+    let changed = new != old;
+    if changed {
+        crate::safe_file::write_replacing(path, new.as_bytes(), Some(old.as_bytes())).map_err(
+            |e| {
+                // safe_file's refusal of a file changed since it was read.
+                if e.kind() == std::io::ErrorKind::Other {
+                    Refusal(StatusCode::CONFLICT, format!("writing {shown}: {e}"))
+                } else {
+                    internal("writing", &e)
+                }
+            },
+        )?;
+    }
+    let (current, actual) = state.desired_and_actual();
+    let plan = match (current, actual) {
+        (Some(current), Some(actual)) => {
+            // The daemon's --project and --backend apply to the new file too.
+            after.project = current.project;
+            after.backend = current.backend;
+            Some(crate::render::plan_json(&crate::plan::plan(
+                &after,
+                &actual,
+                state.prune,
+            )))
+        }
+        _ => None,
+    };
+    Ok(Scaled {
+        service: name.to_string(),
+        count,
+        file: shown.clone(),
+        changed,
+        diff: crate::render::file_diff(&shown, &old, &new, false),
+        plan,
+    })
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ")
+}
+
+fn file_dir(path: &std::path::Path) -> std::path::PathBuf {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}

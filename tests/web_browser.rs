@@ -1,0 +1,224 @@
+//! The status page in a real browser (Debian's headless chromium, driven
+//! over WebDriver by chromedriver): move a service's slider, press Apply,
+//! and check the engine, the file and the page, which must show the new
+//! count without a reload. Saves a screenshot as `target/web-page.png`.
+//!
+//! Needs `chromium` and `chromium-driver` (`.ci/run` installs them); fails,
+//! saying so, when they are missing.
+
+mod support;
+mod web;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use support::Project;
+use web::{T, Web};
+
+const FILE: &str = r#"# The shop's web tier.
+[services.web]   # scaled from the page
+image = "{image}"
+count = 2        # two is enough at night
+command = ["sleep", "3600"]
+init = true
+stop_grace_period = "1s"
+
+# A second service, left alone.
+[services.worker]
+image = "{image}"
+count = 1
+command = ["sleep", "3600"]
+init = true
+stop_grace_period = "1s"
+"#;
+
+/// The first of `names` found on `PATH`.
+fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// chromedriver on a free port; killed when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let binary = on_path(&["chromedriver"]).unwrap_or_else(|| {
+            panic!(
+                "chromedriver is not installed: the browser test needs Debian's chromium and \
+                 chromium-driver (apt-get install chromium chromium-driver; .ci/run does it)"
+            )
+        });
+        let port = web::free_port();
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start chromedriver: {e}"));
+        let driver = Driver { child, port };
+        support::wait_until("chromedriver listens", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        driver
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn browser(driver: &Driver) -> Client {
+    let chromium = on_path(&["chromium", "chromium-browser"]).unwrap_or_else(|| {
+        panic!(
+            "chromium is not installed: the browser test needs Debian's chromium and \
+             chromium-driver (apt-get install chromium chromium-driver; .ci/run does it)"
+        )
+    });
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            // Root in a container: no sandbox; a small /dev/shm.
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1000,1100"],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    support::block_on(
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", driver.port)),
+    )
+    .unwrap_or_else(|e| panic!("cannot start headless chromium through chromedriver: {e}"))
+}
+
+/// Polls the page until `cond` holds on the text of `selector`.
+fn wait_text(c: &Client, what: &str, selector: &str, cond: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + T;
+    loop {
+        let text = support::block_on(async {
+            c.find(Locator::Css(selector)).await.ok()?.text().await.ok()
+        })
+        .unwrap_or_default();
+        if cond(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting until {what}; `{selector}` shows {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn running(project: &Project, service: &str) -> usize {
+    project
+        .containers()
+        .iter()
+        .filter(|c| c.service() == Some(service) && c.is_running())
+        .count()
+}
+
+#[test]
+fn moving_the_slider_and_pressing_apply_scales_through_the_file() {
+    let driver = Driver::start();
+    let project = Project::new("web-browser");
+    project.write(FILE);
+    let web = Web::start(&project, None);
+    web.daemon
+        .wait_until("2 web run", T, || running(&project, "web") == 2);
+    web.daemon.wait_until("the API shows 2 of 2", T, || {
+        web.services()["services"][0]["running"] == 2
+    });
+    let c = browser(&driver);
+    support::block_on(c.goto(&web.url("/"))).unwrap();
+    let count = "article[data-service=\"web\"] [data-role=\"count\"]";
+    wait_text(&c, "the page shows 2 of 2", count, |t| t == "2/2 running");
+    wait_text(&c, "the event stream is open", "#live-status", |t| {
+        t == "live"
+    });
+    // Set on this document only: gone if the page reloads.
+    support::block_on(c.execute("window.noReload = 'same page'; return 1;", vec![])).unwrap();
+
+    let before = std::fs::read_to_string(project.file()).unwrap();
+    let slider = support::block_on(c.find(Locator::Css(
+        "article[data-service=\"web\"] input[type=\"range\"]",
+    )))
+    .unwrap();
+    assert_eq!(
+        support::block_on(slider.attr("max")).unwrap().as_deref(),
+        Some("10"),
+        "the slider goes to max(2×2, 10)"
+    );
+    // Two steps to the right with the keyboard, as a person would.
+    let right = String::from(char::from(fantoccini::key::Key::Right));
+    support::block_on(slider.send_keys(&right.repeat(2))).unwrap();
+    wait_text(
+        &c,
+        "the slider's number shows 4",
+        "article[data-service=\"web\"] [data-role=\"target\"]",
+        |t| t == "4",
+    );
+    let apply = support::block_on(c.find(Locator::Css(
+        "article[data-service=\"web\"] button[type=\"submit\"]",
+    )))
+    .unwrap();
+    support::block_on(apply.click()).unwrap();
+
+    // The file: only the count, comments and layout kept.
+    web.daemon.wait_until("the file says 4", T, || {
+        std::fs::read_to_string(project.file()).unwrap() != before
+    });
+    assert_eq!(
+        std::fs::read_to_string(project.file()).unwrap(),
+        before.replace("count = 2        #", "count = 4        #")
+    );
+    // The engine: the daemon applied the save.
+    web.daemon
+        .wait_until("4 web containers run", T, || running(&project, "web") == 4);
+    assert_eq!(running(&project, "worker"), 1);
+    // The page: the new count, live.
+    wait_text(&c, "the page shows 4 of 4", count, |t| t == "4/4 running");
+    let marker = support::block_on(c.execute("return window.noReload;", vec![])).unwrap();
+    assert_eq!(marker, "same page", "the page was reloaded");
+    let names = support::block_on(async {
+        let rows = c
+            .find_all(Locator::Css(
+                "article[data-service=\"web\"] tbody tr td:first-child",
+            ))
+            .await?;
+        let mut names = Vec::new();
+        for r in rows {
+            names.push(r.text().await?);
+        }
+        Ok::<_, fantoccini::error::CmdError>(names)
+    })
+    .unwrap();
+    let expected: Vec<String> = (1..=4)
+        .map(|i| format!("{}-web-{i}", project.name()))
+        .collect();
+    assert_eq!(names, expected);
+    wait_text(&c, "the timeline shows the steps", "#events", |t| {
+        t.contains(&format!("{}-web-4 create", project.name()))
+    });
+
+    let png = support::block_on(c.screenshot()).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/web-page.png");
+    std::fs::write(&out, png).unwrap();
+    eprintln!("screenshot: {}", out.display());
+    let _ = support::block_on(c.close());
+}
