@@ -412,10 +412,14 @@ impl Run<'_> {
             };
             let why = why.or_else(|| {
                 (Instant::now() >= deadline).then(|| {
-                    format!(
+                    let mut why = format!(
                         "was not ready within ready_timeout ({})",
                         crate::config::format_duration(service.ready_timeout)
-                    )
+                    );
+                    if !status.detail.is_empty() {
+                        why.push_str(&format!(": {}", status.detail));
+                    }
+                    why
                 })
             });
             if let Some(why) = why {

@@ -80,7 +80,13 @@ fn a_two_node_swarm_runs_the_file_on_both_nodes_and_links_reach_across_them() {
     let plan = muster(&project, &swarm, &["plan"]);
     assert!(plan.stdout.contains("No changes."), "{plan}");
     muster(&project, &swarm, &["down"]);
-    assert!(swarm.tasks(&format!("{p}_web")).is_empty());
+    let left = cluster::block_on(
+        swarm
+            .manager()
+            .list_services(None::<bollard::query_parameters::ListServicesOptions>),
+    )
+    .unwrap();
+    assert!(left.is_empty(), "down removed every service: {left:?}");
     let left = swarm.shut_down();
     assert!(left.is_empty(), "the cluster left {left:?}");
 }

@@ -64,7 +64,7 @@ fn web(image: &str, count: u32, extra: &str) -> String {
     format!(
         "backend = \"swarm\"\n[swarm]\nendpoint_mode = \"dnsrr\"\n\
          [services.web]\nimage = \"{image}\"\ncount = {count}\ncommand = [\"sleep\", \"3600\"]\n\
-         init = true\nstop_grace_period = \"1s\"\n{extra}\n"
+         init = true\nrestart = \"always\"\nstop_grace_period = \"1s\"\n{extra}\n"
     )
 }
 
@@ -96,7 +96,7 @@ fn swarm_sequential_ordinals_reach_the_earlier_ones_by_their_link_addresses() {
         "backend = \"swarm\"\n[swarm]\nendpoint_mode = \"dnsrr\"\n\
          [services.db]\nimage = \"{image}\"\nmode = \"sequential\"\ncount = 3\nexpose = [\"7000\"]\n\
          command = [\"sh\", \"-c\", \"while true; do echo hi-from-$(hostname) | nc -l -p 7000; done\"]\n\
-         init = true\nstop_grace_period = \"1s\"\n"
+         init = true\nrestart = \"always\"\nstop_grace_period = \"1s\"\n"
     ));
     let out = muster_ok(&p, &["apply"]);
     let created: Vec<usize> = (1..=3)
@@ -189,8 +189,8 @@ fn swarm_apply_killed_midway_is_finished_by_the_next_apply() {
     let (p, image) = project("swarm-kill");
     p.write(&format!(
         "backend = \"swarm\"\n[services.db]\nimage = \"{image}\"\nmode = \"sequential\"\ncount = 3\n\
-         command = [\"sh\", \"-c\", \"sleep 2; touch /tmp/ok; exec sleep 3600\"]\ninit = true\nstop_grace_period = \"1s\"\n\
-         [services.db.healthcheck]\ntest = [\"CMD\", \"test\", \"-f\", \"/tmp/ok\"]\ninterval = \"500ms\"\n"
+         command = [\"sh\", \"-c\", \"sleep 2; touch /tmp/ok; exec sleep 3600\"]\ninit = true\nrestart = \"always\"\nstop_grace_period = \"1s\"\n\
+         [services.db.healthcheck]\ntest = [\"CMD\", \"test\", \"-f\", \"/tmp/ok\"]\ninterval = \"1s\"\n"
     ));
     let mut child = support::muster_process(p.dir())
         .args(["-f", "services.toml", "apply"])

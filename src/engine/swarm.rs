@@ -27,9 +27,9 @@ use futures_util::StreamExt;
 
 use super::docker::{DockerEngine, filters, map_err, nanos};
 use super::{
-    Actual, Backend, Endpoint, EngineError, ErrorKind, Event, LABEL_CONFIG, LABEL_HASH, LABEL_LOCK,
-    LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder, Replicas, Result, State, Status, Task,
-    Unit, UnitRequest, network_name,
+    Actual, Backend, Endpoint, EngineError, ErrorKind, Event, Health, LABEL_CONFIG, LABEL_HASH,
+    LABEL_LOCK, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder, Replicas, Result, State,
+    Status, Task, Unit, UnitRequest, network_name,
 };
 use crate::config::{
     EndpointMode, Mode, PublishMode, Restart, Service, UpdateOrder, VolumeSource, hash_shape,
@@ -414,46 +414,64 @@ fn task_error(t: &bollard::models::Task) -> String {
 /// How a service is doing, from its spec, update status and tasks.
 struct Convergence {
     desired: u32,
+    /// Tasks in state running, of any spec: more than `desired` while an
+    /// update or a scale-down still has old tasks to stop.
     running: u32,
     coming: bool,
-    /// A task of the current spec that failed, or a stalled update.
+    /// A stalled update, or a task that failed with no retry to come (the
+    /// restart condition is `none`).
     failure: Option<String>,
+    /// The last task error, while the swarm still retries.
+    last_error: Option<String>,
     updating: bool,
+}
+
+impl Convergence {
+    /// Every slot has one running task of the current spec, and no other runs.
+    fn converged(&self) -> bool {
+        self.failure.is_none() && !self.updating && !self.coming && self.running == self.desired
+    }
 }
 
 fn convergence(
     service: &bollard::models::Service,
     tasks: &[&bollard::models::Task],
 ) -> Convergence {
-    let desired = service
-        .spec
-        .as_ref()
+    let spec = service.spec.as_ref();
+    let desired = spec
         .and_then(|s| s.mode.as_ref())
         .and_then(|m| m.replicated.as_ref())
         .and_then(|r| r.replicas)
         .unwrap_or(0)
         .clamp(0, i64::from(u32::MAX)) as u32;
+    let retries = spec
+        .and_then(|s| s.task_template.as_ref())
+        .and_then(|t| t.restart_policy.as_ref())
+        .and_then(|r| r.condition)
+        != Some(TaskSpecRestartPolicyConditionEnum::NONE);
     let since = service.updated_at.clone().unwrap_or_default();
     let running = tasks
         .iter()
-        .filter(|t| t.desired_state == Some(TaskState::RUNNING))
         .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
         .count() as u32;
     let coming = tasks.iter().any(|t| {
         t.desired_state == Some(TaskState::RUNNING)
             && is_coming(t.status.as_ref().and_then(|s| s.state))
     });
-    let mut failure = tasks
+    let failed = tasks
         .iter()
         .filter(|t| t.created_at.clone().unwrap_or_default() >= since)
-        .find(|t| is_failure(t.status.as_ref().and_then(|s| s.state)))
+        .filter(|t| is_failure(t.status.as_ref().and_then(|s| s.state)))
+        .max_by_key(|t| t.created_at.clone())
         .map(|t| {
-            format!(
-                "task {} failed: {}",
-                t.slot.map_or_else(String::new, |s| format!("{s}")),
-                task_error(t)
-            )
+            let slot = t.slot.map_or_else(String::new, |s| format!(" {s}"));
+            format!("task{slot} failed: {}", task_error(t))
         });
+    let (mut failure, last_error) = if retries {
+        (None, failed)
+    } else {
+        (failed, None)
+    };
     // An update status older than the service's last change is that of an
     // earlier update (the one just sent has not started yet): not this one's.
     let mut update = service.update_status.clone().unwrap_or_default();
@@ -483,7 +501,8 @@ fn convergence(
             _ => "the update was rolled back",
         };
         let message = update.message.unwrap_or_default();
-        failure = Some(match failure {
+        let task = failure.take().or(last_error.clone());
+        failure = Some(match task {
             Some(task) => format!("{what} ({message}); {task}"),
             None => format!("{what} ({message})"),
         });
@@ -493,6 +512,7 @@ fn convergence(
         running,
         coming,
         failure,
+        last_error,
         updating,
     }
 }
@@ -808,14 +828,19 @@ impl Backend for SwarmEngine {
         let tasks = self.tasks(&[name.to_string()]).await?;
         let refs: Vec<&bollard::models::Task> = tasks.iter().collect();
         let c = convergence(&service, &refs);
-        let (state, detail) = match c.failure {
-            Some(why) => (State::Dead, why),
-            None if !c.updating && c.running >= c.desired => (State::Running, String::new()),
-            None => (State::Created, String::new()),
+        let (state, detail) = if c.converged() {
+            (State::Running, String::new())
+        } else {
+            match (c.failure, c.last_error) {
+                (Some(why), _) => (State::Dead, why),
+                (None, error) => (State::Created, error.unwrap_or_default()),
+            }
         };
+        // A swarm task with a healthcheck is running only once healthy.
+        let health = (state == State::Running).then_some(Health::Healthy);
         Ok(Status {
             state,
-            health: None,
+            health,
             exit_code: 0,
             detail,
         })
