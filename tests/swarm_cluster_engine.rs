@@ -75,6 +75,21 @@ fn a_two_node_swarm_runs_the_file_on_both_nodes_and_links_reach_across_them() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
+    // A worker cannot be driven: muster says what to do instead.
+    let worker: Outcome = project
+        .muster()
+        .env("DOCKER_HOST", &swarm.hosts()[1])
+        .arg("plan")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(worker.code, Some(1), "{worker}");
+    assert!(
+        worker.stderr.contains("a swarm worker, not a manager")
+            && worker.stderr.contains("point DOCKER_HOST"),
+        "{worker}"
+    );
+
     let ps = muster(&project, &swarm, &["ps"]);
     assert!(ps.stdout.contains("4/4 replicas running"), "{ps}");
     let plan = muster(&project, &swarm, &["plan"]);
