@@ -204,3 +204,43 @@ fn the_daemon_pulls_an_image_only_in_the_registry_and_starts_the_service() {
     assert_eq!(container_image(&web[0]), id);
     assert!(d.is_running(), "muster watch exited:\n{}", d.transcript());
 }
+
+/// A tag pushed again and pulled is rolled out by the daemon too, at its
+/// next pass (here SIGHUP): web's containers are replaced, db's are not.
+#[test]
+fn the_daemon_rolls_out_a_tag_pushed_again_and_pulled() {
+    let project = Project::new("reg-daemon-repush");
+    let reference = project.push_to_registry("v1");
+    project.write(&format!(
+        "{}\n{}",
+        sleeper_service("web", &reference, 2),
+        sleeper_service("db", "{image}", 1)
+    ));
+    let d = Daemon::watch(&project, "1h");
+    let running = || {
+        project
+            .containers()
+            .iter()
+            .filter(|c| c.is_running())
+            .count()
+    };
+    d.wait_until("3 containers run", Duration::from_secs(60), || {
+        running() == 3
+    });
+    let before = ids(&project);
+    let new_id = project.push_other_content(&reference);
+    pull(&reference);
+    d.signal(libc::SIGHUP);
+    let web = names(&project, "web", 1..=2);
+    d.wait_until(
+        "the daemon recreated web on the new image",
+        Duration::from_secs(60),
+        || running() == 3 && web.iter().all(|n| container_image(n) == new_id),
+    );
+    let after = ids(&project);
+    let db = names(&project, "db", [1]);
+    assert_eq!(after[&db[0]], before[&db[0]], "db was recreated");
+    for n in &web {
+        assert_ne!(after[n], before[n], "{n} was not recreated");
+    }
+}
