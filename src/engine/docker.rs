@@ -517,57 +517,7 @@ impl Backend for DockerEngine {
     }
 
     async fn ensure_network(&self, project: &str) -> Result<()> {
-        let name = network_name(project);
-        let doing = format!("creating network {name}");
-        let existing = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters(&[("name", name.clone())])),
-            }))
-            .await
-            .map_err(|e| map_err(&doing, e))?;
-        if let Some(n) = existing
-            .iter()
-            .find(|n| n.name.as_deref() == Some(name.as_str()))
-        {
-            let owner = n.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT));
-            if owner.map(String::as_str) != Some(project) {
-                return Err(EngineError::new(
-                    doing,
-                    ErrorKind::Conflict,
-                    "a network of that name exists and muster does not own it",
-                ));
-            }
-            if n.driver.as_deref() == Some("overlay") {
-                return Err(EngineError::new(
-                    doing,
-                    ErrorKind::Conflict,
-                    format!(
-                        "network {name} is a swarm overlay network: project {project} runs on this engine with the swarm backend; `muster down --backend swarm` it first, or use another project name"
-                    ),
-                ));
-            }
-            return Ok(());
-        }
-        let labels = HashMap::from([(LABEL_PROJECT.to_string(), project.to_string())]);
-        let request = NetworkCreateRequest {
-            name: name.clone(),
-            driver: Some("bridge".into()),
-            labels: Some(labels),
-            ..Default::default()
-        };
-        match self.docker.create_network(request).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = map_err(&doing, e);
-                // Another muster created it meanwhile: fine.
-                if err.kind == ErrorKind::Conflict {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        self.ensure_network_of(project, NetworkKind::Bridge).await
     }
 
     async fn ensure_volume(&self, project: &str, name: &str) -> Result<()> {
@@ -967,5 +917,100 @@ impl DockerEngine {
                 }
                 err
             })
+    }
+}
+
+/// The project network each backend wants: the docker backend's bridge, or
+/// the swarm backend's attachable overlay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NetworkKind {
+    Bridge,
+    Overlay,
+}
+
+impl NetworkKind {
+    fn driver(self) -> &'static str {
+        match self {
+            NetworkKind::Bridge => "bridge",
+            NetworkKind::Overlay => "overlay",
+        }
+    }
+
+    /// The backend that makes this kind of network.
+    fn backend(self) -> &'static str {
+        match self {
+            NetworkKind::Bridge => "docker",
+            NetworkKind::Overlay => "swarm",
+        }
+    }
+}
+
+impl DockerEngine {
+    /// Creates the project's network of `kind` unless it exists. One of that
+    /// name that the project does not own, or of the other kind (the other
+    /// backend's), is refused.
+    pub(super) async fn ensure_network_of(&self, project: &str, kind: NetworkKind) -> Result<()> {
+        let name = network_name(project);
+        let doing = format!("creating network {name}");
+        let existing = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters(&[("name", name.clone())])),
+            }))
+            .await
+            .map_err(|e| map_err(&doing, e))?;
+        if let Some(n) = existing
+            .iter()
+            .find(|n| n.name.as_deref() == Some(name.as_str()))
+        {
+            let owner = n.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT));
+            if owner.map(String::as_str) != Some(project) {
+                return Err(EngineError::new(
+                    doing,
+                    ErrorKind::Conflict,
+                    "a network of that name exists and muster does not own it",
+                ));
+            }
+            let driver = n.driver.clone().unwrap_or_default();
+            if driver != kind.driver() {
+                let other = match kind {
+                    NetworkKind::Bridge => NetworkKind::Overlay,
+                    NetworkKind::Overlay => NetworkKind::Bridge,
+                };
+                return Err(EngineError::new(
+                    doing,
+                    ErrorKind::Conflict,
+                    format!(
+                        "network {name} is the {} backend's ({driver} driver): project {project} runs on this engine with the {} backend; `muster down --backend {}` it first, or use another project name",
+                        other.backend(),
+                        other.backend(),
+                        other.backend()
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        let request = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some(kind.driver().into()),
+            attachable: (kind == NetworkKind::Overlay).then_some(true),
+            labels: Some(HashMap::from([(
+                LABEL_PROJECT.to_string(),
+                project.to_string(),
+            )])),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = map_err(&doing, e);
+                // Another muster created it meanwhile: fine.
+                if err.kind == ErrorKind::Conflict {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
     }
 }

@@ -13,19 +13,18 @@ use bollard::models::{
     ConfigSpec, EndpointPortConfig, EndpointPortConfigProtocolEnum,
     EndpointPortConfigPublishModeEnum, EndpointSpec, EndpointSpecModeEnum, HealthConfig, Limit,
     LocalNodeState, Mount as SwarmMount, MountType, MountVolumeOptions, NetworkAttachmentConfig,
-    NetworkCreateRequest, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
-    ServiceSpecUpdateConfigOrderEnum, ServiceUpdateStatusStateEnum, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum, TaskState,
+    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecUpdateConfig,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
+    ServiceUpdateStatusStateEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement,
+    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{
-    InspectServiceOptions, ListContainersOptions, ListNetworksOptions, ListNodesOptions,
-    ListServicesOptions, ListTasksOptions, LogsOptions, UpdateServiceOptions,
+    InspectServiceOptions, ListContainersOptions, ListNodesOptions, ListServicesOptions,
+    ListTasksOptions, LogsOptions, UpdateServiceOptions,
 };
 use futures_util::StreamExt;
 
-use super::docker::{DockerEngine, filters, map_err, nanos};
+use super::docker::{DockerEngine, NetworkKind, filters, map_err, nanos};
 use super::{
     Actual, Backend, Endpoint, EngineError, ErrorKind, Event, Health, LABEL_CONFIG, LABEL_HASH,
     LABEL_LOCK, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder, Replicas, Result, State,
@@ -671,60 +670,9 @@ impl Backend for SwarmEngine {
     }
 
     async fn ensure_network(&self, project: &str) -> Result<()> {
-        let name = network_name(project);
-        let doing = format!("creating overlay network {name}");
-        let existing = self
-            .client()
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters(&[("name", name.clone())])),
-            }))
+        self.docker
+            .ensure_network_of(project, NetworkKind::Overlay)
             .await
-            .map_err(|e| map_err(&doing, e))?;
-        if let Some(n) = existing
-            .iter()
-            .find(|n| n.name.as_deref() == Some(name.as_str()))
-        {
-            let owner = n.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT));
-            if owner.map(String::as_str) != Some(project) {
-                return Err(EngineError::new(
-                    doing,
-                    ErrorKind::Conflict,
-                    "a network of that name exists and muster does not own it",
-                ));
-            }
-            if n.driver.as_deref() != Some("overlay") {
-                return Err(EngineError::new(
-                    doing,
-                    ErrorKind::Conflict,
-                    format!(
-                        "network {name} is the docker backend's ({} driver): project {project} runs on this engine with the docker backend; `muster down --backend docker` it first",
-                        n.driver.clone().unwrap_or_default()
-                    ),
-                ));
-            }
-            return Ok(());
-        }
-        let request = NetworkCreateRequest {
-            name: name.clone(),
-            driver: Some("overlay".into()),
-            attachable: Some(true),
-            labels: Some(HashMap::from([(
-                LABEL_PROJECT.to_string(),
-                project.to_string(),
-            )])),
-            ..Default::default()
-        };
-        match self.client().create_network(request).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = map_err(&doing, e);
-                if err.kind == ErrorKind::Conflict {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
-        }
     }
 
     async fn ensure_volume(&self, project: &str, name: &str) -> Result<()> {
