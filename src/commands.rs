@@ -350,6 +350,12 @@ pub async fn down(
     for v in &done.volumes {
         printer.info(&format!("  - volume {v}  removed"));
     }
+    if let Some(why) = &done.network_kept {
+        printer.err(&format!(
+            "warning: the engine kept network {}: {why}. Docker 20.10 keeps an endpoint of a removed container at times; the next apply reuses the network, and it goes when the engine restarts",
+            crate::engine::network_name(&desired.project)
+        ));
+    }
     if volumes && desired.backend == BackendKind::Swarm {
         printer.info(
             "  (the volumes of this manager were removed; those on other nodes of the swarm stay)",

@@ -235,7 +235,13 @@ pub async fn locked<T>(
 pub struct Down {
     pub plan: Plan,
     pub volumes: Vec<String>,
+    /// The project network, when the engine would not let it go (it keeps
+    /// an endpoint of a removed container): why, in the engine's words.
+    pub network_kept: Option<String>,
 }
+
+/// How long `down` retries removing a network that still has endpoints.
+const NETWORK_RETRY: Duration = Duration::from_secs(5);
 
 /// Removes every unit of the project (the plan to nothing: every service at
 /// count 0, orphans pruned), then its network, and with `volumes` its
@@ -262,7 +268,7 @@ pub async fn down(
             ..apply::Options::new(options.parallel)
         };
         apply::apply(backend, &nothing, &plan, &apply_options, observer).await?;
-        backend.remove_network(&desired.project).await?;
+        let network_kept = remove_network(backend, &desired.project).await?;
         let mut removed = Vec::new();
         if volumes {
             // An external volume is never removed, even one that carries
@@ -279,7 +285,28 @@ pub async fn down(
         Ok(Down {
             plan,
             volumes: removed,
+            network_kept,
         })
     })
     .await
+}
+
+/// Removes the project's network. Docker 20.10 sometimes keeps an endpoint
+/// of a removed container, and then refuses to remove the network until it
+/// restarts: that is retried for a few seconds, then reported (the next
+/// apply reuses the network), not failed.
+async fn remove_network(backend: &dyn Backend, project: &str) -> Result<Option<String>, Error> {
+    let until = std::time::Instant::now() + NETWORK_RETRY;
+    loop {
+        match backend.remove_network(project).await {
+            Ok(()) => return Ok(None),
+            Err(e) if e.kind == ErrorKind::Conflict || e.message.contains("active endpoints") => {
+                if std::time::Instant::now() >= until {
+                    return Ok(Some(e.message));
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
