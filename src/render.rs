@@ -218,7 +218,15 @@ pub fn summary_line(plan: &Plan) -> String {
 
 /// The JSON plan of SPEC section 4 (`format_version` 1).
 pub fn plan_json(plan: &Plan) -> serde_json::Value {
-    let changes: Vec<&Change> = plan.changes().collect();
+    // Diffs hold values read back from the engine's labels: masked, as in
+    // the text (JSON escapes C0 controls, not C1 or bidi overrides).
+    let changes: Vec<Change> = plan
+        .changes()
+        .map(|c| Change {
+            diff: c.diff.iter().map(crate::sanitize::field_change).collect(),
+            ..c.clone()
+        })
+        .collect();
     let orphans: Vec<&crate::plan::Orphan> = plan.orphans.iter().collect();
     serde_json::json!({
         "format_version": 1,
