@@ -42,6 +42,10 @@ use crate::render;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub file: PathBuf,
+    /// `-f` files after the first, merged over it.
+    pub overlays: Vec<PathBuf>,
+    /// `--env-file`.
+    pub env_file: Option<PathBuf>,
     pub project: Option<String>,
     /// `--backend`: overrides the file's.
     pub backend: Option<BackendKind>,
@@ -51,6 +55,12 @@ pub struct Settings {
     pub lock_timeout: Duration,
     pub prune: bool,
     pub json: bool,
+}
+
+impl Settings {
+    fn sources(&self) -> config::Sources {
+        config::Sources::new(&self.file, &self.overlays, self.env_file.as_ref())
+    }
 }
 
 /// How the daemon reaches its backend, at start and after the engine went
@@ -155,7 +165,13 @@ pub async fn serve(
     inbox: Inbox,
 ) -> Result<(), String> {
     let Inbox { tx, mut rx, stop } = inbox;
-    let _watcher = watch_file(&s.file, tx.clone())?;
+    // Every file of the chain and the `.env`: a save of any is a reload.
+    let _watchers = s
+        .sources()
+        .watched()
+        .iter()
+        .map(|f| watch_file(f, tx.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut d = Daemon {
         s,
         printer,
@@ -497,20 +513,22 @@ impl Daemon<'_> {
     /// Reads the file; true when its content changed since the last read
     /// and it is valid (it is then the configuration in force).
     fn reload_file(&mut self) -> bool {
-        let bytes = match config::read_capped(&self.s.file) {
-            Ok(b) => b,
+        let read = match self.s.sources().read() {
+            Ok(r) => r,
             Err(e) => {
                 let h = Some(u64::MAX);
                 if self.seen != h {
                     self.seen = h;
+                    let why = e.problems.first().map_or("", |p| p.message.as_str());
                     self.log_error(&format!(
-                        "cannot read {}: {e}; keeping the last good configuration",
-                        self.s.file.display()
+                        "{}: {why}; keeping the last good configuration",
+                        e.path
                     ));
                 }
                 return false;
             }
         };
+        let bytes = read.bytes();
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         bytes.hash(&mut hasher);
         let h = Some(hasher.finish());
@@ -518,15 +536,7 @@ impl Daemon<'_> {
             return false;
         }
         self.seen = h;
-        let dir = self
-            .s
-            .file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-        let shown = self.s.file.display().to_string();
-        match config::parse_bytes_as(&shown, &bytes, &dir, self.s.backend) {
+        match read.check(&config::interpolate::Vars::from_process(), self.s.backend) {
             Ok(mut desired) => {
                 if let Some(p) = &self.s.project {
                     desired.project = p.clone();
@@ -550,8 +560,8 @@ impl Daemon<'_> {
                         .problems
                         .iter()
                         .map(|p| {
-                            let (line, col) = invalid.line_col(p.span.as_ref().map_or(0, |s| s.start));
-                            serde_json::json!({"code": p.code, "message": p.message, "line": line, "column": col, "help": p.help})
+                            let (file, line, col) = invalid.place(p);
+                            serde_json::json!({"code": p.code, "message": p.message, "file": file, "line": line, "column": col, "help": p.help})
                         })
                         .collect();
                     self.log().json_line(serde_json::json!({"event": "invalid_file", "file": invalid.path, "problems": problems}));

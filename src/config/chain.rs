@@ -63,6 +63,16 @@ fn unreadable(shown: &str, e: &std::io::Error, help: &str) -> Invalid {
 }
 
 impl Sources {
+    /// `file`, then `overlays` over it; `env_file` instead of `.env`.
+    pub fn new(file: &Path, overlays: &[PathBuf], env_file: Option<&PathBuf>) -> Self {
+        let mut files = vec![file.to_path_buf()];
+        files.extend(overlays.iter().cloned());
+        Sources {
+            files,
+            env_file: env_file.cloned(),
+        }
+    }
+
     pub fn single(path: &Path) -> Self {
         Sources {
             files: vec![path.to_path_buf()],
@@ -214,10 +224,12 @@ impl Read {
     }
 
     /// Which file `scale` edits for `service`: the last one that sets its
-    /// `count`, else the first; and whether the count there is written as
-    /// a `${…}` string.
-    pub fn count_owner(&self, service: &str) -> (usize, bool) {
-        let mut owner = (0, false);
+    /// `count`, else the first that declares it; and the count as written
+    /// there when it is a string (a `${…}` form), which `scale` must not
+    /// replace.
+    pub fn count_owner(&self, service: &str) -> (usize, Option<String>) {
+        let mut declared = None;
+        let mut owner = None;
         for (i, f) in self.files.iter().enumerate() {
             let Ok(text) = text_of(&f.shown, &f.bytes) else {
                 continue;
@@ -225,16 +237,19 @@ impl Read {
             let Ok(root) = DeTable::parse(text) else {
                 continue;
             };
-            let count = root
+            let Some(table) = root
                 .get_ref()
                 .get("services")
                 .and_then(|s| s.get_ref().get(service))
-                .and_then(|s| s.get_ref().get("count"));
-            if let Some(c) = count {
-                owner = (i, c.get_ref().is_str());
+            else {
+                continue;
+            };
+            declared.get_or_insert(i);
+            if let Some(c) = table.get_ref().get("count") {
+                owner = Some((i, c.get_ref().as_str().map(str::to_string)));
             }
         }
-        owner
+        owner.unwrap_or((declared.unwrap_or(0), None))
     }
 }
 
@@ -339,12 +354,27 @@ fn located(texts: &[(String, &str)], mut problems: Vec<Problem>) -> Invalid {
         };
         let k = file_of(&bases, span.start);
         p.span = Some(span.start - bases[k]..span.end.saturating_sub(bases[k]));
-        if k > 0 {
+        if sources.len() > 1 {
             p.source = Some(sources[k].clone());
         }
     }
+    // With overlays, the summary names the files that have problems.
+    let mut path = sources[0].path.clone();
+    if sources.len() > 1 {
+        let mut names: Vec<&str> = Vec::new();
+        for p in &problems {
+            let name = p
+                .source
+                .as_ref()
+                .map_or(sources[0].path.as_str(), |s| s.path.as_str());
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        path = names.join(" + ");
+    }
     Invalid {
-        path: sources[0].path.clone(),
+        path,
         text: sources[0].text.clone(),
         problems,
     }

@@ -59,6 +59,18 @@ pub fn is_digest(value: &str) -> bool {
     value.starts_with(MARK)
 }
 
+/// How a diff shows a setting one side of which is a sensitive value
+/// (`env.DB_PASSWORD (sensitive value changed)`); `None` for any other.
+pub fn masked_change(path: &str, from: Option<&str>, to: Option<&str>) -> Option<String> {
+    let what = match (from, to) {
+        (None, Some(t)) if is_digest(t) => "added",
+        (Some(f), None) if is_digest(f) => "removed",
+        (Some(f), Some(t)) if is_digest(f) || is_digest(t) => "changed",
+        _ => return None,
+    };
+    Some(format!("{path} (sensitive value {what})"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
