@@ -97,9 +97,10 @@ impl Sources {
 
     /// The `.env` file: `--env-file`, else `.env` beside the first file.
     pub fn env_path(&self) -> PathBuf {
-        match &self.env_file {
-            Some(p) => p.clone(),
-            None => self.dir().join(".env"),
+        match (&self.env_file, self.first().parent()) {
+            (Some(p), _) => p.clone(),
+            (None, Some(dir)) if !dir.as_os_str().is_empty() => dir.join(".env"),
+            (None, _) => PathBuf::from(".env"),
         }
     }
 
