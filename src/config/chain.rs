@@ -658,4 +658,58 @@ mod tests {
             .unwrap_or_else(|e| panic!("{}", e.render_plain()));
         assert_eq!(d.services["web"].count, 7);
     }
+
+    #[test]
+    fn the_effective_file_names_each_value_s_file_masks_sensitive_values_and_reads_back_the_same() {
+        let base = "[sensitive]\nenv = [\"DB_*\"]\n[services.web]\nimage = \"nginx:${TAG:-1}\"\ncount = \"${N:-2}\"\nenv = { DB_PASSWORD = \"s3cret\" }\nlabels = { \"com.example/team\" = \"a \\\"b\\\"\" }\n";
+        let over = "[services.web]\nenv = { LOG = \"warn\" }\n";
+        let read = Read {
+            files: vec![
+                ReadFile {
+                    shown: "base.toml".into(),
+                    bytes: base.as_bytes().to_vec(),
+                },
+                ReadFile {
+                    shown: "prod.toml".into(),
+                    bytes: over.as_bytes().to_vec(),
+                },
+            ],
+            env: None,
+            dir: PathBuf::from("/srv/app"),
+        };
+        let vars = Vars::default();
+        let masked = read
+            .effective(&vars, None, false)
+            .unwrap_or_else(|e| panic!("{}", e.render_plain()));
+        assert!(masked.contains("count = 2  # from base.toml"), "{masked}");
+        assert!(
+            masked.contains("image = \"nginx:1\"  # from base.toml"),
+            "{masked}"
+        );
+        assert!(
+            masked.contains("LOG = \"warn\"  # from prod.toml"),
+            "{masked}"
+        );
+        assert!(
+            masked.contains("DB_PASSWORD = \"(sensitive)\"  # from base.toml"),
+            "{masked}"
+        );
+        assert!(!masked.contains("s3cret"), "{masked}");
+        let shown = read
+            .effective(&vars, None, true)
+            .unwrap_or_else(|e| panic!("{}", e.render_plain()));
+        assert!(shown.contains("DB_PASSWORD = \"s3cret\""), "{shown}");
+        let again = check_texts(
+            &[("effective.toml".into(), &shown)],
+            &vars,
+            Path::new("/srv/app"),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{}", e.render_plain()));
+        assert_eq!(
+            again,
+            read.check(&vars, None)
+                .unwrap_or_else(|e| panic!("{}", e.render_plain()))
+        );
+    }
 }

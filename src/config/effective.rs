@@ -53,10 +53,16 @@ impl Writer<'_> {
                 subtables.push((key, sub));
                 continue;
             }
-            let shown = if is_env && sensitive::is_sensitive(&self.patterns, key) {
-                quote(sensitive::SHOWN)
-            } else {
-                value(v.get_ref())
+            let is_count = path.len() == 2 && path[0] == "services" && key == "count";
+            let shown = match v.get_ref() {
+                _ if is_env && sensitive::is_sensitive(&self.patterns, key) => {
+                    quote(sensitive::SHOWN)
+                }
+                // An interpolated count is the number it became.
+                DeValue::String(n) if is_count && n.trim().parse::<i64>().is_ok() => {
+                    n.trim().to_string()
+                }
+                other => value(other),
             };
             let _ = writeln!(
                 out,

@@ -105,4 +105,27 @@ mod tests {
         assert_ne!(d, digest("OTHER", "hunter2"));
         assert_eq!(d, digest("DB_PASSWORD", "hunter2"));
     }
+
+    #[test]
+    fn a_diff_with_a_digest_on_either_side_is_masked() {
+        let d = digest("K", "v");
+        assert_eq!(
+            masked_change("env.K", Some(&d), Some(&digest("K", "w"))).as_deref(),
+            Some("env.K (sensitive value changed)")
+        );
+        // A value that becomes sensitive: the old one is not shown either.
+        assert_eq!(
+            masked_change("env.K", Some("plain"), Some(&d)).as_deref(),
+            Some("env.K (sensitive value changed)")
+        );
+        assert_eq!(
+            masked_change("env.K", None, Some(&d)).as_deref(),
+            Some("env.K (sensitive value added)")
+        );
+        assert_eq!(
+            masked_change("env.K", Some(&d), None).as_deref(),
+            Some("env.K (sensitive value removed)")
+        );
+        assert_eq!(masked_change("env.K", Some("a"), Some("b")), None);
+    }
 }
