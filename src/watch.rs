@@ -189,7 +189,13 @@ pub async fn serve(
         backoffs_dir: None,
         state: crate::runtime_dir::StateWriter::start(),
     };
-    d.log_line(&format!("watching {}", d.s.file.display()), false);
+    let files: Vec<String> =
+        d.s.sources()
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+    d.log_line(&format!("watching {}", files.join(" + ")), false);
     match crate::runtime_dir::runtime_dir() {
         Ok(dir) => d.backoffs_dir = Some(dir),
         Err(e) => d.log_error(&format!("back-offs will not be shown by `muster ps`: {e}")),
@@ -520,8 +526,9 @@ impl Daemon<'_> {
                 if self.seen != h {
                     self.seen = h;
                     let why = e.problems.first().map_or("", |p| p.message.as_str());
+                    let why = why.strip_prefix("cannot read the file: ").unwrap_or(why);
                     self.log_error(&format!(
-                        "{}: {why}; keeping the last good configuration",
+                        "cannot read {}: {why}; keeping the last good configuration",
                         e.path
                     ));
                 }

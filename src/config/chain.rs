@@ -712,4 +712,26 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}", e.render_plain()))
         );
     }
+
+    #[test]
+    fn references_between_dotenv_values_are_text_so_they_cannot_loop() {
+        let env = ReadFile {
+            shown: ".env".into(),
+            bytes: b"A=${B}\nB=${A}\n".to_vec(),
+        };
+        let read = Read {
+            files: vec![ReadFile {
+                shown: "services.toml".into(),
+                bytes: b"[services.web]\nimage = \"x\"\nenv = { A = \"${A}\", B = \"${B:-d}\" }\n"
+                    .to_vec(),
+            }],
+            env: Some(env),
+            dir: PathBuf::from("/srv/app"),
+        };
+        let d = read
+            .check(&Vars::default(), None)
+            .unwrap_or_else(|e| panic!("{}", e.render_plain()));
+        let env = &d.services["web"].env;
+        assert_eq!((env["A"].as_str(), env["B"].as_str()), ("${B}", "${A}"));
+    }
 }
