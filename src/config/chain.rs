@@ -466,15 +466,47 @@ fn merge_texts<'t>(
                 .help("remove `project` from this file; to run the files as another project, pass --project"),
             ));
         }
-        let root = shift_root(root, bases[k]);
+        let mut root = shift_root(root, bases[k]);
         match merged.as_mut() {
             None => merged = Some(root),
-            Some(m) => merge_table(m.get_mut(), root.into_inner()),
+            Some(m) => {
+                keep_sensitive(m.get_ref(), root.get_mut());
+                merge_table(m.get_mut(), root.into_inner());
+            }
         }
     }
     match merged {
         Some(m) if syntax.is_empty() => Ok((m, problems)),
         _ => Err(syntax),
+    }
+}
+
+/// An overlay's `[sensitive] env` adds to the earlier files' patterns
+/// instead of replacing them, as other arrays do: an overlay cannot make a
+/// value that the base keeps secret printable.
+fn keep_sensitive<'t>(base: &DeTable<'t>, over: &mut DeTable<'t>) {
+    let patterns = |t: &DeTable<'t>| -> Option<Vec<Spanned<DeValue<'t>>>> {
+        let env = t.get("sensitive")?.get_ref().as_table()?.get("env")?;
+        env.get_ref()
+            .as_array()
+            .map(|a| a.iter().cloned().collect())
+    };
+    let Some(earlier) = patterns(base) else {
+        return;
+    };
+    let Some(env) = over.get_mut("sensitive").and_then(|s| match s.get_mut() {
+        DeValue::Table(t) => t.get_mut("env"),
+        _ => None,
+    }) else {
+        return;
+    };
+    if let DeValue::Array(items) = env.get_mut() {
+        for p in earlier {
+            let text = p.get_ref().as_str();
+            if !items.iter().any(|i| i.get_ref().as_str() == text) {
+                items.push(p);
+            }
+        }
     }
 }
 
@@ -733,5 +765,19 @@ mod tests {
             .unwrap_or_else(|e| panic!("{}", e.render_plain()));
         let env = &d.services["web"].env;
         assert_eq!((env["A"].as_str(), env["B"].as_str()), ("${B}", "${A}"));
+    }
+
+    #[test]
+    fn an_overlay_adds_sensitive_patterns_and_cannot_remove_the_base_s() {
+        let base = "[sensitive]\nenv = [\"DB_*\"]\n[services.web]\nimage = \"x\"\nenv = { DB_PASSWORD = \"a\", API_KEY = \"b\", LOG = \"c\" }\n";
+        let over = "[sensitive]\nenv = [\"API_*\"]\n";
+        let d = check(&[("base.toml", base), ("prod.toml", over)])
+            .unwrap_or_else(|e| panic!("{}", e.render_plain()));
+        let marked: Vec<&str> = d.services["web"]
+            .sensitive
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(marked, ["API_KEY", "DB_PASSWORD"]);
     }
 }
