@@ -199,7 +199,8 @@ fn a_changed_sensitive_value_recreates_the_containers_and_no_output_or_label_sho
             .contains("env.DB_PASSWORD (sensitive value changed)"),
         "{md}"
     );
-    run(new, &["-f", "staging.toml", "apply"], 0);
+    // -vv: muster's own log of its engine calls too.
+    run(new, &["-f", "staging.toml", "apply", "-vv"], 0);
     run(new, &["-f", "staging.toml", "ps"], 0);
     run(new, &["-f", "staging.toml", "ps", "--output", "json"], 0);
     let config = run(new, &["-f", "staging.toml", "config"], 0);
@@ -276,7 +277,15 @@ fn the_daemon_applies_again_when_dotenv_changes() {
         env_of(&project, &web1, "DB_PASSWORD").as_deref(),
         Some("two")
     );
-    assert!(!d.transcript().contains("=two"), "{}", d.transcript());
+    // The daemon printed the plan of each change: the secret is masked there.
+    let transcript = d.transcript();
+    assert!(
+        transcript.contains("env.DB_PASSWORD (sensitive value changed)"),
+        "{transcript}"
+    );
+    for secret in ["\"one\"", "\"two\"", "\"three\"", "=two", "=three"] {
+        assert!(!transcript.contains(secret), "{secret}: {transcript}");
+    }
 }
 
 #[test]
