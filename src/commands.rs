@@ -376,8 +376,8 @@ pub async fn down(
 /// (see [`crate::environments::scale`]).
 ///
 /// # Errors
-/// [`Error::Usage`] for a service the file lacks; an invalid file before or
-/// after; a file that cannot be written.
+/// [`Error::Usage`] for a service the files lack or a count written as
+/// `${…}`; invalid files before or after; a file that cannot be written.
 pub fn scale(ctx: &Context, printer: &Printer, targets: &[(String, u32)]) -> Result<Done, Error> {
     crate::environments::scale(&ctx.sources(), printer, targets)?;
     Ok(Done::Ok)

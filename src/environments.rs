@@ -75,7 +75,11 @@ pub fn scale(sources: &Sources, printer: &Printer, targets: &[(String, u32)]) ->
     edits.retain(|(_, old, new)| old != new);
     if edits.is_empty() {
         let names: Vec<&str> = read.files.iter().map(|f| f.shown.as_str()).collect();
-        printer.info(&format!("{} already set these counts.", names.join(" + ")));
+        let verb = if names.len() == 1 { "has" } else { "have" };
+        printer.info(&format!(
+            "{} already {verb} these counts.",
+            names.join(" + ")
+        ));
         return Ok(());
     }
     for (i, old, new) in edits {

@@ -254,6 +254,77 @@ impl Read {
     }
 }
 
+/// Reads and checks the file at `path`.
+///
+/// # Errors
+/// [`Invalid`] with every problem found, located in the file.
+pub fn load(path: &Path) -> Result<Desired, Invalid> {
+    load_as(path, None)
+}
+
+/// [`load`], checked for `backend` when it is given (`--backend`) instead
+/// of the one the file names.
+///
+/// # Errors
+/// [`Invalid`] with every problem found, located in the file.
+pub fn load_as(path: &Path, backend: Option<Backend>) -> Result<Desired, Invalid> {
+    load_read(path, backend).map(|(desired, _)| desired)
+}
+
+/// Like [`load_as`], also returning the bytes that were read and checked
+/// (a saved plan records their SHA-256).
+///
+/// # Errors
+/// As [`load`].
+pub fn load_read(path: &Path, backend: Option<Backend>) -> Result<(Desired, Vec<u8>), Invalid> {
+    Sources::single(path).load(backend)
+}
+
+/// Checks `bytes` as the content of the file `shown`, whose directory is `dir`
+/// (for relative bind mounts and the default project name).
+///
+/// # Errors
+/// [`Invalid`] with every problem found.
+pub fn parse_bytes(shown: &str, bytes: &[u8], dir: &Path) -> Result<Desired, Invalid> {
+    parse_bytes_as(shown, bytes, dir, None)
+}
+
+/// [`parse_bytes`] for `backend` when it is given.
+///
+/// # Errors
+/// [`Invalid`] with every problem found.
+pub fn parse_bytes_as(
+    shown: &str,
+    bytes: &[u8],
+    dir: &Path,
+    backend: Option<Backend>,
+) -> Result<Desired, Invalid> {
+    parse_str_as(shown, text_of(shown, bytes)?, dir, backend)
+}
+
+/// Checks `text` as the content of the file `shown`.
+///
+/// # Errors
+/// [`Invalid`] with every problem found.
+pub fn parse_str(shown: &str, text: &str, dir: &Path) -> Result<Desired, Invalid> {
+    parse_str_as(shown, text, dir, None)
+}
+
+/// [`parse_str`] for `backend` when it is given; `${VAR}` forms take their
+/// values from the process environment.
+///
+/// # Errors
+/// [`Invalid`] with every problem found.
+pub fn parse_str_as(
+    shown: &str,
+    text: &str,
+    dir: &Path,
+    backend: Option<Backend>,
+) -> Result<Desired, Invalid> {
+    let vars = Vars::from_process();
+    check_texts(&[(shown.to_string(), text)], &vars, dir, backend)
+}
+
 /// The `.env` file's variables.
 ///
 /// # Errors

@@ -1,6 +1,7 @@
-//! Reading `services.toml`: bytes → text → TOML tree → shape checks against
-//! the JSON Schema → [`File`] → [`validate`](super::validate). Does file I/O
-//! only in [`load`]; [`parse_str`] is pure.
+//! Checking one parsed tree: bytes → text, TOML syntax errors, then the
+//! shape checks against the JSON Schema → [`File`] →
+//! [`validate`](super::validate). Does file I/O only in [`read_capped`];
+//! reading and merging the files of a run is `chain`'s.
 //!
 //! Every problem is collected, not only the first: the schema walk below
 //! visits the whole tree and reports each unknown key, wrong type and value
@@ -17,39 +18,12 @@ use toml::de::{DeTable, DeValue};
 
 use super::diagnostic::{Invalid, Problem};
 use super::file::{self, Backend, File};
-use super::interpolate::Vars;
 use super::locate::{compose_hint, nearest};
 use super::model::Desired;
 use super::validate;
 
 /// Files larger than this are refused before parsing.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
-
-/// Reads and checks the file at `path`.
-///
-/// # Errors
-/// [`Invalid`] with every problem found, located in the file.
-pub fn load(path: &Path) -> Result<Desired, Invalid> {
-    load_as(path, None)
-}
-
-/// [`load`], checked for `backend` when it is given (`--backend`) instead
-/// of the one the file names.
-///
-/// # Errors
-/// [`Invalid`] with every problem found, located in the file.
-pub fn load_as(path: &Path, backend: Option<Backend>) -> Result<Desired, Invalid> {
-    load_read(path, backend).map(|(desired, _)| desired)
-}
-
-/// Like [`load_as`], also returning the bytes that were read and checked
-/// (a saved plan records their SHA-256).
-///
-/// # Errors
-/// As [`load`].
-pub fn load_read(path: &Path, backend: Option<Backend>) -> Result<(Desired, Vec<u8>), Invalid> {
-    super::chain::Sources::single(path).load(backend)
-}
 
 /// Reads at most one byte more than [`MAX_FILE_BYTES`], so that an endless
 /// or huge file is refused at the limit without being read whole; a FIFO
@@ -59,51 +33,6 @@ pub fn load_read(path: &Path, backend: Option<Backend>) -> Result<(Desired, Vec<
 /// When the file cannot be opened or read, or is not a regular file.
 pub fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     crate::safe_file::read_regular(path, MAX_FILE_BYTES as u64 + 1)
-}
-
-/// Checks `bytes` as the content of the file `shown`, whose directory is `dir`
-/// (for relative bind mounts and the default project name).
-///
-/// # Errors
-/// [`Invalid`] with every problem found.
-pub fn parse_bytes(shown: &str, bytes: &[u8], dir: &Path) -> Result<Desired, Invalid> {
-    parse_bytes_as(shown, bytes, dir, None)
-}
-
-/// [`parse_bytes`] for `backend` when it is given.
-///
-/// # Errors
-/// [`Invalid`] with every problem found.
-pub fn parse_bytes_as(
-    shown: &str,
-    bytes: &[u8],
-    dir: &Path,
-    backend: Option<Backend>,
-) -> Result<Desired, Invalid> {
-    parse_str_as(shown, text_of(shown, bytes)?, dir, backend)
-}
-
-/// Checks `text` as the content of the file `shown`.
-///
-/// # Errors
-/// [`Invalid`] with every problem found.
-pub fn parse_str(shown: &str, text: &str, dir: &Path) -> Result<Desired, Invalid> {
-    parse_str_as(shown, text, dir, None)
-}
-
-/// [`parse_str`] for `backend` when it is given; `${VAR}` forms take their
-/// values from the process environment.
-///
-/// # Errors
-/// [`Invalid`] with every problem found.
-pub fn parse_str_as(
-    shown: &str,
-    text: &str,
-    dir: &Path,
-    backend: Option<Backend>,
-) -> Result<Desired, Invalid> {
-    let vars = Vars::from_process();
-    super::chain::check_texts(&[(shown.to_string(), text)], &vars, dir, backend)
 }
 
 /// The file's text, with a byte order mark (not TOML, but editors on

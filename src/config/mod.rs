@@ -13,10 +13,8 @@ pub mod sensitive;
 mod validate;
 
 pub use chain::{Read, ReadFile, Sources};
+pub use chain::{load, load_as, load_read, parse_bytes, parse_bytes_as, parse_str, parse_str_as};
 pub use diagnostic::{Invalid, Problem, Source, plural};
-pub use load::{
-    MAX_FILE_BYTES, load, load_as, load_read, parse_bytes, parse_bytes_as, parse_str, parse_str_as,
-    read_capped,
-};
+pub use load::{MAX_FILE_BYTES, read_capped};
 pub use model::*;
 pub use validate::{MAX_TOTAL_CONTAINERS, default_project, parse_duration, valid_name};
