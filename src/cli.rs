@@ -318,12 +318,7 @@ fn run(cli: Cli) -> u8 {
                 let containers: u32 = desired.services.values().map(|s| s.count).sum();
                 printer.info(&format!(
                     "{} is valid: project {}, {}, {}",
-                    ctx.sources()
-                        .files
-                        .iter()
-                        .map(|f| f.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(" + "),
+                    ctx.sources().shown(),
                     desired.project,
                     config::plural(desired.services.len(), "service"),
                     config::plural(containers as usize, "container"),

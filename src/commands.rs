@@ -174,7 +174,7 @@ pub async fn apply_saved(
     }
     let saved = SavedPlan::parse(&shown, &bytes)?;
     let (desired, file) = ctx.load_read()?;
-    saved.check_file(&desired.project, &ctx.file.display().to_string(), &file)?;
+    saved.check_file(&desired.project, &ctx.sources().shown(), &file)?;
     let req = PlanRequest {
         output,
         prune: saved.prune,

@@ -189,13 +189,7 @@ pub async fn serve(
         backoffs_dir: None,
         state: crate::runtime_dir::StateWriter::start(),
     };
-    let files: Vec<String> =
-        d.s.sources()
-            .files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect();
-    d.log_line(&format!("watching {}", files.join(" + ")), false);
+    d.log_line(&format!("watching {}", d.s.sources().shown()), false);
     match crate::runtime_dir::runtime_dir() {
         Ok(dir) => d.backoffs_dir = Some(dir),
         Err(e) => d.log_error(&format!("back-offs will not be shown by `muster ps`: {e}")),

@@ -80,6 +80,12 @@ impl Sources {
         }
     }
 
+    /// The files as messages name them: `services.toml + prod.toml`.
+    pub fn shown(&self) -> String {
+        let names: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+        names.join(" + ")
+    }
+
     /// The first file, the one `project` and relative paths come from.
     pub fn first(&self) -> &Path {
         self.files.first().map_or(Path::new("services.toml"), |p| p)
