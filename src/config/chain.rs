@@ -427,11 +427,12 @@ fn located(texts: &[(String, &str)], mut problems: Vec<Problem>) -> Invalid {
         })
         .collect();
     for p in &mut problems {
-        let Some(span) = p.span.clone() else {
-            continue;
-        };
-        let k = file_of(&bases, span.start);
-        p.span = Some(span.start - bases[k]..span.end.saturating_sub(bases[k]));
+        // A problem without a place is the first file's.
+        let k = p.span.as_ref().map_or(0, |s| file_of(&bases, s.start));
+        p.span = p
+            .span
+            .take()
+            .map(|s| s.start - bases[k]..s.end.saturating_sub(bases[k]));
         if sources.len() > 1 {
             p.source = Some(sources[k].clone());
         }
