@@ -13,22 +13,14 @@ pub fn in_github_actions() -> bool {
 pub fn github_errors(invalid: &Invalid) -> String {
     let mut out = String::new();
     for p in &invalid.problems {
-        let mut start = p
-            .span
-            .as_ref()
-            .map_or(0, |s| s.start)
-            .min(invalid.text.len());
-        while !invalid.text.is_char_boundary(start) {
-            start -= 1;
-        }
-        let (line, col) = invalid.line_col(start);
+        let (path, line, col) = invalid.place(p);
         let mut message = format!("{} [{}]", p.message, p.code);
         if let Some(help) = &p.help {
             message.push_str(&format!("\nhelp: {help}"));
         }
         out.push_str(&format!(
             "::error file={},line={line},col={col}::{}\n",
-            escape_property(&invalid.path),
+            escape_property(path),
             escape_data(&message)
         ));
     }

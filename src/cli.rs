@@ -35,15 +35,22 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The services file.
+    /// The services file; repeat it (or separate paths with `:` in
+    /// MUSTER_FILE) to merge overlays over the first file, in order.
     #[arg(
         short = 'f',
         long = "file",
         env = "MUSTER_FILE",
         default_value = "services.toml",
+        value_delimiter = ':',
+        action = clap::ArgAction::Append,
         global = true
     )]
-    pub file: PathBuf,
+    pub file: Vec<PathBuf>,
+    /// Where `${VAR}` values come from after the environment (default:
+    /// `.env` beside the first file, when it exists).
+    #[arg(long, env = "MUSTER_ENV_FILE", global = true)]
+    pub env_file: Option<PathBuf>,
     /// Project name (default: `project` in the file, else the file's directory name).
     #[arg(long, env = "MUSTER_PROJECT", global = true, value_parser = parse_project_arg)]
     pub project: Option<String>,
@@ -235,6 +242,16 @@ pub enum Command {
     ///
     /// Example: muster validate -f examples/web/services.toml
     Validate,
+    /// Print the effective file: every -f file merged, ${VAR} forms
+    /// interpolated, each value followed by the file it came from.
+    ///
+    /// Sensitive values show as "(sensitive)". Needs no engine.
+    /// Example: muster -f services.toml -f production.toml config
+    Config {
+        /// Print sensitive values as they are.
+        #[arg(long)]
+        show_sensitive: bool,
+    },
     /// Print the JSON Schema of the file (for editors: Taplo, Even Better TOML).
     ///
     /// Example: muster schema > schema/services.schema.json
@@ -274,8 +291,14 @@ pub fn main() -> ExitCode {
 
 impl Global {
     fn context(&self) -> Context {
+        let (first, overlays) = self.file.split_first().map_or_else(
+            || (PathBuf::from("services.toml"), Vec::new()),
+            |(first, rest)| (first.clone(), rest.to_vec()),
+        );
         Context {
-            file: self.file.clone(),
+            file: first,
+            overlays,
+            env_file: self.env_file.clone(),
             project: self.project.clone(),
             host: self.host.clone(),
             backend: self.backend.map(Into::into),
@@ -302,7 +325,7 @@ fn run(cli: Cli) -> u8 {
                 let containers: u32 = desired.services.values().map(|s| s.count).sum();
                 printer.info(&format!(
                     "{} is valid: project {}, {}, {}",
-                    cli.global.file.display(),
+                    ctx.sources().shown(),
                     desired.project,
                     config::plural(desired.services.len(), "service"),
                     config::plural(containers as usize, "container"),
@@ -314,6 +337,13 @@ fn run(cli: Cli) -> u8 {
         Command::Schema => {
             printer.out(&schema_text());
             exit::OK
+        }
+        Command::Config { show_sensitive } => {
+            match crate::environments::config(&ctx.sources(), ctx.backend, &printer, show_sensitive)
+            {
+                Ok(()) => exit::OK,
+                Err(e) => report(&printer, &e),
+            }
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "muster", &mut std::io::stdout());
@@ -387,6 +417,8 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
                 .map_err(Error::Usage)?;
             let settings = crate::watch::Settings {
                 file: ctx.file.clone(),
+                overlays: ctx.overlays.clone(),
+                env_file: ctx.env_file.clone(),
                 project: ctx.project.clone(),
                 backend: ctx.backend,
                 debounce,
@@ -422,7 +454,10 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
             };
             commands::apply(ctx, printer, &plan, &options.request()).await
         }
-        Command::Validate | Command::Schema | Command::Completions { .. } => Ok(Done::Ok),
+        Command::Validate
+        | Command::Schema
+        | Command::Config { .. }
+        | Command::Completions { .. } => Ok(Done::Ok),
     }
 }
 

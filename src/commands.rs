@@ -23,6 +23,10 @@ use crate::saved_plan::{self, SavedPlan, SavedPlanError};
 #[derive(Debug, Clone)]
 pub struct Context {
     pub file: PathBuf,
+    /// `-f` files after the first, merged over it in order.
+    pub overlays: Vec<PathBuf>,
+    /// `--env-file`: instead of `.env` beside the first file.
+    pub env_file: Option<PathBuf>,
     /// `--project`: overrides the file's.
     pub project: Option<String>,
     /// `--host`, else `DOCKER_HOST`, else the local socket.
@@ -70,11 +74,16 @@ impl Context {
     /// # Errors
     /// As [`Context::load`].
     pub fn load_read(&self) -> Result<(Desired, Vec<u8>), config::Invalid> {
-        let (mut desired, bytes) = config::load_read(&self.file, self.backend)?;
+        let (mut desired, bytes) = self.sources().load(self.backend)?;
         if let Some(p) = &self.project {
             desired.project = p.clone();
         }
         Ok((desired, bytes))
+    }
+
+    /// Every file the run reads.
+    pub fn sources(&self) -> config::Sources {
+        config::Sources::new(&self.file, &self.overlays, self.env_file.as_ref())
     }
 
     async fn connect(&self, desired: &Desired) -> Result<Arc<dyn Backend>, Error> {
@@ -165,7 +174,7 @@ pub async fn apply_saved(
     }
     let saved = SavedPlan::parse(&shown, &bytes)?;
     let (desired, file) = ctx.load_read()?;
-    saved.check_file(&desired.project, &ctx.file.display().to_string(), &file)?;
+    saved.check_file(&desired.project, &ctx.sources().shown(), &file)?;
     let req = PlanRequest {
         output,
         prune: saved.prune,
@@ -373,99 +382,14 @@ pub async fn down(
     Ok(Done::Ok)
 }
 
-/// `scale SVC=N…`: rewrites `count` of each target in the file, keeping
-/// everything else, and prints the file's diff.
+/// `scale SVC=N…`: rewrites `count` of each target in the file of the
+/// chain that sets it, keeping everything else, and prints the file's diff
+/// (see [`crate::environments::scale`]).
 ///
 /// # Errors
-/// [`Error::Usage`] for a service the file lacks; an invalid file before or
-/// after; a file that cannot be written.
+/// [`Error::Usage`] for a service the files lack or a count written as
+/// `${…}`; invalid files before or after; a file that cannot be written.
 pub fn scale(ctx: &Context, printer: &Printer, targets: &[(String, u32)]) -> Result<Done, Error> {
-    let path = &ctx.file;
-    // The file must be valid before (nothing is learned from a broken one)…
-    let desired = config::load(path)?;
-    for (name, _) in targets {
-        if !desired.services.contains_key(name) {
-            let names: Vec<&str> = desired.services.keys().map(String::as_str).collect();
-            return Err(Error::Usage(format!(
-                "no service `{name}` in {}; its services are: {}",
-                path.display(),
-                names.join(", ")
-            )));
-        }
-    }
-    let old = config::read_capped(path)
-        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
-        .map_err(|e| Error::Other(format!("reading {}: {e}", path.display())))?;
-    let new = rewrite_counts(&old, targets)
-        .map_err(|e| Error::Other(format!("editing {}: {e}", path.display())))?;
-    // …and after.
-    config::parse_str(&path.display().to_string(), &new, &file_dir(path))?;
-    if new == old {
-        printer.info(&format!("{} already has these counts.", path.display()));
-        return Ok(Done::Ok);
-    }
-    printer.out(&render::file_diff(
-        &path.display().to_string(),
-        &old,
-        &new,
-        printer.color_out(),
-    ));
-    crate::safe_file::write_replacing(path, new.as_bytes(), Some(old.as_bytes()))
-        .map_err(|e| Error::Other(format!("writing {}: {e}", path.display())))?;
+    crate::environments::scale(&ctx.sources(), printer, targets)?;
     Ok(Done::Ok)
-}
-
-/// The absolute directory of a file (for relative bind mounts).
-fn file_dir(path: &Path) -> PathBuf {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
-}
-
-/// Sets `services.<name>.count` for each target with toml_edit, so that
-/// comments, order and layout stay as they were.
-///
-/// # Errors
-/// When the text is not TOML or lacks a table for a target.
-pub fn rewrite_counts(text: &str, targets: &[(String, u32)]) -> Result<String, String> {
-    let mut doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| e.to_string())?;
-    for (name, count) in targets {
-        let service = doc
-            .get_mut("services")
-            .and_then(|s| s.get_mut(name.as_str()))
-            .and_then(toml_edit::Item::as_table_like_mut)
-            .ok_or_else(|| format!("no table for service `{name}`"))?;
-        match service.get_mut("count") {
-            Some(item) => {
-                let decor = item.as_value().map(|v| v.decor().clone());
-                *item = toml_edit::value(i64::from(*count));
-                if let (Some(decor), Some(v)) = (decor, item.as_value_mut()) {
-                    *v.decor_mut() = decor;
-                }
-            }
-            None => {
-                service.insert("count", toml_edit::value(i64::from(*count)));
-            }
-        }
-    }
-    Ok(doc.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rewrite_keeps_comments_and_layout() {
-        let text = "# top\n[services.web]  # the web tier\nimage = \"x\"\ncount = 2 # scaled by hand\n\n[services.db]\nimage = \"y\"\n";
-        let out = rewrite_counts(text, &[("web".into(), 5), ("db".into(), 3)]).unwrap();
-        assert_eq!(
-            out,
-            "# top\n[services.web]  # the web tier\nimage = \"x\"\ncount = 5 # scaled by hand\n\n[services.db]\nimage = \"y\"\ncount = 3\n"
-        );
-    }
 }

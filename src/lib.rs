@@ -22,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod engine;
+pub mod environments;
 pub mod error;
 pub mod files;
 pub mod lock;

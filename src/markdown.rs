@@ -89,6 +89,12 @@ fn quote(v: &str) -> String {
 fn diff_lines(diff: &[FieldChange]) -> String {
     let mut out = String::new();
     for d in diff {
+        if let Some(line) =
+            crate::config::sensitive::masked_change(&d.path, d.from.as_deref(), d.to.as_deref())
+        {
+            let _ = writeln!(out, "~ {line}");
+            continue;
+        }
         let multi_line = d.from.as_deref().is_some_and(|v| v.contains('\n'))
             || d.to.as_deref().is_some_and(|v| v.contains('\n'));
         if multi_line {

@@ -30,6 +30,12 @@ fn quote(v: &str) -> String {
 fn render_diff(out: &mut String, p: Paint, diff: &[FieldChange]) {
     for d in diff {
         let d = &crate::sanitize::field_change(d);
+        if let Some(line) =
+            crate::config::sensitive::masked_change(&d.path, d.from.as_deref(), d.to.as_deref())
+        {
+            let _ = writeln!(out, "      {} {line}", p.yellow("~"));
+            continue;
+        }
         let multi_line = d.from.as_deref().is_some_and(|v| v.contains('\n'))
             || d.to.as_deref().is_some_and(|v| v.contains('\n'));
         if multi_line {

@@ -42,6 +42,10 @@ use crate::render;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub file: PathBuf,
+    /// `-f` files after the first, merged over it.
+    pub overlays: Vec<PathBuf>,
+    /// `--env-file`.
+    pub env_file: Option<PathBuf>,
     pub project: Option<String>,
     /// `--backend`: overrides the file's.
     pub backend: Option<BackendKind>,
@@ -53,6 +57,12 @@ pub struct Settings {
     pub json: bool,
     /// `--listen`: serve the status page, the API and the metrics there.
     pub listen: Option<crate::web::Listen>,
+}
+
+impl Settings {
+    fn sources(&self) -> config::Sources {
+        config::Sources::new(&self.file, &self.overlays, self.env_file.as_ref())
+    }
 }
 
 /// How the daemon reaches its backend, at start and after the engine went
@@ -157,7 +167,13 @@ pub async fn serve(
     inbox: Inbox,
 ) -> Result<(), String> {
     let Inbox { tx, mut rx, stop } = inbox;
-    let _watcher = watch_file(&s.file, tx.clone())?;
+    // Every file of the chain and the `.env`: a save of any is a reload.
+    let _watchers = s
+        .sources()
+        .watched()
+        .iter()
+        .map(|f| watch_file(f, tx.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
     let (web, _server) = crate::web::launch(s.listen.as_ref(), &s.file, s.prune, timestamp)
         .await?
         .unzip();
@@ -179,7 +195,7 @@ pub async fn serve(
         state: crate::runtime_dir::StateWriter::start(),
         web,
     };
-    d.log_line(&format!("watching {}", d.s.file.display()), false);
+    d.log_line(&format!("watching {}", d.s.sources().shown()), false);
     if let Some(l) = &d.s.listen {
         d.log_line(&format!("status page on http://{}/", l.addr), false);
     }
@@ -515,13 +531,15 @@ impl Daemon<'_> {
     /// Reads the file; true when its content changed since the last read
     /// and it is valid (it is then the configuration in force).
     fn reload_file(&mut self) -> bool {
-        let bytes = match config::read_capped(&self.s.file) {
-            Ok(b) => b,
+        let read = match self.s.sources().read() {
+            Ok(r) => r,
             Err(e) => {
                 let h = Some(u64::MAX);
                 if self.seen != h {
                     self.seen = h;
-                    let text = format!("cannot read {}: {e}", self.s.file.display());
+                    let why = e.problems.first().map_or("", |p| p.message.as_str());
+                    let why = why.strip_prefix("cannot read the file: ").unwrap_or(why);
+                    let text = format!("cannot read {}: {why}", e.path);
                     if let Some(w) = &self.web {
                         w.file_loaded(Err(text.clone()));
                     }
@@ -530,6 +548,7 @@ impl Daemon<'_> {
                 return false;
             }
         };
+        let bytes = read.bytes();
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         bytes.hash(&mut hasher);
         let h = Some(hasher.finish());
@@ -537,15 +556,7 @@ impl Daemon<'_> {
             return false;
         }
         self.seen = h;
-        let dir = self
-            .s
-            .file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-        let shown = self.s.file.display().to_string();
-        match config::parse_bytes_as(&shown, &bytes, &dir, self.s.backend) {
+        match read.check(&config::interpolate::Vars::from_process(), self.s.backend) {
             Ok(mut desired) => {
                 if let Some(p) = &self.s.project {
                     desired.project = p.clone();
@@ -574,8 +585,8 @@ impl Daemon<'_> {
                     .problems
                     .iter()
                     .map(|p| {
-                        let (line, col) = invalid.line_col(p.span.as_ref().map_or(0, |s| s.start));
-                        serde_json::json!({"code": p.code, "message": p.message, "line": line, "column": col, "help": p.help})
+                        let (file, line, col) = invalid.place(p);
+                        serde_json::json!({"code": p.code, "message": p.message, "file": file, "line": line, "column": col, "help": p.help})
                     })
                     .collect();
                 self.log().json_line(serde_json::json!({"event": "invalid_file", "file": invalid.path, "problems": problems}));

@@ -177,3 +177,74 @@ fn every_muster_command_of_the_ci_examples_parses() {
         );
     }
 }
+
+/// `examples/environments/`: the base alone, and the base with each
+/// overlay and the variables of `.env.example`, validate; an overlay
+/// without its secrets is refused, naming the variable; the CI job's
+/// commands parse and plan in markdown with `--detailed-exitcode`.
+#[test]
+fn the_environments_example_validates_with_each_overlay() {
+    use clap::Parser;
+    use muster::cli::{Cli, Command as Cmd};
+    use muster::output::Format;
+
+    let dir = root().join("examples/environments");
+    let run = |args: &[&str], env_file: Option<&str>| {
+        let mut cmd = Command::cargo_bin("muster").unwrap();
+        cmd.current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .env_remove("MUSTER_FILE")
+            .env_remove("MUSTER_PROJECT")
+            .env_remove("MUSTER_ENV_FILE")
+            .env_remove("API_TAG")
+            .env_remove("DB_PASSWORD")
+            .env_remove("PAYMENTS_TOKEN");
+        if let Some(f) = env_file {
+            cmd.args(["--env-file", f]);
+        }
+        cmd.args(args).output().unwrap()
+    };
+    let out = run(&["-f", "services.toml", "validate"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (overlay, containers) in [
+        ("staging.toml", "4 containers"),
+        ("production.toml", "25 containers"),
+    ] {
+        let out = run(
+            &["-f", "services.toml", "-f", overlay, "validate"],
+            Some(".env.example"),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{overlay}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(containers), "{overlay}: {stdout}");
+        let out = run(&["-f", "services.toml", "-f", overlay, "validate"], None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{overlay}: {stderr}");
+        assert!(
+            stderr.contains(&format!("error: {overlay}:")) && stderr.contains("API_TAG"),
+            "{stderr}"
+        );
+    }
+    let commands = muster_commands(&dir.join("ci.yml"));
+    let mut plan = false;
+    for args in &commands {
+        let cli = Cli::try_parse_from(args)
+            .unwrap_or_else(|e| panic!("ci.yml: `{}` does not parse:\n{e}", args.join(" ")));
+        if let Cmd::Plan { plan: p, .. } = cli.command {
+            assert!(
+                p.detailed_exitcode && p.output == Format::Markdown,
+                "{args:?}"
+            );
+            plan = true;
+        }
+    }
+    assert!(plan, "ci.yml must plan: {commands:?}");
+}

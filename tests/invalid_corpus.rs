@@ -263,3 +263,80 @@ fn file_of_nineteen_million_containers_is_refused() {
         "{stderr}"
     );
 }
+
+/// Where each overlay fixture's problems must be reported: the file (as
+/// given on the command line) and `line:col` of every `error:` line.
+const OVERLAY_LOCATIONS: &[(&str, &[&str])] = &[
+    ("bad-dotenv", &[".env:2:1"]),
+    (
+        "errors-in-both",
+        &[
+            "services.toml:3:11",
+            "overlay.toml:2:1",
+            "overlay.toml:3:10",
+            "overlay.toml:7:1",
+        ],
+    ),
+    ("incomplete-service", &["overlay.toml:4:11"]),
+    ("project-changed", &["overlay.toml:2:11"]),
+    (
+        "required-variable",
+        &[
+            "overlay.toml:2:9",
+            "overlay.toml:3:9",
+            "overlay.toml:4:13",
+            "overlay.toml:4:31",
+        ],
+    ),
+];
+
+/// `tests/fixtures/invalid-overlays/<case>/`: `services.toml` with
+/// `overlay.toml` over it (and a `.env` where there is one) is refused with
+/// exit 3, each problem located in the file where its value was written,
+/// all of them in one run.
+#[test]
+fn every_invalid_overlay_is_refused_in_the_file_that_holds_the_problem() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid-overlays");
+    let mut cases: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    cases.sort();
+    let listed: Vec<&str> = OVERLAY_LOCATIONS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(cases, listed, "every overlay fixture has its locations");
+    for (case, want) in OVERLAY_LOCATIONS {
+        let dir = root.join(case);
+        let out = Command::cargo_bin("muster")
+            .unwrap()
+            .current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .env_remove("MUSTER_FILE")
+            .env_remove("MUSTER_PROJECT")
+            .env_remove("MUSTER_ENV_FILE")
+            .env_remove("RELEASE_TAG")
+            .env_remove("WEB_COUNT")
+            .args(["-f", "services.toml", "-f", "overlay.toml", "validate"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).expect("stderr is UTF-8");
+        assert_eq!(out.status.code(), Some(3), "{case}:\n{stderr}");
+        let located: Vec<String> = stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("error: "))
+            .filter_map(|l| {
+                let mut parts = l.splitn(4, ':');
+                let (file, line, col) = (parts.next()?, parts.next()?, parts.next()?);
+                line.parse::<u32>().ok()?;
+                col.parse::<u32>().ok()?;
+                Some(format!("{file}:{line}:{col}"))
+            })
+            .collect();
+        assert_eq!(located, *want, "{case}:\n{stderr}");
+        let mut settings = insta::Settings::clone_current();
+        settings.set_description(format!(
+            "muster -f services.toml -f overlay.toml validate, in invalid-overlays/{case}"
+        ));
+        settings.set_omit_expression(true);
+        settings.bind(|| insta::assert_snapshot!(format!("overlay-{case}"), stderr));
+    }
+}

@@ -260,3 +260,41 @@ fn every_example_is_valid_before_mutation() {
         );
     }
 }
+
+/// Soup of the characters interpolation reads.
+fn interpolation_soup() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            Just("$".to_string()),
+            Just("${".to_string()),
+            Just("}".to_string()),
+            Just(":-".to_string()),
+            Just(":?".to_string()),
+            Just("-".to_string()),
+            Just("?".to_string()),
+            Just("SET".to_string()),
+            Just("UNSET".to_string()),
+            Just("é".to_string()),
+            "[a-z0-9_ ]{0,4}",
+        ],
+        0..24,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    /// Interpolation never panics, leaves text without `$` as it is, and
+    /// in a file value either succeeds or is a located problem.
+    #[test]
+    fn interpolation_never_panics(text in interpolation_soup()) {
+        let mut vars = muster::config::interpolate::Vars::default();
+        vars.process.insert("SET".into(), "v$al}".into());
+        let out = muster::config::interpolate::interpolate(&text, &vars);
+        if !text.contains('$') {
+            prop_assert_eq!(out.as_deref(), Ok(text.as_str()));
+        }
+        let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+        let file = format!("[services.web]\nimage = \"x\"\nenv = {{ A = \"{escaped}\" }}\n");
+        check(file.as_bytes())?;
+    }
+}

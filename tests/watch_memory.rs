@@ -66,6 +66,8 @@ fn start(
 ) -> (muster::watch::Remote, std::thread::JoinHandle<()>) {
     let settings = Settings {
         file: dir.join("services.toml"),
+        overlays: Vec::new(),
+        env_file: None,
         project: None,
         backend: None,
         debounce: Duration::from_millis(50),

@@ -22,6 +22,16 @@ pub struct Problem {
     pub label: String,
     /// One line on how to fix it.
     pub help: Option<String>,
+    /// The file the span is in, when it is not the [`Invalid`]'s own (an
+    /// overlay, the `.env` file).
+    pub source: Option<Source>,
+}
+
+/// A file a problem can be in: its name as shown and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub path: String,
+    pub text: Arc<str>,
 }
 
 impl Problem {
@@ -32,6 +42,7 @@ impl Problem {
             span,
             label: "here".into(),
             help: None,
+            source: None,
         }
     }
 
@@ -42,6 +53,12 @@ impl Problem {
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    /// The problem is in `source`, not in the file of its [`Invalid`].
+    pub fn in_source(mut self, source: Source) -> Self {
+        self.source = Some(source);
         self
     }
 }
@@ -100,25 +117,42 @@ impl Invalid {
         line_col(&self.text, offset)
     }
 
+    /// The name and text of the file `p` is in.
+    pub fn source_of<'a>(&'a self, p: &'a Problem) -> (&'a str, &'a Arc<str>) {
+        match &p.source {
+            Some(s) => (&s.path, &s.text),
+            None => (&self.path, &self.text),
+        }
+    }
+
+    /// The file, 1-based line and column (in characters) where `p` is.
+    pub fn place<'a>(&'a self, p: &'a Problem) -> (&'a str, usize, usize) {
+        let (path, text) = self.source_of(p);
+        let start = p.span.as_ref().map_or(0, |s| s.start);
+        let (line, col) = line_col(text, start);
+        (path, line, col)
+    }
+
     /// Plain text: per problem, one `error: file:line:col: message [code]`
     /// line, the quoted line with carets, and the hint. No colour, no boxes.
     pub fn render_plain(&self) -> String {
         let mut out = String::new();
         for p in &self.problems {
-            let start = p.span.as_ref().map_or(0, |s| s.start).min(self.text.len());
-            let start = floor_char_boundary(&self.text, start);
-            let (line, col) = self.line_col(start);
+            let (path, text) = self.source_of(p);
+            let start = p.span.as_ref().map_or(0, |s| s.start).min(text.len());
+            let start = floor_char_boundary(text, start);
+            let (line, col) = line_col(text, start);
             let _ = writeln!(
                 out,
-                "error: {}:{line}:{col}: {} [{}]",
-                self.path, p.message, p.code
+                "error: {path}:{line}:{col}: {} [{}]",
+                p.message, p.code
             );
             if let Some(span) = &p.span {
-                let text_line = self.text.lines().nth(line - 1).unwrap_or("");
+                let text_line = text.lines().nth(line - 1).unwrap_or("");
                 let text_line = text_line.trim_end_matches('\r');
                 let shown: String = text_line.chars().take(200).collect();
-                let end = floor_char_boundary(&self.text, span.end.clamp(start, self.text.len()));
-                let width = self.text[start..end]
+                let end = floor_char_boundary(text, span.end.clamp(start, text.len()));
+                let width = text[start..end]
                     .lines()
                     .next()
                     .map_or(0, |s| s.chars().count())
@@ -162,14 +196,19 @@ impl Invalid {
         let handler = GraphicalReportHandler::new_themed(theme);
         // The file's own bytes are quoted: keep its control characters
         // (escape sequences included) away from the terminal.
-        let text = match mask_controls(&self.text) {
-            Cow::Borrowed(_) => self.text.clone(),
-            Cow::Owned(masked) => Arc::from(masked),
+        let named = |path: &str, text: &Arc<str>| {
+            let text = match mask_controls(text) {
+                Cow::Borrowed(_) => text.clone(),
+                Cow::Owned(masked) => Arc::from(masked),
+            };
+            let path = mask_controls(path).into_owned();
+            (path.clone(), NamedSource::new(path, text))
         };
-        let path = mask_controls(&self.path).into_owned();
-        let source = NamedSource::new(path.clone(), text);
+        let (path, _) = named(&self.path, &self.text);
         let mut out = String::new();
         for p in &self.problems {
+            let (own_path, own_text) = self.source_of(p);
+            let (shown, source) = named(own_path, own_text);
             let masked = Problem {
                 message: mask_controls(&p.message).into_owned(),
                 label: mask_controls(&p.label).into_owned(),
@@ -178,10 +217,10 @@ impl Invalid {
             };
             let located = Located {
                 problem: &masked,
-                src: source.clone(),
+                src: source,
             };
-            let (line, col) = self.line_col(p.span.as_ref().map_or(0, |s| s.start));
-            let _ = writeln!(out, "{path}:{line}:{col}");
+            let (_, line, col) = self.place(p);
+            let _ = writeln!(out, "{shown}:{line}:{col}");
             let _ = handler.render_report(&mut out, &located);
         }
         let _ = writeln!(

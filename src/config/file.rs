@@ -23,6 +23,18 @@ pub struct File {
     pub volumes: Option<BTreeMap<String, Volume>>,
     /// Settings used only when the backend is `swarm`.
     pub swarm: Option<Swarm>,
+    /// Values muster never prints.
+    pub sensitive: Option<Sensitive>,
+}
+
+/// Values muster never prints: plans, `ps`, logs and `muster config` show
+/// `(sensitive)`, and the engine's labels hold a digest.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sensitive {
+    /// Env variable names, in every service; `*` matches any text, `?` one
+    /// character: `["DB_PASSWORD", "API_*"]`.
+    pub env: Option<Vec<String>>,
 }
 
 /// Swarm-only settings; accepted in any file, used only on a swarm.
@@ -96,9 +108,11 @@ pub enum Backend {
 pub struct Service {
     /// Image reference, e.g. `nginx:1.27`.
     pub image: String,
-    /// Number of containers (default 1).
-    #[schemars(range(min = 0, max = 1000))]
-    pub count: Option<i64>,
+    /// Number of containers (default 1), or a `${VAR…}` string that
+    /// interpolates to one.
+    #[serde(default)]
+    #[schemars(schema_with = "count_schema")]
+    pub count: Option<Count>,
     /// `parallel` (default): all containers at once. `sequential`: one after another, linked.
     pub mode: Option<Mode>,
     /// Command: an array, or a string split like a shell does.
@@ -223,6 +237,37 @@ pub enum UpdateOrder {
     StopFirst,
     /// Start the new one under a temporary name, then remove the old one.
     StartFirst,
+}
+
+/// `count` as written: an integer, or the text a `${…}` string became
+/// (already checked to read as an integer, see `interpolate`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Count {
+    Integer(i64),
+    Text(String),
+}
+
+impl Count {
+    pub fn value(&self) -> i64 {
+        match self {
+            Count::Integer(n) => *n,
+            Count::Text(t) => t.trim().parse().unwrap_or(-1),
+        }
+    }
+}
+
+/// `count`: an integer from 0 to 1000, or a string with `${…}` (checked
+/// once interpolated).
+fn count_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Number of containers (default 1), or a `${VAR…}` string that interpolates to one.",
+        "anyOf": [
+            { "type": "integer", "format": "int64", "minimum": 0, "maximum": 1000 },
+            { "type": "string", "pattern": "\\$\\{" },
+            { "type": "null" }
+        ]
+    })
 }
 
 /// The JSON Schema (draft-07) of the file, as written to `schema/services.schema.json`.

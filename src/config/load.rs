@@ -1,6 +1,7 @@
-//! Reading `services.toml`: bytes → text → TOML tree → shape checks against
-//! the JSON Schema → [`File`] → [`validate`](super::validate). Does file I/O
-//! only in [`load`]; [`parse_str`] is pure.
+//! Checking one parsed tree: bytes → text, TOML syntax errors, then the
+//! shape checks against the JSON Schema → [`File`] →
+//! [`validate`](super::validate). Does file I/O only in [`read_capped`];
+//! reading and merging the files of a run is `chain`'s.
 //!
 //! Every problem is collected, not only the first: the schema walk below
 //! visits the whole tree and reports each unknown key, wrong type and value
@@ -17,63 +18,12 @@ use toml::de::{DeTable, DeValue};
 
 use super::diagnostic::{Invalid, Problem};
 use super::file::{self, Backend, File};
-use super::locate::nearest;
+use super::locate::{compose_hint, nearest};
 use super::model::Desired;
 use super::validate;
 
 /// Files larger than this are refused before parsing.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
-
-/// Reads and checks the file at `path`.
-///
-/// # Errors
-/// [`Invalid`] with every problem found, located in the file.
-pub fn load(path: &Path) -> Result<Desired, Invalid> {
-    load_as(path, None)
-}
-
-/// [`load`], checked for `backend` when it is given (`--backend`) instead
-/// of the one the file names.
-///
-/// # Errors
-/// [`Invalid`] with every problem found, located in the file.
-pub fn load_as(path: &Path, backend: Option<Backend>) -> Result<Desired, Invalid> {
-    load_read(path, backend).map(|(desired, _)| desired)
-}
-
-/// Like [`load_as`], also returning the bytes that were read and checked
-/// (a saved plan records their SHA-256).
-///
-/// # Errors
-/// As [`load`].
-pub fn load_read(path: &Path, backend: Option<Backend>) -> Result<(Desired, Vec<u8>), Invalid> {
-    let shown = path.display().to_string();
-    let bytes = read_capped(path).map_err(|e| Invalid {
-        path: shown.clone(),
-        text: Arc::from(""),
-        problems: vec![
-            Problem::new(
-                "muster::config::unreadable",
-                format!("cannot read the file: {e}"),
-                None,
-            )
-            .help("check the path given with -f/--file or MUSTER_FILE"),
-        ],
-    })?;
-    let dir = path
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
-            }
-        })
-        .unwrap_or(Path::new("."));
-    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let desired = parse_bytes_as(&shown, &bytes, &dir, backend)?;
-    Ok((desired, bytes))
-}
 
 /// Reads at most one byte more than [`MAX_FILE_BYTES`], so that an endless
 /// or huge file is refused at the limit without being read whole; a FIFO
@@ -85,25 +35,9 @@ pub fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     crate::safe_file::read_regular(path, MAX_FILE_BYTES as u64 + 1)
 }
 
-/// Checks `bytes` as the content of the file `shown`, whose directory is `dir`
-/// (for relative bind mounts and the default project name).
-///
-/// # Errors
-/// [`Invalid`] with every problem found.
-pub fn parse_bytes(shown: &str, bytes: &[u8], dir: &Path) -> Result<Desired, Invalid> {
-    parse_bytes_as(shown, bytes, dir, None)
-}
-
-/// [`parse_bytes`] for `backend` when it is given.
-///
-/// # Errors
-/// [`Invalid`] with every problem found.
-pub fn parse_bytes_as(
-    shown: &str,
-    bytes: &[u8],
-    dir: &Path,
-    backend: Option<Backend>,
-) -> Result<Desired, Invalid> {
+/// The file's text, with a byte order mark (not TOML, but editors on
+/// Windows write one) left out; or why the bytes are not a file to parse.
+pub(crate) fn text_of<'b>(shown: &str, bytes: &'b [u8]) -> Result<&'b str, Invalid> {
     let invalid = |text: Arc<str>, problems| Invalid {
         path: shown.to_string(),
         text,
@@ -122,13 +56,13 @@ pub fn parse_bytes_as(
             ],
         ));
     }
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
+    match std::str::from_utf8(bytes) {
+        Ok(t) => Ok(t.strip_prefix('\u{feff}').unwrap_or(t)),
         Err(e) => {
             let valid = e.valid_up_to();
             let lossy: Arc<str> = Arc::from(String::from_utf8_lossy(bytes).as_ref());
             let at = String::from_utf8_lossy(&bytes[..valid]).len();
-            return Err(invalid(
+            Err(invalid(
                 lossy,
                 vec![
                     Problem::new(
@@ -139,61 +73,46 @@ pub fn parse_bytes_as(
                     .label("invalid byte")
                     .help("save the file as UTF-8"),
                 ],
-            ));
+            ))
         }
-    };
-    parse_str_as(shown, text, dir, backend)
+    }
 }
 
-/// Checks `text` as the content of the file `shown`.
-///
-/// # Errors
-/// [`Invalid`] with every problem found.
-pub fn parse_str(shown: &str, text: &str, dir: &Path) -> Result<Desired, Invalid> {
-    parse_str_as(shown, text, dir, None)
+/// The TOML syntax errors of a parse, as problems.
+pub(crate) fn syntax_problems(errors: &[toml::de::Error]) -> Vec<Problem> {
+    errors
+        .iter()
+        .map(|e| {
+            let msg = e.message().trim().to_string();
+            Problem::new(
+                "muster::config::syntax",
+                format!("TOML syntax: {msg}"),
+                e.span(),
+            )
+            .label("here")
+            .help("see https://toml.io for the syntax")
+        })
+        .collect()
 }
 
-/// [`parse_str`] for `backend` when it is given.
+/// Checks a parsed (interpolated, merged) tree: its shape against the JSON
+/// Schema, then the rules of [`validate`].
 ///
 /// # Errors
-/// [`Invalid`] with every problem found.
-pub fn parse_str_as(
-    shown: &str,
-    text: &str,
+/// Every problem found, located in the tree's spans.
+pub(crate) fn check_tree(
+    root: &Spanned<DeTable<'_>>,
     dir: &Path,
     backend: Option<Backend>,
-) -> Result<Desired, Invalid> {
-    // A byte order mark is not TOML, but editors on Windows write one.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let shared: Arc<str> = Arc::from(text);
-    let invalid = |problems| Invalid {
-        path: shown.to_string(),
-        text: shared.clone(),
-        problems,
-    };
-    let (root, errors) = DeTable::parse_recoverable(text);
-    if !errors.is_empty() {
-        let problems = errors
-            .iter()
-            .map(|e| {
-                let msg = e.message().trim().to_string();
-                Problem::new(
-                    "muster::config::syntax",
-                    format!("TOML syntax: {msg}"),
-                    e.span(),
-                )
-                .label("here")
-                .help("see https://toml.io for the syntax")
-            })
-            .collect();
-        return Err(invalid(problems));
-    }
+) -> Result<Desired, Vec<Problem>> {
     let schema = file::schema();
     let mut walker = Walker {
         root: &schema,
         problems: Vec::new(),
         bad_services: BTreeSet::new(),
         in_services: 0,
+        bad_keys: BTreeSet::new(),
+        unknown_top: BTreeSet::new(),
     };
     walker.check_table(root.get_ref(), root.span(), &schema, "", None);
     if walker.problems.is_empty() {
@@ -217,22 +136,44 @@ pub fn parse_str_as(
     // A problem outside any service leaves no sound file to check further.
     // (Counted, not located: `[services.x]` headers give `services` a span
     // that does not cover the services' bodies.)
-    if problems.len() > walker.in_services {
-        return Err(invalid(problems));
+    // An unknown top-level key says nothing about the rest: it is left out.
+    if problems.len() > walker.in_services + walker.unknown_top.len() {
+        return Err(problems);
     }
     let declared: BTreeSet<String> = match root.get_ref().get("services").map(Spanned::get_ref) {
         Some(DeValue::Table(t)) => t.iter().map(|(k, _)| k.get_ref().to_string()).collect(),
         _ => BTreeSet::new(),
     };
-    let mut sound = root.clone();
-    if let Some(services) = sound.get_mut().get_mut("services")
-        && let DeValue::Table(t) = services.get_mut()
-    {
-        for name in &walker.bad_services {
-            t.remove(name.as_str());
+    // A service whose problems are all in some of its keys is checked
+    // without those keys, so that its other problems are reported too;
+    // when that leaves it unreadable, it is left out whole.
+    let without = |whole: bool| {
+        let mut sound = root.clone();
+        for key in &walker.unknown_top {
+            sound.get_mut().remove(key.as_str());
         }
-    }
-    let file: File = match serde::Deserialize::deserialize(toml::de::Deserializer::from(sound)) {
+        if let Some(services) = sound.get_mut().get_mut("services")
+            && let DeValue::Table(t) = services.get_mut()
+        {
+            for name in &walker.bad_services {
+                let partly = walker.bad_keys.iter().any(|(s, _)| s == name);
+                if whole || !partly {
+                    t.remove(name.as_str());
+                }
+            }
+            if !whole {
+                for (name, key) in &walker.bad_keys {
+                    if let Some(svc) = t.get_mut(name.as_str())
+                        && let DeValue::Table(st) = svc.get_mut()
+                    {
+                        st.remove(key.as_str());
+                    }
+                }
+            }
+        }
+        serde::Deserialize::deserialize(toml::de::Deserializer::from(sound))
+    };
+    let file: File = match without(false).or_else(|_| without(true)) {
         Ok(f) => f,
         Err(e) => {
             problems.push(Problem::new(
@@ -240,16 +181,16 @@ pub fn parse_str_as(
                 e.message().trim().to_string(),
                 e.span(),
             ));
-            return Err(invalid(problems));
+            return Err(problems);
         }
     };
-    match validate::validate(&file, &declared, &root, dir, backend) {
+    match validate::validate(&file, &declared, root, dir, backend) {
         Ok(desired) if problems.is_empty() => Ok(desired),
-        Ok(_) => Err(invalid(problems)),
+        Ok(_) => Err(problems),
         Err(more) => {
             problems.extend(more);
             problems.sort_by_key(|p| p.span.as_ref().map_or(0, |s| s.start));
-            Err(invalid(problems))
+            Err(problems)
         }
     }
 }
@@ -263,6 +204,10 @@ struct Walker<'s> {
     bad_services: BTreeSet<String>,
     /// How many of `problems` are inside a service.
     in_services: usize,
+    /// (service, key): a key of a service with a problem of its own.
+    bad_keys: BTreeSet<(String, String)>,
+    /// Unknown keys at the top level.
+    unknown_top: BTreeSet<String>,
 }
 
 impl<'s> Walker<'s> {
@@ -343,6 +288,8 @@ impl<'s> Walker<'s> {
                     problems: Vec::new(),
                     bad_services: BTreeSet::new(),
                     in_services: 0,
+                    bad_keys: BTreeSet::new(),
+                    unknown_top: BTreeSet::new(),
                 };
                 sub.check_table_or_value(v, span.clone(), alt, path, key_span.clone());
                 if sub.problems.is_empty() {
@@ -441,24 +388,38 @@ impl<'s> Walker<'s> {
                     } else {
                         format!("in `{path}`")
                     };
+                    if path.is_empty() {
+                        self.unknown_top.insert(key.to_string());
+                    }
                     let mut p = Problem::new(
                         "muster::config::unknown_key",
                         format!("unknown key `{key}` {place}"),
                         Some(k.span()),
                     )
                     .label("unknown key");
-                    p = match nearest(key, &names) {
-                        Some(near) => p.help(format!("did you mean `{near}`?")),
-                        None => p.help(format!("valid keys here: {}", quote_list(&names))),
+                    let in_service = path
+                        .strip_prefix("services.")
+                        .is_some_and(|s| !s.contains('.'));
+                    p = match (compose_hint(key, in_service), nearest(key, &names)) {
+                        (Some(hint), _) if in_service || path.is_empty() => p.help(hint),
+                        (_, Some(near)) => p.help(format!("did you mean `{near}`?")),
+                        _ => p.help(format!("valid keys here: {}", quote_list(&names))),
                     };
                     self.problems.push(p);
                 }
                 Some(s) if s.is_object() => self.check(v, s, &sub_path, Some(k.span())),
                 _ => {}
             }
-            if path == "services" && self.problems.len() > before {
+            let added = self.problems.len() - before;
+            if added > 0 && path == "services" {
                 self.bad_services.insert(key.to_string());
-                self.in_services += self.problems.len() - before;
+                self.in_services += added;
+            }
+            if added > 0
+                && let Some(service) = path.strip_prefix("services.")
+                && !service.contains('.')
+            {
+                self.bad_keys.insert((service.to_string(), key.to_string()));
             }
         }
         if let Some(required) = schema.get("required").and_then(Json::as_array) {

@@ -16,6 +16,42 @@ pub(crate) fn nearest<'a>(word: &str, names: &[&'a str]) -> Option<&'a str> {
         .map(|(_, n)| n)
 }
 
+/// What a key from docker compose means in muster, for an unknown `key`
+/// in the service table (`in_service`) or at the top level.
+pub(crate) fn compose_hint(key: &str, in_service: bool) -> Option<&'static str> {
+    let hint = match (in_service, key) {
+        (true, "replicas" | "scale") => "did you mean `count`? (compose's `replicas` and `scale`)",
+        (true, "environment") => "did you mean `env`? (compose's `environment`)",
+        (true, "deploy") => {
+            "muster has no `deploy` table: `deploy.replicas` is `count`, `deploy.update_config` is `update`, `deploy.resources.limits` are `cpus` and `memory`, `deploy.placement` is `placement`"
+        }
+        (true, "container_name") => "muster names containers `<project>-<service>-<n>`; remove it",
+        (true, "build") => {
+            "muster does not build images: build and tag the image first, then name it in `image`"
+        }
+        (true, "networks" | "network_mode") => {
+            "muster puts every service of a project on one network named after the project; remove it"
+        }
+        (true, "env_file") => {
+            "list the variables in `env`, with `${VAR}` values read from the environment or a .env file beside the first file"
+        }
+        (true, "links") => "did you mean `depends_on`? every service reaches the others by name",
+        (true, "mem_limit") => "did you mean `memory`? (compose's `mem_limit`)",
+        (true, "hostname") => "muster names each container's host after the container; remove it",
+        (true, "healthcheck_test" | "test") => {
+            "a check goes in `[services.NAME.healthcheck]`, as `test`"
+        }
+        (false, "version") => "a muster file has no version; remove it",
+        (false, "name") => "did you mean `project`? (compose's `name`)",
+        (false, "networks") => "muster makes one network per project, named after it; remove it",
+        (false, "secrets" | "configs") => {
+            "muster has no secrets or configs: pass values in `env` with `${VAR}`, and mark them in `[sensitive]`"
+        }
+        _ => return None,
+    };
+    Some(hint)
+}
+
 /// Where the value at `path` (keys and array indices) is in the tree: the
 /// value's span, or with `key` the span of the key that holds it.
 pub(crate) fn span_at(

@@ -1,17 +1,20 @@
-//! The file stage: `services.toml` → [`Desired`]. Reads one file; the rest
-//! is pure.
+//! The file stage: `services.toml` (and its overlays and `.env`) →
+//! [`Desired`]. Reads the files; the rest is pure.
 
+mod chain;
 mod diagnostic;
+mod effective;
 pub mod file;
+pub mod interpolate;
 mod load;
 mod locate;
 mod model;
+pub mod sensitive;
 mod validate;
 
-pub use diagnostic::{Invalid, Problem, plural};
-pub use load::{
-    MAX_FILE_BYTES, load, load_as, load_read, parse_bytes, parse_bytes_as, parse_str, parse_str_as,
-    read_capped,
-};
+pub use chain::{Read, ReadFile, Sources};
+pub use chain::{load, load_as, load_read, parse_bytes, parse_bytes_as, parse_str, parse_str_as};
+pub use diagnostic::{Invalid, Problem, Source, plural};
+pub use load::{MAX_FILE_BYTES, read_capped};
 pub use model::*;
 pub use validate::{MAX_TOTAL_CONTAINERS, default_project, parse_duration, valid_name};

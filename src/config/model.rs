@@ -2,7 +2,7 @@
 //! Pure; no I/O. Also defines the config hash and the per-field "shape"
 //! that a recreate diffs against.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -81,6 +81,9 @@ pub struct Service {
     pub command: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
     pub env: BTreeMap<String, String>,
+    /// The `env` names that `[sensitive]` matches: their values are kept
+    /// out of every output and label (see [`Service::shape`]).
+    pub sensitive: BTreeSet<String>,
     pub ports: Vec<Port>,
     pub expose: Vec<ContainerPort>,
     pub volumes: Vec<Volume>,
@@ -275,7 +278,7 @@ pub fn format_duration(d: Duration) -> String {
 
 impl Service {
     /// Every setting that shapes this service's containers, as `path → value`
-    /// text: what the config hash covers and what a recreate diffs. Not
+    /// text (a sensitive env value as its digest): what the config hash covers and what a recreate diffs. Not
     /// `count`, not `update`, not `depends_on` and not the link variables
     /// (those depend on the ordinal).
     pub fn shape(&self) -> BTreeMap<String, String> {
@@ -290,7 +293,14 @@ impl Service {
             s.insert("entrypoint".into(), list(c));
         }
         for (k, v) in &self.env {
-            s.insert(format!("env.{k}"), v.clone());
+            // A digest, not the value: the shape is stored in a label and
+            // printed in diffs; the digest still changes the hash.
+            let v = if self.sensitive.contains(k) {
+                super::sensitive::digest(k, v)
+            } else {
+                v.clone()
+            };
+            s.insert(format!("env.{k}"), v);
         }
         for (k, v) in &self.labels {
             s.insert(format!("labels.{k}"), v.clone());

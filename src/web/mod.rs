@@ -445,7 +445,7 @@ fn rewrite(state: &State, name: &str, count: u32) -> Result<Scaled, Refusal> {
         ));
     }
     let old = String::from_utf8(bytes).map_err(|e| internal("reading", &e))?;
-    let new = crate::commands::rewrite_counts(&old, &[(name.to_string(), count)])
+    let new = crate::environments::rewrite_counts(&old, &[(name.to_string(), count)])
         .map_err(|e| internal("editing", &e))?;
     let mut after = crate::config::parse_str(&shown, &new, &dir).map_err(|invalid| {
         Refusal(

@@ -152,7 +152,9 @@ impl Validator<'_, '_> {
     /// Reported on the `count` (or, without one, the service) that takes
     /// the file past the limit.
     fn total_containers_capped(&mut self, file: &File) {
-        let count = |s: &super::super::file::Service| s.count.unwrap_or(1).clamp(0, 1000) as u64;
+        let count = |s: &super::super::file::Service| {
+            s.count.as_ref().map_or(1, |c| c.value()).clamp(0, 1000) as u64
+        };
         let total: u64 = file.services.values().map(count).sum();
         if total <= MAX_TOTAL_CONTAINERS {
             return;

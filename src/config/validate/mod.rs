@@ -55,6 +55,19 @@ pub(crate) fn validate(
             services.insert(name.clone(), s);
         }
     }
+    let patterns = file
+        .sensitive
+        .as_ref()
+        .and_then(|s| s.env.clone())
+        .unwrap_or_default();
+    for s in services.values_mut() {
+        s.sensitive = s
+            .env
+            .keys()
+            .filter(|k| super::sensitive::is_sensitive(&patterns, k))
+            .cloned()
+            .collect();
+    }
     v.cross_checks(file, declared, &services, backend);
     if backend == Backend::Swarm {
         v.swarm_checks(&project, &services);

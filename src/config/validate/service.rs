@@ -26,6 +26,7 @@ impl Validator<'_, '_> {
         let command = self.command(raw.command.as_ref(), name, "command");
         let entrypoint = self.command(raw.entrypoint.as_ref(), name, "entrypoint");
         let env = self.env(name, raw.env.as_ref());
+        let count = self.count(name, raw.count.as_ref());
         let (ports, expose) = self.ports(name, raw);
         let volumes = self.volumes(name, raw.volumes.as_deref(), dir, declared);
         let labels = self.labels(name, raw.labels.as_ref());
@@ -49,11 +50,12 @@ impl Validator<'_, '_> {
         Some(Service {
             name: name.to_string(),
             image: raw.image.clone(),
-            count: raw.count.unwrap_or(1).clamp(0, 1000) as u32,
+            count,
             mode: raw.mode.unwrap_or(Mode::Parallel),
             command,
             entrypoint,
             env,
+            sensitive: std::collections::BTreeSet::new(),
             ports,
             expose,
             volumes,
@@ -79,6 +81,21 @@ impl Validator<'_, '_> {
                 })
                 .unwrap_or_default(),
         })
+    }
+
+    /// An interpolated count is range-checked here; a written integer was
+    /// by the schema walk.
+    fn count(&mut self, name: &str, raw: Option<&file::Count>) -> u32 {
+        let n = raw.map_or(1, file::Count::value);
+        if matches!(raw, Some(file::Count::Text(_))) && !(0..=1000).contains(&n) {
+            self.err(
+                "muster::config::out_of_range",
+                format!("`services.{name}.count` is out of range: it must be from 0 to 1000, and is {n} once interpolated"),
+                &at(name, "count"),
+                "set the variable to a value from 0 to 1000",
+            );
+        }
+        n.clamp(0, 1000) as u32
     }
 
     fn service_name(&mut self, name: &str) {
