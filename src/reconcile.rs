@@ -300,7 +300,7 @@ async fn remove_network(backend: &dyn Backend, project: &str) -> Result<Option<S
     loop {
         match backend.remove_network(project).await {
             Ok(()) => return Ok(None),
-            Err(e) if e.kind == ErrorKind::Conflict || e.message.contains("active endpoints") => {
+            Err(e) if e.kind != ErrorKind::Conflict && e.message.contains("active endpoints") => {
                 if std::time::Instant::now() >= until {
                     return Ok(Some(e.message));
                 }

@@ -82,9 +82,25 @@ fn every_example_starts_with_the_schema_line() {
 }
 
 /// The quickstart must run on an engine without a registry: all its
-/// services run one local image, the one its `up.sh` imports.
+/// services run one local image, the one `examples/image.sh` (which its
+/// `up.sh` runs) imports; so does the swarm quick start.
 #[test]
 fn quickstart_needs_no_registry() {
+    let importer = std::fs::read_to_string(root().join("examples/image.sh")).unwrap();
+    for quick in ["quickstart", "swarm"] {
+        let up = std::fs::read_to_string(root().join("examples").join(quick).join("up.sh")).unwrap();
+        assert!(up.contains("image.sh"), "examples/{quick}/up.sh runs image.sh");
+        let desired =
+            muster::config::load(&root().join("examples").join(quick).join("services.toml"))
+                .unwrap();
+        for s in desired.services.values() {
+            assert!(
+                importer.contains(&s.image),
+                "examples/image.sh does not import {}",
+                s.image
+            );
+        }
+    }
     let dir = root().join("examples/quickstart");
     let desired = muster::config::load(&dir.join("services.toml")).unwrap();
     let images: std::collections::BTreeSet<&str> = desired
@@ -94,10 +110,9 @@ fn quickstart_needs_no_registry() {
         .collect();
     assert_eq!(images.len(), 1, "one local image: {images:?}");
     let image = images.first().unwrap();
-    let up = std::fs::read_to_string(dir.join("up.sh")).unwrap_or_default();
     assert!(
-        *image == "muster-test/busybox:latest" || up.contains(image),
-        "nothing in examples/quickstart imports {image}"
+        *image == "muster-test/busybox:latest" || importer.contains(image),
+        "nothing in examples/ imports {image}"
     );
     assert!(desired.services.values().all(|s| s.init));
     assert!(

@@ -830,10 +830,34 @@ impl Backend for DockerEngine {
         {
             let id = n.id.unwrap_or_else(|| name.clone());
             if let Err(e) = self.docker.remove_network(&id).await {
-                let err = map_err(&doing, e);
-                if err.kind != ErrorKind::NotFound {
-                    return Err(err);
+                let mut err = map_err(&doing, e);
+                if err.kind == ErrorKind::NotFound {
+                    continue;
                 }
+                // Still in use by a container (not muster's: its own are
+                // gone): a conflict, said as such. None listed: the
+                // engine's stale endpoint, which the caller may wait out.
+                let users = self
+                    .docker
+                    .inspect_network(&id, None)
+                    .await
+                    .ok()
+                    .and_then(|n| n.containers)
+                    .unwrap_or_default();
+                if !users.is_empty() {
+                    let names: Vec<String> = users
+                        .values()
+                        .filter_map(|c| c.name.clone())
+                        .map(|n| sanitize::text(&n).into_owned())
+                        .collect();
+                    err.kind = ErrorKind::Conflict;
+                    err.message = format!(
+                        "it is still in use by {} (not muster's): {}",
+                        names.join(", "),
+                        err.message
+                    );
+                }
+                return Err(err);
             }
         }
         Ok(())
