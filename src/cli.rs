@@ -228,6 +228,19 @@ pub enum Command {
     ///
     /// Example: muster validate -f examples/web/services.toml
     Validate,
+    /// Write a services.toml from a docker compose file; warns of what it leaves out.
+    ///
+    /// Example: muster import docker-compose.yml -o services.toml
+    Import {
+        /// The compose file.
+        compose: PathBuf,
+        /// Write to FILE instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace FILE when it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the JSON Schema of the file (for editors: Taplo, Even Better TOML).
     ///
     /// Example: muster schema > schema/services.schema.json
@@ -304,6 +317,21 @@ fn run(cli: Cli) -> u8 {
             }
             Err(invalid) => report(&printer, &Error::Invalid(invalid)),
         },
+        Command::Import {
+            compose,
+            out,
+            force,
+        } => {
+            let request = crate::import::ImportRequest {
+                compose,
+                out,
+                force,
+            };
+            match crate::import::run(&printer, &request) {
+                Ok(()) => exit::OK,
+                Err(e) => report(&printer, &e),
+            }
+        }
         Command::Schema => {
             printer.out(&schema_text());
             exit::OK
@@ -408,7 +436,10 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
             };
             commands::apply(ctx, printer, &plan, &options.request()).await
         }
-        Command::Validate | Command::Schema | Command::Completions { .. } => Ok(Done::Ok),
+        Command::Validate
+        | Command::Import { .. }
+        | Command::Schema
+        | Command::Completions { .. } => Ok(Done::Ok),
     }
 }
 

@@ -24,6 +24,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod files;
+pub mod import;
 pub mod lock;
 pub mod markdown;
 pub mod output;
