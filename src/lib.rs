@@ -26,6 +26,7 @@ pub mod error;
 pub mod files;
 pub mod import;
 pub mod lock;
+pub mod logs;
 pub mod markdown;
 pub mod output;
 pub mod plan;
