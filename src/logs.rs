@@ -239,9 +239,11 @@ async fn interrupted() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// The service of a container named `<project>-<service>-<n>`.
+/// The service of a container named `<project>-<service>-<n>`, or of its
+/// start-first replacement (`…-<n>-next`).
 fn service_of(project: &str, name: &str) -> Option<String> {
     let rest = name.strip_prefix(project)?.strip_prefix('-')?;
+    let rest = rest.strip_suffix("-next").unwrap_or(rest);
     let (service, ordinal) = rest.rsplit_once('-')?;
     ordinal
         .bytes()
@@ -268,5 +270,9 @@ mod tests {
         );
         assert_eq!(service_of("shop", "shopx-web-1"), None);
         assert_eq!(service_of("shop", "shop-web-next"), None);
+        assert_eq!(
+            service_of("shop", "shop-web-1-next").as_deref(),
+            Some("web")
+        );
     }
 }
