@@ -76,6 +76,7 @@ pub fn convert(
             );
         }
     }
+    c.variables(services);
     let names = c.service_names(services);
     let mut services_table = Table::new();
     services_table.set_implicit(true);
@@ -161,6 +162,20 @@ impl Converter<'_> {
     fn skip(&mut self, notes: &mut Notes, at: &Node, message: String) {
         notes.0.push((at.line, message.clone()));
         self.warn(at, message);
+    }
+
+    /// Compose substitutes `$VAR` / `${VAR}` from the shell when it reads
+    /// the file; the import keeps them as written, and says where.
+    fn variables(&mut self, node: &Node) {
+        match &node.value {
+            Value::Str(s) if s.replace("$$", "").contains('$') => self.warn(
+                node,
+                format!("{s:?} uses compose variables; they are kept as written: check the value in the output"),
+            ),
+            Value::Seq(items) => items.iter().for_each(|n| self.variables(n)),
+            Value::Map(entries) => entries.iter().for_each(|(_, n)| self.variables(n)),
+            _ => {}
+        }
     }
 
     /// muster names for compose's service names, in order: sanitised and unique.
@@ -1069,8 +1084,17 @@ pub fn run(printer: &Printer, req: &ImportRequest) -> Result<(), Error> {
         .as_ref()
         .map_or("services.toml".to_string(), |p| p.display().to_string());
     if let Err(invalid) = config::parse_str(&out_shown, &imported.toml, out_dir) {
+        let why = if imported
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("compose variables"))
+        {
+            "it keeps the compose file's variables as written; replace them and import again"
+        } else {
+            "a bug; please report it"
+        };
         return Err(Error::Other(format!(
-            "muster import made a file that does not validate (a bug; please report it):\n{}",
+            "muster import made a file that does not validate ({why}):\n{}",
             invalid.render_plain()
         )));
     }
