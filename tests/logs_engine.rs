@@ -56,7 +56,8 @@ fn logs_when(project: &Project, args: &[&str], n: usize) -> Vec<String> {
 fn merged_in_time_order_with_prefixes_tail_since_timestamps_and_services() {
     let project = Project::new("logs-merge");
     let p = project.name().to_string();
-    let at = now_secs() + 3;
+    // Far enough ahead that both containers have started on a busy machine.
+    let at = now_secs() + 8;
     project.write(&format!(
         "{}\n{}",
         printer("a", at, "0"),
