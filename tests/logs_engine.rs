@@ -131,7 +131,7 @@ fn counting(count: u32) -> String {
         r#"[services.web]
 image = "{{image}}"
 count = {count}
-command = ["sh", "-c", "echo hello from $(hostname); exec sleep 3600"]
+command = ["sh", "-c", "echo hello from $(hostname); printf 'clear \\033[2J\\n'; exec sleep 3600"]
 init = true
 stop_grace_period = "1s"
 "#
@@ -163,7 +163,13 @@ fn follow_sees_a_container_created_later_and_ends_with_0_on_sigint() {
         .iter()
         .filter(|l| l.contains("-web-1 |"))
         .count();
-    assert_eq!(first, 1, "no line twice:\n{}", logs.transcript());
+    assert_eq!(first, 2, "no line twice:\n{}", logs.transcript());
+    let cleared = logs.wait_line(0, &format!("{p}-web-2 | clear"), Duration::from_secs(5));
+    assert_eq!(
+        cleared.text,
+        format!("{p}-web-2 | clear \\x1b[2J"),
+        "a container's control characters are masked"
+    );
 
     logs.signal(libc::SIGINT);
     let status = logs
