@@ -2,7 +2,7 @@
 //! known times; the merge order, the prefixes, `--tail`, `--since`,
 //! `--timestamps` and the SERVICE filter; `-f` following a container
 //! created after it started, ending with exit 0 on SIGINT, and with exit 1
-//! (said once) when the engine goes away.
+//! (said once) when the engine goes away; the swarm backend's service logs.
 
 mod support;
 
@@ -78,6 +78,13 @@ fn merged_in_time_order_with_prefixes_tail_since_timestamps_and_services() {
             format!("{b} b3"),
         ],
         "the lines of both containers, merged by time (stderr too)"
+    );
+
+    let coloured = muster_ok(&project, &["logs", "--color", "always", "--tail", "1"]).stdout;
+    assert_eq!(
+        coloured,
+        format!("\x1b[36m{a}\x1b[0m a3\n\x1b[33m{b}\x1b[0m b3\n"),
+        "a colour per container"
     );
 
     let tail = muster_ok(&project, &["logs", "--tail", "1"]).stdout;
@@ -208,5 +215,30 @@ fn follow_ends_with_1_said_once_when_the_engine_goes_away() {
         errors[0].text.starts_with("error:"),
         "{}",
         logs.transcript()
+    );
+}
+
+#[test]
+fn swarm_backend_shows_each_services_logs() {
+    let project = Project::new("logs-swarm");
+    let p = project.name().to_string();
+    project.write(
+        r#"backend = "swarm"
+[services.s]
+image = "{image}"
+count = 2
+command = ["sh", "-c", "echo swarm-hello; exec sleep 3600"]
+init = true
+stop_grace_period = "1s"
+"#,
+    );
+    muster_ok(&project, &["apply", "-q"]);
+    let lines = logs_when(&project, &[], 2);
+    assert_eq!(
+        lines,
+        [
+            format!("{p}_s | swarm-hello"),
+            format!("{p}_s | swarm-hello")
+        ]
     );
 }
