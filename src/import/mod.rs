@@ -59,6 +59,7 @@ pub fn convert(
     let mut c = Converter {
         warnings: Vec::new(),
         read_env_file,
+        host_ports: Vec::new(),
     };
     let name = root.get("name").and_then(Node::text);
     let project = compose_project(name.as_deref().unwrap_or(dir_name));
@@ -133,6 +134,8 @@ const UNSUPPORTED_NOTE: &[(&str, &str)] = &[
 struct Converter<'a> {
     warnings: Vec<Warning>,
     read_env_file: ReadEnvFile<'a>,
+    /// Fixed host ports (`8080/tcp`) and the service that publishes them.
+    host_ports: Vec<(String, String)>,
 }
 
 /// Comments that go above a service's table.
@@ -273,11 +276,30 @@ impl Converter<'_> {
                 "env_file" => env_file_vars.extend(self.env_files(v, &mut notes)),
                 "ports" => {
                     let mut arr = Array::new();
+                    let mut published: Vec<String> = Vec::new();
                     for p in seq(v) {
-                        for (port, fixed) in self.port(p, &mut notes) {
+                        for (mut port, mut fixed) in self.port(p, &mut notes) {
+                            let container = container_side(&port);
+                            if published.contains(&container) {
+                                self.skip(&mut notes, p, format!("container port {container} is published twice; muster publishes it once, as the first entry says"));
+                                continue;
+                            }
+                            if fixed {
+                                let host = host_port(&port);
+                                if let Some((_, other)) =
+                                    self.host_ports.iter().find(|(h, _)| *h == host)
+                                {
+                                    self.skip(&mut notes, p, format!("host port {host} is already published by service {other}; this one gets an ephemeral host port"));
+                                    port.clone_from(&container);
+                                    fixed = false;
+                                } else {
+                                    self.host_ports.push((host, compose_name.to_string()));
+                                }
+                            }
                             if fixed {
                                 fixed_ports.push(p);
                             }
+                            published.push(container);
                             arr.push(port);
                         }
                     }
@@ -960,6 +982,14 @@ fn container_side(spec: &str) -> String {
     spec.rsplit(':').next().unwrap_or(spec).to_string()
 }
 
+/// `"127.0.0.1:8080:80/udp"` → `"8080/udp"`: the host side of a fixed port.
+fn host_port(spec: &str) -> String {
+    let (body, proto) = spec.rsplit_once('/').unwrap_or((spec, "tcp"));
+    let host = body.rsplit_once(':').map_or(body, |(h, _)| h);
+    let port = host.rsplit(':').next().unwrap_or(host);
+    format!("{port}/{proto}")
+}
+
 fn valid_restart(r: &str) -> bool {
     matches!(r, "no" | "always" | "unless-stopped" | "on-failure")
         || r.strip_prefix("on-failure:")
@@ -1127,6 +1157,14 @@ pub fn run(printer: &Printer, req: &ImportRequest) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_sides() {
+        assert_eq!(host_port("127.0.0.1:8080:80/udp"), "8080/udp");
+        assert_eq!(host_port("[::1]:6001:6001"), "6001/tcp");
+        assert_eq!(host_port("8080:80"), "8080/tcp");
+        assert_eq!(container_side("5353:53/udp"), "53/udp");
+    }
 
     #[test]
     fn sizes() {
