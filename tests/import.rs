@@ -150,3 +150,107 @@ fn stdout_without_o_and_missing_file_exits_3() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(3));
 }
+
+mod generated {
+    use proptest::prelude::*;
+
+    /// Compose snippets, valid and not, for one service's keys.
+    const SNIPPETS: &[&[&str]] = &[
+        &["image: x", "image: ''", "image: 'a b'", "build: ."],
+        &[
+            "ports: ['80', '8080:80', '127.0.0.1:8081:80/udp']",
+            "ports: ['0:80', '99999', '80/sctp', abc, '3000-3001', '']",
+            "ports: [{target: 80}, {target: 80, published: 8080}, {published: 1}]",
+            "ports: ['[::1]:1:1', '1.2.3.4:5:6', 'x:1:2', '1:2:3:4']",
+        ],
+        &[
+            "volumes: ['data:/d', './c:/c:ro', /anon, 'd:rel', 'd:/d:zz']",
+            "volumes: [{type: bind, source: x, target: /x}, {type: volume, target: /v}, 'd:/']",
+            "volumes: ['a:/same', 'b:/same', 'c:/same/']",
+            "volumes: ['x{ordinal}:/o', './b{ordinal}:/b', 'e:/e{ordinal}']",
+        ],
+        &[
+            "environment: [A=1, '1BAD=x', B, '=x', 'C=has spaces']",
+            "environment: {A: 1, B: null, 'C D': x, E: [1]}",
+        ],
+        &[
+            "healthcheck: {test: 'x'}",
+            "healthcheck: {test: []}",
+            "healthcheck: {test: [CMD]}",
+            "healthcheck: {test: [CMD, x], retries: 0, interval: 10}",
+            "healthcheck: {test: 'a \"unclosed', timeout: 99999h}",
+            "healthcheck: {disable: true}",
+        ],
+        &[
+            "deploy: {replicas: 3}",
+            "deploy: {replicas: -1}",
+            "deploy: {replicas: 5000}",
+            "deploy: {resources: {limits: {cpus: '0', memory: 1k}}}",
+            "deploy: {resources: {limits: {cpus: 2000, memory: 99999999g}}}",
+            "deploy: {update_config: {parallelism: 0, order: x}}",
+            "scale: 2",
+        ],
+        &[
+            "stop_signal: FOO",
+            "stop_signal: 9",
+            "stop_signal: SIGKILL",
+            "stop_grace_period: 10",
+            "stop_grace_period: 99999h",
+        ],
+        &[
+            "depends_on: [other]",
+            "depends_on: [nope, web]",
+            "depends_on: {other: {condition: x}}",
+        ],
+        &[
+            "labels: ['io.muster.x=1', 'a=b', c]",
+            "labels: {a: 1, '': x}",
+        ],
+        &[
+            "command: ''",
+            "command: []",
+            "command: 'a \"unclosed'",
+            "entrypoint: [sh, -c]",
+        ],
+        &["expose: [abc, 0, '80/udp', 70000]", "expose: ['9000']"],
+        &[
+            "restart: sometimes",
+            "restart: on-failure:x",
+            "user: ''",
+            "working_dir: rel",
+            "init: yes",
+        ],
+    ];
+
+    fn service() -> impl Strategy<Value = Vec<String>> {
+        let keys: Vec<_> = SNIPPETS
+            .iter()
+            .map(|choices| proptest::option::of(proptest::sample::select(choices.to_vec())))
+            .collect();
+        keys.prop_map(|picked| picked.into_iter().flatten().map(str::to_string).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Whatever compose keys a service has, the output validates.
+        #[test]
+        fn the_output_always_validates(web in service(), other in service()) {
+            let indent = |lines: &[String]| lines.iter().map(|l| format!("    {l}\n")).collect::<String>();
+            let text = format!(
+                "services:\n  web:\n{}  other:\n{}",
+                indent(&web),
+                indent(&other)
+            );
+            let read = |_: &str| Err(std::io::Error::other("no env files here"));
+            let imported = muster::import::convert("c.yml", &text, "dir", &read)
+                .map_err(|e| TestCaseError::fail(format!("{}\n{text}", e.render_plain())))?;
+            if let Err(invalid) = muster::config::parse_str("services.toml", &imported.toml, std::path::Path::new("/tmp")) {
+                return Err(TestCaseError::fail(format!(
+                    "{}\n--- compose ---\n{text}\n--- toml ---\n{}",
+                    invalid.render_plain(),
+                    imported.toml
+                )));
+            }
+        }
+    }
+}

@@ -96,6 +96,7 @@ pub fn convert(
         }
         services_table.insert(name, Item::Table(table));
     }
+    c.break_cycles(&mut services_table, services, &names);
     doc.insert("services", Item::Table(services_table));
     c.top_level(&root, &mut doc);
     let mut warnings = c.warnings;
@@ -329,10 +330,17 @@ impl Converter<'_> {
                 }
                 "volumes" => {
                     let mut arr = Array::new();
+                    let mut targets: Vec<String> = Vec::new();
                     for vol in seq(v) {
-                        if let Some(spec) = self.volume(vol, &mut notes) {
-                            arr.push(spec);
+                        let Some((spec, target)) = self.volume(vol, &mut notes) else {
+                            continue;
+                        };
+                        if targets.contains(&target) {
+                            self.skip(&mut notes, vol, format!("a second volume on {target} is not carried over: one volume per container path"));
+                            continue;
                         }
+                        targets.push(target);
+                        arr.push(spec);
                     }
                     if !arr.is_empty() {
                         t.insert("volumes", value(arr));
@@ -517,8 +525,143 @@ impl Converter<'_> {
                 t.insert("update", Item::Table(u));
             }
         }
+        self.keep_valid(&mut t, node, &mut notes);
         t.decor_mut().set_prefix(format!("\n{}", notes.decor()));
         t
+    }
+
+    /// Compose refuses a dependency cycle, and so does muster: each
+    /// `depends_on` entry that closes one is left out, with a warning.
+    fn break_cycles(&mut self, services: &mut Table, compose: &Node, names: &[String]) {
+        let deps = |services: &Table, name: &str| -> Vec<String> {
+            services
+                .get(name)
+                .and_then(|t| t.get("depends_on"))
+                .and_then(Item::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        // Depth-first from each service in order; an edge to a service on
+        // the current path closes a cycle.
+        let mut done: Vec<String> = Vec::new();
+        for start in names {
+            let mut path: Vec<(String, usize)> = vec![(start.clone(), 0)];
+            while let Some((name, next)) = path.last().cloned() {
+                if done.contains(&name) {
+                    path.pop();
+                    continue;
+                }
+                let list = deps(services, &name);
+                let Some(dep) = list.get(next) else {
+                    done.push(name);
+                    path.pop();
+                    continue;
+                };
+                if let Some(last) = path.last_mut() {
+                    last.1 += 1;
+                }
+                if path.iter().any(|(p, _)| p == dep) {
+                    let at = names
+                        .iter()
+                        .position(|n| *n == name)
+                        .and_then(|i| compose.entries().get(i))
+                        .map_or(compose, |(_, n)| compose_node(n, "depends_on"));
+                    let message = format!(
+                        "depends_on {dep:?} of service {name} closes a dependency cycle; left out"
+                    );
+                    self.warn(at, message.clone());
+                    if let Some(t) = services.get_mut(&name).and_then(Item::as_table_mut) {
+                        let before = t
+                            .decor()
+                            .prefix()
+                            .and_then(|p| p.as_str())
+                            .unwrap_or("")
+                            .to_string();
+                        t.decor_mut()
+                            .set_prefix(format!("{before}# compose line {}: {message}\n", at.line));
+                    }
+                    if let Some(Item::Value(TomlValue::Array(a))) = services
+                        .get_mut(&name)
+                        .and_then(|t| t.get_mut("depends_on"))
+                    {
+                        a.retain(|v| v.as_str() != Some(dep.as_str()));
+                        if a.is_empty() {
+                            if let Some(t) = services.get_mut(&name).and_then(Item::as_table_mut) {
+                                t.remove("depends_on");
+                            }
+                        }
+                    }
+                    if let Some(last) = path.last_mut() {
+                        last.1 -= 1;
+                    }
+                } else if !done.contains(dep) {
+                    path.push((dep.clone(), 0));
+                }
+            }
+        }
+    }
+
+    /// Leaves out, with muster's own reason, each value that muster's
+    /// rules refuse on its own (a signal name, a duration over a year, a
+    /// port, a volume…): compose accepts some of them, or fails only later.
+    fn keep_valid(&mut self, t: &mut Table, node: &Node, notes: &mut Notes) {
+        let keys: Vec<String> = t.iter().map(|(k, _)| k.to_string()).collect();
+        for key in keys {
+            let at = compose_node(node, &key);
+            let Some(item) = t.get_mut(&key) else {
+                continue;
+            };
+            match (key.as_str(), item) {
+                ("image" | "depends_on", _) => {}
+                ("ports" | "volumes" | "expose", Item::Value(TomlValue::Array(items))) => {
+                    let mut kept = Array::new();
+                    for v in items.iter() {
+                        let one: Array = std::iter::once(v.clone()).collect();
+                        match refused(&key, &value(one)) {
+                            None => kept.push(v.clone()),
+                            Some(why) => {
+                                self.skip(notes, at, format!("{key} {v}: {why}; left out"))
+                            }
+                        }
+                    }
+                    *items = kept;
+                }
+                ("env" | "labels", Item::Value(TomlValue::InlineTable(entries))) => {
+                    let names: Vec<String> = entries.iter().map(|(k, _)| k.to_string()).collect();
+                    for name in names {
+                        let Some(v) = entries.get(&name) else {
+                            continue;
+                        };
+                        let mut one = toml_edit::InlineTable::new();
+                        one.insert(&name, v.clone());
+                        if let Some(why) = refused(&key, &value(one)) {
+                            entries.remove(&name);
+                            self.skip(notes, at, format!("{key} {name:?}: {why}; left out"));
+                        }
+                    }
+                }
+                (_, item) => {
+                    if let Some(why) = refused(&key, item) {
+                        t.remove(&key);
+                        self.skip(notes, at, format!("`{key}`: {why}; left out"));
+                    }
+                }
+            }
+        }
+        for key in ["ports", "volumes", "expose", "env", "labels"] {
+            let empty = match t.get(key) {
+                Some(Item::Value(TomlValue::Array(a))) => a.is_empty(),
+                Some(Item::Value(TomlValue::InlineTable(e))) => e.is_empty(),
+                _ => false,
+            };
+            if empty {
+                t.remove(key);
+            }
+        }
     }
 
     /// `KEY=VALUE` list or map (environment, labels).
@@ -653,7 +796,8 @@ impl Converter<'_> {
         vec![(spec, true)]
     }
 
-    fn volume(&mut self, v: &Node, notes: &mut Notes) -> Option<String> {
+    /// The muster volume string and its container path.
+    fn volume(&mut self, v: &Node, notes: &mut Notes) -> Option<(String, String)> {
         let (source, target, read_only) = if let Value::Map(_) = v.value {
             let kind = v
                 .get("type")
@@ -729,16 +873,21 @@ impl Converter<'_> {
             );
             return None;
         }
+        if source.contains("{ordinal}") || target.contains("{ordinal}") {
+            self.skip(notes, v, format!("volume {source}:{target} is not carried over: `{{ordinal}}` means something to muster"));
+            return None;
+        }
         let target = if target.len() > 1 {
             target.trim_end_matches('/')
         } else {
             &target
         };
-        Some(if read_only {
+        let spec = if read_only {
             format!("{source}:{target}:ro")
         } else {
             format!("{source}:{target}")
-        })
+        };
+        Some((spec, target.to_string()))
     }
 
     fn duration(&mut self, v: &Node, what: &str, notes: &mut Notes) -> Option<String> {
@@ -975,6 +1124,36 @@ fn command(v: &Node) -> Option<Item> {
         Value::Str(s) if !s.trim().is_empty() => Some(value(s.clone())),
         _ => None,
     }
+}
+
+/// Why muster refuses `key = item` in a service of its own, if it does.
+fn refused(key: &str, item: &Item) -> Option<String> {
+    let mut service = Table::new();
+    service.insert("image", value("x"));
+    service.insert(key, item.clone());
+    let mut services = Table::new();
+    services.insert("x", Item::Table(service));
+    let mut doc = DocumentMut::new();
+    doc.insert("services", Item::Table(services));
+    let invalid = config::parse_str("services.toml", &doc.to_string(), Path::new(".")).err()?;
+    let why = invalid.problems.first().map(|p| {
+        p.message
+            .strip_prefix("service `x`: ")
+            .unwrap_or(&p.message)
+            .to_string()
+    });
+    Some(why.unwrap_or_else(|| "muster refuses it".into()))
+}
+
+/// The compose node a muster key of a service came from, for its line.
+fn compose_node<'n>(service: &'n Node, key: &str) -> &'n Node {
+    let from: &[&str] = match key {
+        "env" => &["environment", "env_file"],
+        "count" => &["deploy", "scale"],
+        "update" | "cpus" | "memory" => &["deploy", "cpus", "mem_limit"],
+        other => &[other],
+    };
+    from.iter().find_map(|k| service.get(k)).unwrap_or(service)
 }
 
 /// `"8080:80"` → `"80"`: the container side of a port.
