@@ -83,6 +83,19 @@ pub fn convert(
     services_table.set_implicit(true);
     for (i, ((compose_name, node), name)) in services.entries().iter().zip(&names).enumerate() {
         let mut table = c.service(compose_name, node, &project, &names, services);
+        if name != compose_name {
+            let before = table
+                .decor()
+                .prefix()
+                .and_then(|p| p.as_str())
+                .unwrap_or("")
+                .to_string();
+            let (blank, notes) = before.split_at(usize::from(before.starts_with('\n')));
+            table.decor_mut().set_prefix(format!(
+                "{blank}# compose line {}: service {compose_name:?} is named {name:?} here\n{notes}",
+                node.line
+            ));
+        }
         if i == 0 && !doc.contains_key("project") {
             // The header already ends with a blank line.
             let notes = table
@@ -184,9 +197,8 @@ impl Converter<'_> {
 
     /// muster names for compose's service names, in order: sanitised and unique.
     fn service_names(&mut self, services: &Node) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for (name, node) in services.entries() {
-            let mut clean: String = name
+        let clean_of = |name: &str| -> String {
+            let clean: String = name
                 .to_lowercase()
                 .chars()
                 .map(|c| {
@@ -197,13 +209,34 @@ impl Converter<'_> {
                     }
                 })
                 .collect();
-            clean = clean
+            let clean: String = clean
                 .trim_start_matches(['-', '_'])
                 .chars()
                 .take(50)
                 .collect();
             if clean.is_empty() {
-                clean = "service".into();
+                "service".into()
+            } else {
+                clean
+            }
+        };
+        let first: Vec<String> = services
+            .entries()
+            .iter()
+            .map(|(n, _)| clean_of(n))
+            .collect();
+        let mut out: Vec<String> = Vec::new();
+        for (name, node) in services.entries() {
+            let mut clean = clean_of(name);
+            let mut why = "muster names are [a-z0-9][a-z0-9_-]*, at most 50 characters";
+            // `db-1` beside `db` would be the name of db's first container.
+            if let Some((base, n)) = clean.rsplit_once('-')
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && first.iter().any(|f| f == base)
+            {
+                clean = format!("{base}_{n}");
+                why = "on the project network, <service>-<n> is the name of a container of another service";
             }
             let base = clean.clone();
             let mut n = 2;
@@ -212,10 +245,7 @@ impl Converter<'_> {
                 n += 1;
             }
             if clean != *name {
-                self.warn(
-                    node,
-                    format!("service {name:?} is named {clean:?}: muster names are [a-z0-9][a-z0-9_-]*, at most 50 characters"),
-                );
+                self.warn(node, format!("service {name:?} is named {clean:?}: {why}"));
             }
             out.push(clean);
         }
