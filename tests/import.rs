@@ -97,6 +97,11 @@ fn writes_with_o_refuses_to_overwrite_and_force_replaces() {
         stderr.contains("warning: docker-compose.yml:18: port range"),
         "{stderr}"
     );
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        said.starts_with("wrote services.toml (3 services, "),
+        "{said}"
+    );
     let written = std::fs::read_to_string(dir.path().join("services.toml")).unwrap();
     assert!(written.contains("[services.web]"));
     let valid = run(&["validate"]);

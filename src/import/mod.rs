@@ -1322,7 +1322,7 @@ pub fn run(printer: &Printer, req: &ImportRequest) -> Result<(), Error> {
         .out
         .as_ref()
         .map_or("services.toml".to_string(), |p| p.display().to_string());
-    if let Err(invalid) = config::parse_str(&out_shown, &imported.toml, out_dir) {
+    let desired = config::parse_str(&out_shown, &imported.toml, out_dir).map_err(|invalid| {
         let why = if imported
             .warnings
             .iter()
@@ -1332,11 +1332,11 @@ pub fn run(printer: &Printer, req: &ImportRequest) -> Result<(), Error> {
         } else {
             "a bug; please report it"
         };
-        return Err(Error::Other(format!(
+        Error::Other(format!(
             "muster import made a file that does not validate ({why}):\n{}",
             invalid.render_plain()
-        )));
-    }
+        ))
+    })?;
     match &req.out {
         None => printer.out(&imported.toml),
         Some(path) => {
@@ -1351,11 +1351,7 @@ pub fn run(printer: &Printer, req: &ImportRequest) -> Result<(), Error> {
             printer.info(&format!(
                 "wrote {} ({}, {})",
                 path.display(),
-                config::plural(
-                    imported.toml.matches("\n[services.").count()
-                        + usize::from(imported.toml.starts_with("[services.")),
-                    "service"
-                ),
+                config::plural(desired.services.len(), "service"),
                 config::plural(imported.warnings.len(), "warning")
             ));
         }
