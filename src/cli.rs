@@ -215,6 +215,26 @@ pub enum Command {
         #[arg(long, default_value = "text", value_parser = text_or_json())]
         output: Format,
     },
+    /// The containers' output, merged in time order, each line prefixed by its container.
+    ///
+    /// Example: muster logs web -f --tail 20 --since 10m
+    Logs {
+        /// Only these services.
+        services: Vec<String>,
+        /// Then follow: new lines, and containers started later, until Ctrl-C.
+        /// (`-f` after `logs` means this, as in docker compose; the file is then `--file`.)
+        #[arg(long)]
+        follow: bool,
+        /// The last N lines of each container.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        /// Only lines written within this long, e.g. 10m.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+        since: Option<Duration>,
+        /// Show the engine's timestamp of each line.
+        #[arg(short, long)]
+        timestamps: bool,
+    },
     /// Rewrite `count` in the file (keeping comments and layout) and print the file's diff.
     ///
     /// Example: muster scale web=5 worker=2 --apply
@@ -252,6 +272,19 @@ pub enum Command {
         #[arg(long)]
         show_sensitive: bool,
     },
+    /// Write a services.toml from a docker compose file; warns of what it leaves out.
+    ///
+    /// Example: muster import docker-compose.yml -o services.toml
+    Import {
+        /// The compose file.
+        compose: PathBuf,
+        /// Write to FILE instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace FILE when it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the JSON Schema of the file (for editors: Taplo, Even Better TOML).
     ///
     /// Example: muster schema > schema/services.schema.json
@@ -265,9 +298,43 @@ pub enum Command {
     },
 }
 
+/// `muster logs -f` follows, as `docker compose logs -f` does, though `-f`
+/// is the global `--file`: after the `logs` subcommand, `-f` is `--follow`.
+fn follow_short(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const TAKES_VALUE: [&str; 6] = [
+        "-f",
+        "--file",
+        "--project",
+        "--host",
+        "--backend",
+        "--color",
+    ];
+    let mut i = 1;
+    while i < args.len() {
+        let arg = args[i].to_string_lossy();
+        if TAKES_VALUE.contains(&arg.as_ref()) {
+            i += 2;
+            continue;
+        }
+        if arg.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        if arg == "logs" {
+            for a in &mut args[i + 1..] {
+                if a == "-f" {
+                    *a = "--follow".into();
+                }
+            }
+        }
+        break;
+    }
+    args
+}
+
 /// Parses the command line and runs it; the process's exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(follow_short(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -334,6 +401,21 @@ fn run(cli: Cli) -> u8 {
             }
             Err(invalid) => report(&printer, &Error::Invalid(invalid)),
         },
+        Command::Import {
+            compose,
+            out,
+            force,
+        } => {
+            let request = crate::import::ImportRequest {
+                compose,
+                out,
+                force,
+            };
+            match crate::import::run(&printer, &request) {
+                Ok(()) => exit::OK,
+                Err(e) => report(&printer, &e),
+            }
+        }
         Command::Schema => {
             printer.out(&schema_text());
             exit::OK
@@ -402,6 +484,22 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
             commands::apply(ctx, printer, &plan.request(), &apply.request()).await
         }
         Command::Ps { output } => commands::ps(ctx, printer, output).await,
+        Command::Logs {
+            services,
+            follow,
+            tail,
+            since,
+            timestamps,
+        } => {
+            let request = crate::logs::LogsRequest {
+                services,
+                follow,
+                tail,
+                since,
+                timestamps,
+            };
+            crate::logs::run(ctx, printer, &request).await
+        }
         Command::Watch {
             debounce,
             resync,
@@ -457,6 +555,7 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
         Command::Validate
         | Command::Schema
         | Command::Config { .. }
+        | Command::Import { .. }
         | Command::Completions { .. } => Ok(Done::Ok),
     }
 }

@@ -108,4 +108,10 @@ impl Paint {
     pub fn dim(self, t: &str) -> String {
         self.wrap("2", t)
     }
+    /// The `i`th of a few colours that tell apart things of one kind
+    /// (the containers of `muster logs`).
+    pub fn nth(self, i: usize, t: &str) -> String {
+        const CODES: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+        self.wrap(CODES[i % CODES.len()], t)
+    }
 }

@@ -88,8 +88,12 @@ fn every_example_starts_with_the_schema_line() {
 fn quickstart_needs_no_registry() {
     let importer = std::fs::read_to_string(root().join("examples/image.sh")).unwrap();
     for quick in ["quickstart", "swarm"] {
-        let up = std::fs::read_to_string(root().join("examples").join(quick).join("up.sh")).unwrap();
-        assert!(up.contains("image.sh"), "examples/{quick}/up.sh runs image.sh");
+        let up =
+            std::fs::read_to_string(root().join("examples").join(quick).join("up.sh")).unwrap();
+        assert!(
+            up.contains("image.sh"),
+            "examples/{quick}/up.sh runs image.sh"
+        );
         let desired =
             muster::config::load(&root().join("examples").join(quick).join("services.toml"))
                 .unwrap();

@@ -814,6 +814,34 @@ impl Backend for DockerEngine {
         self.event_stream(project)
     }
 
+    fn log_stream(
+        &self,
+        name: &str,
+        request: super::LogRequest,
+    ) -> futures_util::stream::BoxStream<'static, Result<super::LogLine>> {
+        let stream = self.docker.logs(name, Some(logs_options(request)));
+        log_lines(stream, format!("reading the logs of {name}"))
+    }
+
+    fn starts(&self, project: &str) -> futures_util::stream::BoxStream<'static, Result<String>> {
+        let options = bollard::query_parameters::EventsOptions {
+            filters: Some(filters(&[
+                ("type", "container".into()),
+                ("label", format!("{LABEL_PROJECT}={project}")),
+                ("event", "start".into()),
+            ])),
+            ..Default::default()
+        };
+        self.docker
+            .events(Some(options))
+            .map(|item| {
+                let m = item.map_err(|e| map_err("following the engine's events", e))?;
+                let attributes = m.actor.and_then(|a| a.attributes).unwrap_or_default();
+                Ok(attributes.get("name").cloned().unwrap_or_default())
+            })
+            .boxed()
+    }
+
     async fn remove_network(&self, project: &str) -> Result<()> {
         let name = network_name(project);
         let doing = format!("removing network {name}");
@@ -899,6 +927,50 @@ impl DockerEngine {
             })
             .boxed()
     }
+}
+
+/// The engine's query for a [`super::LogRequest`]; always with timestamps,
+/// to merge units in time order.
+pub(super) fn logs_options(request: super::LogRequest) -> LogsOptions {
+    LogsOptions {
+        follow: request.follow,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        since: request
+            .since
+            .map_or(0, |s| i32::try_from(s).unwrap_or(i32::MAX)),
+        tail: request.tail.map_or("all".into(), |n| n.to_string()),
+        ..Default::default()
+    }
+}
+
+/// The engine's log frames as lines.
+pub(super) fn log_lines(
+    stream: impl futures_util::Stream<
+        Item = std::result::Result<bollard::container::LogOutput, BollardError>,
+    > + Send
+    + 'static,
+    doing: String,
+) -> futures_util::stream::BoxStream<'static, Result<super::LogLine>> {
+    use bollard::container::LogOutput;
+    stream
+        .flat_map(move |item| {
+            let lines = match item {
+                Ok(LogOutput::StdErr { message }) => Ok(super::logs::lines_of(&message, true)),
+                Ok(
+                    LogOutput::StdOut { message }
+                    | LogOutput::Console { message }
+                    | LogOutput::StdIn { message },
+                ) => Ok(super::logs::lines_of(&message, false)),
+                Err(e) => Err(map_err(&doing, e)),
+            };
+            futures_util::stream::iter(match lines {
+                Ok(lines) => lines.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            })
+        })
+        .boxed()
 }
 
 /// The lock container's name. It carries no project label (but its own

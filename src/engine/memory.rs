@@ -382,6 +382,19 @@ impl Backend for MemoryEngine {
         Ok(())
     }
 
+    /// Its units print nothing.
+    fn log_stream(
+        &self,
+        _name: &str,
+        _request: super::LogRequest,
+    ) -> futures_util::stream::BoxStream<'static, Result<super::LogLine>> {
+        futures_util::stream::empty().boxed()
+    }
+
+    fn starts(&self, _project: &str) -> futures_util::stream::BoxStream<'static, Result<String>> {
+        futures_util::stream::pending().boxed()
+    }
+
     fn events(&self, project: &str) -> futures_util::stream::BoxStream<'static, Result<Event>> {
         let prefix = format!("{project}-");
         tokio_stream_of(self.events.subscribe())

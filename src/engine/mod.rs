@@ -11,9 +11,11 @@ use std::time::Duration;
 use crate::config::Service;
 
 pub use container::{ContainerSpec, Mount, container_spec};
+pub use logs::{LogLine, LogRequest};
 
 pub mod container;
 pub mod docker;
+pub mod logs;
 pub mod memory;
 pub mod swarm;
 
@@ -336,6 +338,18 @@ pub trait Backend: Send + Sync {
 
     /// The last `lines` lines of a unit's output.
     async fn logs(&self, name: &str, lines: usize) -> Result<String>;
+
+    /// A unit's output, line by line with the engine's timestamps (see
+    /// [`LogRequest`]). Yields an error and ends when the engine goes away.
+    fn log_stream(
+        &self,
+        name: &str,
+        request: LogRequest,
+    ) -> futures_util::stream::BoxStream<'static, Result<LogLine>>;
+
+    /// The names of the project's units as they start, from now on (for
+    /// `logs -f`). Ends, or yields an error, when the engine goes away.
+    fn starts(&self, project: &str) -> futures_util::stream::BoxStream<'static, Result<String>>;
 
     /// Takes the project's lock. `Ok(None)`: taken; `Ok(Some(holder))`: held by another.
     async fn try_lock(&self, project: &str, me: &LockHolder) -> Result<Option<LockHolder>>;

@@ -890,6 +890,23 @@ impl Backend for SwarmEngine {
 
     /// Service and node events: a service scaled, updated or removed
     /// outside muster, a node that comes or goes.
+    fn log_stream(
+        &self,
+        name: &str,
+        request: super::LogRequest,
+    ) -> futures_util::stream::BoxStream<'static, Result<super::LogLine>> {
+        let stream = self
+            .client()
+            .service_logs(name, Some(super::docker::logs_options(request)));
+        super::docker::log_lines(stream, format!("reading the logs of service {name}"))
+    }
+
+    /// A swarm unit is a service that outlives its tasks: its log stream
+    /// already follows the tasks it starts.
+    fn starts(&self, _project: &str) -> futures_util::stream::BoxStream<'static, Result<String>> {
+        futures_util::stream::pending().boxed()
+    }
+
     fn events(&self, project: &str) -> futures_util::stream::BoxStream<'static, Result<Event>> {
         let options = bollard::query_parameters::EventsOptions {
             filters: Some(filters(&[
