@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use crate::apply::{self, Reporter};
 use crate::config::Desired;
-use crate::engine::{Actual, Backend, Endpoint, EngineError, ErrorKind, container_spec};
+use crate::engine::{
+    Actual, Backend, Endpoint, EngineError, ErrorKind, LockHolder, container_spec,
+};
 use crate::error::Error;
 use crate::lock;
 use crate::plan::{self, Action, Change, Layout, Plan};
@@ -64,6 +66,8 @@ pub trait Observer: Reporter {
     fn applying(&self, _plan: &Plan, _actual: &Actual) {}
     /// Right after the apply, whatever its outcome.
     fn applied(&self, _plan: &Plan) {}
+    /// The lock is held by another muster, which this one waits for.
+    fn lock_held(&self, _holder: &LockHolder) {}
 }
 
 /// How a pass ended.
@@ -99,7 +103,7 @@ pub async fn pass(
         observer.plan(&planned, &backend.endpoint());
     }
     pull(backend, &planned.missing_images, observer).await?;
-    locked(backend, &desired.project, options, async {
+    locked(backend, &desired.project, options, observer, async {
         let actual = backend.observe(&desired.project, &images).await?;
         let mut current = plan::plan(desired, &actual, options.prune);
         observer.hold_back(&mut current);
@@ -212,6 +216,7 @@ pub async fn locked<T>(
     backend: &dyn Backend,
     project: &str,
     options: &Options,
+    observer: &dyn Observer,
     work: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
     let me = lock::me(&options.command);
@@ -221,6 +226,7 @@ pub async fn locked<T>(
         &me,
         options.lock_timeout,
         options.stop.as_deref(),
+        &|holder| observer.lock_held(holder),
     )
     .await?;
     let result = work.await;
@@ -254,7 +260,7 @@ pub async fn down(
     for s in nothing.services.values_mut() {
         s.count = 0;
     }
-    locked(backend, &desired.project, options, async {
+    locked(backend, &desired.project, options, observer, async {
         let actual = backend.observe(&desired.project, &[]).await?;
         let plan = plan::plan(&nothing, &actual, true);
         let apply_options = apply::Options {
