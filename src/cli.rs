@@ -259,6 +259,9 @@ pub fn main() -> ExitCode {
                 exit::OK
             };
             let _ = e.print();
+            if let Some(tip) = habit_tip(&e) {
+                eprintln!("{tip}");
+            }
             return ExitCode::from(code);
         }
     };
@@ -411,6 +414,11 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
             apply,
             options,
         } => {
+            if let Some(service) = repeated_service(&targets) {
+                return Err(Error::Usage(format!(
+                    "scale: {service} is given more than once; give each service one count"
+                )));
+            }
             commands::scale(ctx, printer, &targets)?;
             if !apply {
                 return Ok(Done::Ok);
@@ -434,6 +442,46 @@ impl PlanArgs {
             save: None,
         }
     }
+}
+
+/// The first service named twice in `scale` (`web=2 web=3`: which one wins
+/// would be a guess).
+fn repeated_service(targets: &[(String, u32)]) -> Option<&str> {
+    let mut seen = std::collections::BTreeSet::new();
+    targets
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .find(|name| !seen.insert(*name))
+}
+
+/// For a command that compose, kubectl or Terraform users type out of
+/// habit: muster's own, as a tip under clap's error.
+fn habit_tip(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let (ErrorKind::InvalidSubcommand | ErrorKind::UnknownArgument) = e.kind() else {
+        return None;
+    };
+    let given = [ContextKind::InvalidSubcommand, ContextKind::InvalidArg]
+        .into_iter()
+        .find_map(|k| match e.get(k) {
+            Some(ContextValue::String(s)) => Some(s.as_str()),
+            _ => None,
+        })?;
+    let ours = match given.split('=').next().unwrap_or(given) {
+        "up" | "start" | "deploy" | "create" | "run" => "muster apply",
+        "diff" => "muster plan",
+        "rm" | "stop" | "destroy" | "delete" => "muster down",
+        "status" | "ls" | "list" | "top" | "get" => "muster ps",
+        "check" | "lint" => "muster validate",
+        "--dryrun" | "--dry" | "--plan" | "--check" => "--dry-run",
+        "--yes" | "-y" | "--auto-approve" | "-d" | "--detach" => {
+            return Some(format!(
+                "  tip: muster asks for no confirmation and does not stay attached: `muster apply` applies and returns; drop {given}"
+            ));
+        }
+        _ => return None,
+    };
+    Some(format!("  tip: in muster that is `{ours}`"))
 }
 
 /// Shows an error and returns its exit code: the one place that decides both.

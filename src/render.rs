@@ -306,7 +306,29 @@ pub fn error_text(e: &Error, color: bool) -> String {
     {
         let _ = write!(out, "\n{}", last_lines(container, logs));
     }
+    if let Error::Pull(failed) = e {
+        let mut registries: Vec<&str> = failed
+            .iter()
+            .filter_map(|f| f.doing.strip_prefix("pulling image "))
+            .map(registry_of)
+            .collect();
+        registries.dedup();
+        let _ = write!(
+            out,
+            "\n  next: check each image's name and tag in the file; an image you have \
+             as a file: `docker load -i FILE`; a private registry: `docker login {}`",
+            registries.join("`, `docker login ")
+        );
+    }
     out
+}
+
+/// The registry an image reference is pulled from, as `docker login` names it.
+fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
+    }
 }
 
 /// The tail of a container's output, indented under the line it explains.

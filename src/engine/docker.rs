@@ -72,8 +72,27 @@ pub struct DockerEngine {
 }
 
 /// The words for a lost or absent engine: say so, then the client's detail.
+/// What went wrong in the operating system's words, not the HTTP
+/// client's: the innermost cause (`connection refused`, …).
 fn unreachable(e: &BollardError) -> String {
-    format!("the Docker engine does not answer ({e})")
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let why = match cause
+        .downcast_ref::<std::io::Error>()
+        .map(std::io::Error::kind)
+    {
+        Some(std::io::ErrorKind::ConnectionRefused) => "connection refused".to_string(),
+        Some(std::io::ErrorKind::NotFound) => "no such socket".to_string(),
+        Some(std::io::ErrorKind::PermissionDenied) => "permission denied".to_string(),
+        _ => match e {
+            BollardError::SocketNotFoundError(_) => "no such socket".to_string(),
+            BollardError::RequestTimeoutError => "no answer in time".to_string(),
+            _ => cause.to_string(),
+        },
+    };
+    format!("the Docker engine does not answer: cannot connect ({why})")
 }
 
 pub(super) fn map_err(doing: impl Into<String>, e: BollardError) -> EngineError {
@@ -238,6 +257,19 @@ impl DockerEngine {
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
         let doing = format!("connecting to the Docker engine at {endpoint}");
+        if !endpoint.contains("://") {
+            // A socket path, or host:port, as people write it by habit.
+            let like = if endpoint.starts_with('/') {
+                format!("unix://{endpoint}")
+            } else {
+                format!("tcp://{endpoint}")
+            };
+            return Err(EngineError::new(
+                &doing,
+                ErrorKind::Unreachable,
+                format!("{endpoint:?} has no scheme; did you mean {like}? (--host or DOCKER_HOST)"),
+            ));
+        }
         let tls = tls_config(&endpoint, &doing)?;
         let docker = match &tls {
             Some((config, _)) => tls_client(&endpoint, config.clone(), &doing)?,
