@@ -231,6 +231,10 @@ pub enum Command {
         #[command(flatten)]
         options: ApplyArgs,
     },
+    /// Pull every image of the file, even those present; report every failure at once.
+    ///
+    /// Example: muster pull
+    Pull,
     /// Parse and check the file; needs no engine.
     ///
     /// Example: muster validate -f examples/web/services.toml
@@ -430,6 +434,7 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
             };
             commands::apply(ctx, printer, &plan, &options.request()).await
         }
+        Command::Pull => commands::pull(ctx, printer).await,
         Command::Validate | Command::Schema | Command::Completions { .. } => Ok(Done::Ok),
     }
 }

@@ -449,6 +449,31 @@ pub fn rewrite_counts(text: &str, targets: &[(String, u32)]) -> Result<String, S
     Ok(doc.to_string())
 }
 
+/// `muster pull`: pulls every image of the file, even those the engine
+/// has (a tag may have moved), trying them all; the failures together.
+///
+/// # Errors
+/// [`Error::Pull`] naming every image that could not be pulled;
+/// [`Error::Engine`] when the engine does not answer.
+pub async fn pull(ctx: &Context, printer: &Printer) -> Result<Done, Error> {
+    let desired = ctx.load()?;
+    let backend = ctx.connect(&desired).await?;
+    let mut failed = Vec::new();
+    for image in desired.images() {
+        printer.info(&format!("pulling {image}"));
+        match backend.pull(&image).await {
+            Ok(()) => printer.info(&format!("pulled {image}")),
+            Err(e) if e.kind == engine::ErrorKind::Unreachable => return Err(e.into()),
+            Err(e) => failed.push(e),
+        }
+    }
+    if failed.is_empty() {
+        Ok(Done::Ok)
+    } else {
+        Err(Error::Pull(failed))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
