@@ -148,6 +148,9 @@ pub enum Command {
     ///
     /// Example: muster plan --detailed-exitcode --output markdown --out plan.json
     Plan {
+        /// Only these services and what they depend on (others are left alone).
+        #[arg(value_name = "SERVICE")]
+        targets: Vec<String>,
         #[command(flatten)]
         plan: PlanArgs,
         /// Also save the plan to FILE, for `muster apply FILE`.
@@ -163,9 +166,10 @@ pub enum Command {
     /// Example: muster apply --prune --parallel 16
     /// Example: muster apply plan.json
     Apply {
-        /// A plan saved by `muster plan --out` (it carries its own --prune).
-        #[arg(value_name = "PLAN", conflicts_with_all = ["dry_run", "prune"])]
-        saved: Option<PathBuf>,
+        /// A plan saved by `muster plan --out` (a file; it carries its own
+        /// --prune), or services to apply with what they depend on (others are left alone).
+        #[arg(value_name = "PLAN|SERVICE")]
+        targets: Vec<String>,
         #[command(flatten)]
         plan: PlanArgs,
         #[command(flatten)]
@@ -353,30 +357,40 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
         _ => Done::Ok,
     };
     match command {
-        Command::Plan { plan, out } => {
+        Command::Plan { targets, plan, out } => {
             let request = PlanRequest {
                 save: out,
+                targets,
                 ..plan.request()
             };
             let done = commands::plan(ctx, printer, &request).await?;
             Ok(detailed(&plan, done))
         }
         Command::Apply {
-            saved: Some(path),
+            targets,
             plan,
             apply,
-            ..
-        } => commands::apply_saved(ctx, printer, &path, plan.output, &apply.request()).await,
-        Command::Apply {
-            plan,
-            dry_run: true,
-            ..
+            dry_run,
         } => {
-            let done = commands::plan(ctx, printer, &plan.request()).await?;
-            Ok(detailed(&plan, done))
-        }
-        Command::Apply { plan, apply, .. } => {
-            commands::apply(ctx, printer, &plan.request(), &apply.request()).await
+            if let Some(path) = saved_plan_arg(&targets) {
+                if dry_run || plan.prune {
+                    return Err(Error::Usage(
+                        "a saved plan is applied as it is: --dry-run and --prune do not go with PLAN"
+                            .into(),
+                    ));
+                }
+                return commands::apply_saved(ctx, printer, &path, plan.output, &apply.request())
+                    .await;
+            }
+            let request = PlanRequest {
+                targets,
+                ..plan.request()
+            };
+            if dry_run {
+                let done = commands::plan(ctx, printer, &request).await?;
+                return Ok(detailed(&plan, done));
+            }
+            commands::apply(ctx, printer, &request, &apply.request()).await
         }
         Command::Ps { output } => commands::ps(ctx, printer, output).await,
         Command::Watch {
@@ -431,6 +445,7 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
                 output: Format::Text,
                 prune: false,
                 save: None,
+                targets: Vec::new(),
             };
             commands::apply(ctx, printer, &plan, &options.request()).await
         }
@@ -445,8 +460,17 @@ impl PlanArgs {
             output: self.output,
             prune: self.prune,
             save: None,
+            targets: Vec::new(),
         }
     }
+}
+
+/// `apply PLAN`: one argument that is a file (or names a JSON one); service
+/// names hold no dot or slash.
+fn saved_plan_arg(args: &[String]) -> Option<PathBuf> {
+    let [one] = args else { return None };
+    let path = PathBuf::from(one);
+    (path.is_file() || one.contains(['.', '/'])).then_some(path)
 }
 
 /// The first service named twice in `scale` (`web=2 web=3`: which one wins

@@ -38,6 +38,16 @@ pub struct PlanRequest {
     pub prune: bool,
     /// `plan --out`: where to save the plan for `apply PLAN`.
     pub save: Option<PathBuf>,
+    /// `plan web api`: only these services and what they depend on.
+    pub targets: Vec<String>,
+}
+
+/// The file restricted to `targets` (all of it without any).
+fn targeted(desired: Desired, targets: &[String]) -> Result<Desired, Error> {
+    if targets.is_empty() {
+        return Ok(desired);
+    }
+    crate::target::restrict(&desired, targets).map_err(Error::Usage)
 }
 
 /// How a command that changes the engine runs.
@@ -94,6 +104,7 @@ impl Context {
             stop: None,
             lock_when_idle,
             command: std::env::args().collect::<Vec<_>>().join(" "),
+            targeted: false,
         }
     }
 }
@@ -105,9 +116,18 @@ impl Context {
 /// An invalid file, an engine that does not answer, a plan file that
 /// cannot be written.
 pub async fn plan(ctx: &Context, printer: &Printer, req: &PlanRequest) -> Result<Done, Error> {
+    if !req.targets.is_empty() && req.save.is_some() {
+        return Err(Error::Usage(
+            "a saved plan covers the whole file: give --out or SERVICE targets, not both".into(),
+        ));
+    }
     let (desired, bytes) = ctx.load_read()?;
+    let desired = targeted(desired, &req.targets)?;
     let backend = ctx.connect(&desired).await?;
-    let actual = backend.observe(&desired.project, &desired.images()).await?;
+    let mut actual = backend.observe(&desired.project, &desired.images()).await?;
+    if !req.targets.is_empty() {
+        crate::target::keep_declared(&mut actual, &desired);
+    }
     let plan = crate::plan::plan(&desired, &actual, req.prune);
     print_plan(printer, &plan, &backend.endpoint(), req.output);
     if let Some(path) = &req.save {
@@ -170,6 +190,7 @@ pub async fn apply_saved(
         output,
         prune: saved.prune,
         save: None,
+        targets: Vec::new(),
     };
     run_apply(ctx, printer, &req, apply, &desired, Some(&saved)).await
 }
@@ -184,7 +205,7 @@ pub async fn apply(
     req: &PlanRequest,
     apply: &ApplyRequest,
 ) -> Result<Done, Error> {
-    let desired = ctx.load()?;
+    let desired = targeted(ctx.load()?, &req.targets)?;
     run_apply(ctx, printer, req, apply, &desired, None).await
 }
 
@@ -201,7 +222,10 @@ async fn run_apply(
         saved,
         ..StepPrinter::new(printer, req.output)
     };
-    let options = ctx.options(req.prune, apply, true);
+    let options = reconcile::Options {
+        targeted: !req.targets.is_empty(),
+        ..ctx.options(req.prune, apply, true)
+    };
     let outcome = reconcile::pass(backend.as_ref(), desired, &options, &observer).await;
     observer.finish();
     match outcome? {

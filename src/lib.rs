@@ -34,5 +34,6 @@ pub mod runtime_dir;
 pub mod safe_file;
 pub mod sanitize;
 pub mod saved_plan;
+pub mod target;
 pub mod watch;
 pub mod web;

@@ -42,6 +42,10 @@ pub struct Options {
     pub lock_when_idle: bool,
     /// The command, for the lock holder's description.
     pub command: String,
+    /// `desired` is restricted to target services: the units of the
+    /// others are left out of every observation (neither touched nor
+    /// orphans).
+    pub targeted: bool,
 }
 
 /// Told what a pass does, as it does it. Every method has a default that
@@ -92,7 +96,10 @@ pub async fn pass(
     observer: &dyn Observer,
 ) -> Result<Outcome, Error> {
     let images = desired.images();
-    let first = backend.observe(&desired.project, &images).await?;
+    let mut first = backend.observe(&desired.project, &images).await?;
+    if options.targeted {
+        crate::target::keep_declared(&mut first, desired);
+    }
     let mut planned = plan::plan(desired, &first, options.prune);
     observer.hold_back(&mut planned);
     observer.check(&planned, &first)?;
@@ -104,7 +111,10 @@ pub async fn pass(
     }
     pull(backend, &planned.missing_images, observer).await?;
     locked(backend, &desired.project, options, observer, async {
-        let actual = backend.observe(&desired.project, &images).await?;
+        let mut actual = backend.observe(&desired.project, &images).await?;
+        if options.targeted {
+            crate::target::keep_declared(&mut actual, desired);
+        }
         let mut current = plan::plan(desired, &actual, options.prune);
         observer.hold_back(&mut current);
         observer.check(&current, &actual)?;

@@ -813,6 +813,7 @@ impl Daemon<'_> {
             lock_timeout: self.s.lock_timeout,
             stop: Some(self.stop.clone()),
             lock_when_idle: false,
+            targeted: false,
             command: format!("muster watch -f {}", self.s.file.display()),
         };
         let observer = PassObserver {

@@ -1,0 +1,69 @@
+//! `muster plan web` / `muster apply web api` on the real engine: only the
+//! named services and what they depend on are planned and applied; the
+//! others are left as they are and are not reported as orphans.
+
+mod support;
+
+use support::{Project, ids, muster_exits, muster_ok, sleeper_service};
+
+fn file(web: u32, worker_command: &str, with_old: bool) -> String {
+    let mut text = format!(
+        "{}{}depends_on = [\"db\"]\n{}{}",
+        sleeper_service("db", "{image}", 1),
+        sleeper_service("web", "{image}", web),
+        sleeper_service("worker", "{image}", 1).replace("\"3600\"", worker_command),
+        if with_old {
+            sleeper_service("old", "{image}", 1)
+        } else {
+            String::new()
+        }
+    );
+    text.insert_str(0, "project = \"{project}\"\n");
+    text
+}
+
+#[test]
+fn targets_plan_and_apply_only_the_named_services_and_their_dependencies() {
+    let project = Project::new("target");
+    project.write(&file(1, "\"3600\"", true));
+    muster_ok(&project, &["apply"]);
+    let before = ids(&project);
+    assert_eq!(before.len(), 4);
+
+    // web scales, worker's command changes, old is gone from the file.
+    project.write(&file(2, "\"3601\"", false));
+    let plan = muster_exits(&project, &["plan", "web", "--detailed-exitcode"], 2);
+    let name = |s: &str| format!("{}-{s}", project.name());
+    assert!(plan.stdout.contains(&name("web-2")), "{plan}");
+    for other in ["worker", "old"] {
+        assert!(
+            !plan.stdout.contains(&name(other)) && !plan.stdout.contains("orphan"),
+            "plan web mentions {other}:\n{plan}"
+        );
+    }
+    // The whole file still wants worker recreated.
+    let whole = muster_exits(&project, &["plan", "--detailed-exitcode"], 2);
+    assert!(whole.stdout.contains(&name("worker-1")), "{whole}");
+
+    muster_ok(&project, &["apply", "web"]);
+    let after = ids(&project);
+    assert_eq!(after.len(), 5, "{after:?}");
+    for kept in ["db-1", "web-1", "worker-1", "old-1"] {
+        assert_eq!(
+            after[&name(kept)],
+            before[&name(kept)],
+            "{kept} was touched"
+        );
+    }
+    // Nothing left to do for web (and db), while worker still differs.
+    muster_exits(&project, &["plan", "web", "--detailed-exitcode"], 0);
+    muster_exits(&project, &["plan", "worker", "--detailed-exitcode"], 2);
+
+    let unknown = muster_exits(&project, &["plan", "wbe"], 64);
+    assert!(
+        unknown
+            .stderr
+            .contains("the file declares no service \"wbe\""),
+        "{unknown}"
+    );
+}
