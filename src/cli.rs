@@ -177,6 +177,9 @@ pub enum Command {
         /// Print the plan and stop (same as `muster plan`).
         #[arg(long)]
         dry_run: bool,
+        /// Return only once every container is ready (healthy where a healthcheck is declared).
+        #[arg(long, conflicts_with = "dry_run")]
+        wait: bool,
     },
     /// The daemon: apply, then re-plan on every save of the file and on engine drift.
     ///
@@ -371,6 +374,7 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
             plan,
             apply,
             dry_run,
+            wait,
         } => {
             if let Some(path) = saved_plan_arg(&targets) {
                 if dry_run || plan.prune {
@@ -389,6 +393,9 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
             if dry_run {
                 let done = commands::plan(ctx, printer, &request).await?;
                 return Ok(detailed(&plan, done));
+            }
+            if wait {
+                return commands::apply_and_wait(ctx, printer, &request, &apply.request()).await;
             }
             commands::apply(ctx, printer, &request, &apply.request()).await
         }

@@ -473,6 +473,26 @@ pub fn rewrite_counts(text: &str, targets: &[(String, u32)]) -> Result<String, S
     Ok(doc.to_string())
 }
 
+/// `apply --wait`: after [`apply`], waits until every container of the
+/// file's (or the targets') services is ready, healthy where declared.
+///
+/// # Errors
+/// As [`apply`]; [`ApplyError::NotReady`] for a container that is not.
+pub async fn apply_and_wait(
+    ctx: &Context,
+    printer: &Printer,
+    req: &PlanRequest,
+    apply: &ApplyRequest,
+) -> Result<Done, Error> {
+    let done = self::apply(ctx, printer, req, apply).await?;
+    let desired = targeted(ctx.load()?, &req.targets)?;
+    let backend = ctx.connect(&desired).await?;
+    printer.info("waiting until every container is ready");
+    crate::readiness::wait_all(backend.as_ref(), &desired).await?;
+    printer.info("every container is ready");
+    Ok(done)
+}
+
 /// `muster pull`: pulls every image of the file, even those the engine
 /// has (a tag may have moved), trying them all; the failures together.
 ///

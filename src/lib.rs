@@ -28,6 +28,7 @@ pub mod lock;
 pub mod markdown;
 pub mod output;
 pub mod plan;
+pub mod readiness;
 pub mod reconcile;
 pub mod render;
 pub mod runtime_dir;

@@ -67,3 +67,67 @@ fn targets_plan_and_apply_only_the_named_services_and_their_dependencies() {
         "{unknown}"
     );
 }
+
+/// The health of a container as the engine reports it.
+fn health(name: &str) -> String {
+    support::inspect(name)
+        .state
+        .and_then(|s| s.health)
+        .and_then(|h| h.status)
+        .map(|s| s.to_string())
+        .unwrap_or_default()
+}
+
+const SLOW_HEALTH: &str = r#"project = "{project}"
+
+[services.web]
+image = "{image}"
+count = 2
+command = ["sh", "-c", "sleep 3; touch /tmp/ready; exec sleep 3600"]
+init = true
+stop_grace_period = "1s"
+ready_timeout = "TIMEOUT"
+
+[services.web.healthcheck]
+test = ["CMD", "test", "-f", "/tmp/ready"]
+interval = "1s"
+timeout = "1s"
+retries = 100
+"#;
+
+#[test]
+fn apply_wait_returns_once_every_container_is_healthy() {
+    let project = Project::new("wait");
+    project.write(&SLOW_HEALTH.replace("TIMEOUT", "60s"));
+    let out = muster_ok(&project, &["apply", "--wait"]);
+    for o in 1..=2 {
+        let name = format!("{}-web-{o}", project.name());
+        assert_eq!(
+            health(&name),
+            "healthy",
+            "{name} not healthy after --wait:\n{out}"
+        );
+    }
+    assert!(
+        out.stderr.contains("every container is ready")
+            || out.stdout.contains("every container is ready"),
+        "{out}"
+    );
+}
+
+#[test]
+fn apply_wait_fails_naming_a_container_that_does_not_become_healthy() {
+    let project = Project::new("wait-bad");
+    project.write(
+        &SLOW_HEALTH
+            .replace("TIMEOUT", "2s")
+            .replace("sleep 3; touch /tmp/ready; ", ""),
+    );
+    let out = muster_exits(&project, &["apply", "--wait"], 1);
+    assert!(
+        out.stderr
+            .contains("was not ready within ready_timeout (2s)")
+            && out.stderr.contains(&format!("{}-web-", project.name())),
+        "{out}"
+    );
+}
