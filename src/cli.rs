@@ -238,6 +238,16 @@ pub enum Command {
         #[command(flatten)]
         options: ApplyArgs,
     },
+    /// Stop and start the containers of SERVICEs (all without), sequential ones in order.
+    ///
+    /// Example: muster restart web
+    Restart {
+        /// Services to restart (default: all).
+        #[arg(value_name = "SERVICE")]
+        services: Vec<String>,
+        #[command(flatten)]
+        options: ApplyArgs,
+    },
     /// Pull every image of the file, even those present; report every failure at once.
     ///
     /// Example: muster pull
@@ -457,6 +467,9 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
             commands::apply(ctx, printer, &plan, &options.request()).await
         }
         Command::Pull => commands::pull(ctx, printer).await,
+        Command::Restart { services, options } => {
+            commands::restart(ctx, printer, &services, &options.request()).await
+        }
         Command::Validate | Command::Schema | Command::Completions { .. } => Ok(Done::Ok),
     }
 }

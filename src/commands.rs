@@ -493,6 +493,45 @@ pub async fn apply_and_wait(
     Ok(done)
 }
 
+/// `muster restart [SERVICE…]`: stops and starts the containers of the
+/// named services (all without names) under the project's lock.
+///
+/// # Errors
+/// An invalid file, an unknown service (usage), the lock, the engine.
+pub async fn restart(
+    ctx: &Context,
+    printer: &Printer,
+    services: &[String],
+    apply: &ApplyRequest,
+) -> Result<Done, Error> {
+    let mut desired = ctx.load()?;
+    if !services.is_empty() {
+        // Only those named: what they depend on keeps running as it is.
+        let known = crate::target::restrict(&desired, services).map_err(Error::Usage)?;
+        desired
+            .services
+            .retain(|name, _| known.services.contains_key(name) && services.contains(name));
+    }
+    let backend = ctx.connect(&desired).await?;
+    let options = ctx.options(false, apply, true);
+    let observer = StepPrinter::new(printer, Format::Text);
+    let said = |name: &str, took: Duration| {
+        printer.info(&format!("restarted {name} ({:.1}s)", took.as_secs_f64()));
+    };
+    let n = reconcile::locked(
+        backend.as_ref(),
+        &desired.project,
+        &options,
+        &observer,
+        async {
+            Ok(crate::restart::restart(backend.as_ref(), &desired, apply.parallel, &said).await?)
+        },
+    )
+    .await?;
+    printer.info(&format!("Restarted {}.", config::plural(n, "container")));
+    Ok(Done::Ok)
+}
+
 /// `muster pull`: pulls every image of the file, even those the engine
 /// has (a tag may have moved), trying them all; the failures together.
 ///

@@ -31,6 +31,7 @@ pub mod plan;
 pub mod readiness;
 pub mod reconcile;
 pub mod render;
+pub mod restart;
 pub mod runtime_dir;
 pub mod safe_file;
 pub mod sanitize;

@@ -27,7 +27,15 @@ pub async fn wait_all(backend: &dyn Backend, desired: &Desired) -> Result<(), Ap
     try_join_all(waits).await.map(|_| ())
 }
 
-async fn wait_one(backend: &dyn Backend, service: &Service, name: &str) -> Result<(), ApplyError> {
+/// Waits until the unit `name` of `service` is ready.
+///
+/// # Errors
+/// As [`wait_all`].
+pub async fn wait_one(
+    backend: &dyn Backend,
+    service: &Service,
+    name: &str,
+) -> Result<(), ApplyError> {
     let deadline = Instant::now() + service.ready_timeout;
     let mut pause = Duration::from_millis(50);
     loop {

@@ -131,3 +131,43 @@ fn apply_wait_fails_naming_a_container_that_does_not_become_healthy() {
         "{out}"
     );
 }
+
+fn started_at(name: &str) -> String {
+    support::inspect(name)
+        .state
+        .and_then(|s| s.started_at)
+        .unwrap_or_default()
+}
+
+#[test]
+fn restart_stops_and_starts_the_named_services_containers_only() {
+    let project = Project::new("restart");
+    project.write(&format!(
+        "project = \"{{project}}\"\n{}{}",
+        sleeper_service("web", "{image}", 2),
+        sleeper_service("worker", "{image}", 1)
+    ));
+    muster_ok(&project, &["apply"]);
+    let name = |s: &str| format!("{}-{s}", project.name());
+    let before_ids = ids(&project);
+    let before: Vec<String> = ["web-1", "web-2", "worker-1"]
+        .iter()
+        .map(|s| started_at(&name(s)))
+        .collect();
+    let out = muster_ok(&project, &["restart", "web"]);
+    assert!(
+        out.stderr.contains(&format!("restarted {}", name("web-1")))
+            || out.stdout.contains(&format!("restarted {}", name("web-1"))),
+        "{out}"
+    );
+    assert_eq!(ids(&project), before_ids, "restart replaced a container");
+    assert_ne!(started_at(&name("web-1")), before[0], "web-1 not restarted");
+    assert_ne!(started_at(&name("web-2")), before[1], "web-2 not restarted");
+    assert_eq!(
+        started_at(&name("worker-1")),
+        before[2],
+        "worker was restarted"
+    );
+    muster_exits(&project, &["plan", "--detailed-exitcode"], 0);
+    muster_exits(&project, &["restart", "nope"], 64);
+}

@@ -665,6 +665,18 @@ impl Backend for DockerEngine {
             .map_err(|e| map_err(format!("starting {name}"), e))
     }
 
+    async fn stop(&self, name: &str, grace: Duration) -> Result<()> {
+        tracing::debug!("engine: stop {name}");
+        let stop = StopContainerOptions {
+            t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
+            ..Default::default()
+        };
+        self.docker
+            .stop_container(name, Some(stop))
+            .await
+            .map_err(|e| map_err(format!("stopping {name}"), e))
+    }
+
     async fn remove(&self, name: &str, grace: Duration) -> Result<()> {
         tracing::debug!("engine: stop and remove {name}");
         let stop = StopContainerOptions {

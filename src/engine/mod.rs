@@ -326,6 +326,16 @@ pub trait Backend: Send + Sync {
 
     async fn start(&self, name: &str) -> Result<()>;
 
+    /// Stops a container, waiting up to `grace` (for `muster restart`).
+    /// Backends whose units are not containers refuse.
+    async fn stop(&self, name: &str, _grace: Duration) -> Result<()> {
+        Err(EngineError::new(
+            format!("stopping {name}"),
+            ErrorKind::Other,
+            "this backend restarts by redeploying: use `muster apply`",
+        ))
+    }
+
     /// Stops (waiting up to `grace`) and removes a unit; its volumes stay.
     async fn remove(&self, name: &str, grace: Duration) -> Result<()>;
 
