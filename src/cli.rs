@@ -248,6 +248,17 @@ pub enum Command {
         #[command(flatten)]
         options: ApplyArgs,
     },
+    /// Run a command in a container of SERVICE (container N with SERVICE-N; default 1).
+    ///
+    /// Exits with the command's exit code.
+    /// Example: muster exec web-2 -- cat /etc/hostname
+    Exec {
+        /// SERVICE or SERVICE-N.
+        target: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Pull every image of the file, even those present; report every failure at once.
     ///
     /// Example: muster pull
@@ -357,6 +368,7 @@ fn run(cli: Cli) -> u8 {
             match runtime.block_on(dispatch(&ctx, &printer, command)) {
                 Ok(Done::Ok) => exit::OK,
                 Ok(Done::Changes) => exit::CHANGES,
+                Ok(Done::Exit(code)) => code,
                 Err(e) => report(&printer, &e),
             }
         }
@@ -467,6 +479,7 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
             commands::apply(ctx, printer, &plan, &options.request()).await
         }
         Command::Pull => commands::pull(ctx, printer).await,
+        Command::Exec { target, command } => commands::exec(ctx, &target, &command).await,
         Command::Restart { services, options } => {
             commands::restart(ctx, printer, &services, &options.request()).await
         }

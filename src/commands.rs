@@ -64,6 +64,8 @@ pub enum Done {
     Ok,
     /// A plan with changes was printed and not applied.
     Changes,
+    /// `exec`: the command's exit code.
+    Exit(u8),
 }
 
 impl Context {
@@ -530,6 +532,33 @@ pub async fn restart(
     .await?;
     printer.info(&format!("Restarted {}.", config::plural(n, "container")));
     Ok(Done::Ok)
+}
+
+/// `muster exec SERVICE[-N] -- CMD…`: runs CMD in container N (default 1)
+/// of SERVICE; the command's exit code.
+///
+/// # Errors
+/// An invalid file, a service the file lacks or a bad ordinal (usage),
+/// the engine.
+pub async fn exec(ctx: &Context, target: &str, cmd: &[String]) -> Result<Done, Error> {
+    let desired = ctx.load()?;
+    let (service, ordinal) = match target.rsplit_once('-') {
+        Some((s, n)) if desired.services.contains_key(s) && n.parse::<u32>().is_ok() => {
+            (s, n.parse::<u32>().unwrap_or(1))
+        }
+        _ => (target, 1),
+    };
+    if !desired.services.contains_key(service) {
+        let known: Vec<&str> = desired.services.keys().map(String::as_str).collect();
+        return Err(Error::Usage(format!(
+            "the file declares no service {service:?} (its services: {})",
+            known.join(", ")
+        )));
+    }
+    let name = engine::container_name(&desired.project, service, ordinal);
+    let backend = ctx.connect(&desired).await?;
+    let code = backend.exec(&name, cmd).await?;
+    Ok(Done::Exit(u8::try_from(code).unwrap_or(1)))
 }
 
 /// `muster pull`: pulls every image of the file, even those the engine

@@ -665,6 +665,51 @@ impl Backend for DockerEngine {
             .map_err(|e| map_err(format!("starting {name}"), e))
     }
 
+    async fn exec(&self, name: &str, cmd: &[String]) -> Result<i64> {
+        use bollard::container::LogOutput;
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        use std::io::Write as _;
+        let doing = format!("running a command in {name}");
+        let exec = self
+            .docker
+            .create_exec(
+                name,
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| map_err(&doing, e))?;
+        let started = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|e| map_err(&doing, e))?;
+        if let StartExecResults::Attached { mut output, .. } = started {
+            // The user's own session: its bytes go through unchanged.
+            while let Some(item) = output.next().await {
+                let written = match item.map_err(|e| map_err(&doing, e))? {
+                    LogOutput::StdErr { message } => std::io::stderr().write_all(&message),
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        std::io::stdout().write_all(&message)
+                    }
+                    LogOutput::StdIn { .. } => Ok(()),
+                };
+                written.map_err(|e| EngineError::new(&doing, ErrorKind::Other, e.to_string()))?;
+            }
+        }
+        let _ = std::io::stdout().flush();
+        let inspect = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| map_err(&doing, e))?;
+        Ok(inspect.exit_code.unwrap_or(-1))
+    }
+
     async fn stop(&self, name: &str, grace: Duration) -> Result<()> {
         tracing::debug!("engine: stop {name}");
         let stop = StopContainerOptions {

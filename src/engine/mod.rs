@@ -326,6 +326,17 @@ pub trait Backend: Send + Sync {
 
     async fn start(&self, name: &str) -> Result<()>;
 
+    /// Runs `cmd` in the running container `name` (for `muster exec`),
+    /// its output written to this process's stdout and stderr as it comes;
+    /// its exit code. Backends whose units are not containers refuse.
+    async fn exec(&self, name: &str, _cmd: &[String]) -> Result<i64> {
+        Err(EngineError::new(
+            format!("running a command in {name}"),
+            ErrorKind::Other,
+            "exec needs the docker backend",
+        ))
+    }
+
     /// Stops a container, waiting up to `grace` (for `muster restart`).
     /// Backends whose units are not containers refuse.
     async fn stop(&self, name: &str, _grace: Duration) -> Result<()> {
