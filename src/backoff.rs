@@ -16,6 +16,13 @@ pub const BACKOFF_RESET: Duration = Duration::from_secs(600);
 /// How long events of a unit that muster itself removed or replaced are
 /// still taken as muster's own, after the apply that did it.
 pub const OURS_FOR: Duration = Duration::from_secs(10);
+/// How long after a `kill` by someone else the `die` that follows is
+/// taken as its result, not a crash (a `docker stop` waits out its grace
+/// period between the two).
+pub const KILLED_FOR: Duration = Duration::from_secs(120);
+/// How long after such a `die` a `stop` or `destroy` may still follow and
+/// say what really happened, before the kill alone is acted upon.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 /// The delay after `failures` failures in a row: 1s, 2s, 4s, … 5m.
 pub fn delay(failures: u32) -> Duration {
@@ -54,6 +61,12 @@ pub struct Drift {
     /// events are its own (by id: a replacement of the same name that dies
     /// is not).
     pub ours: BTreeMap<String, Instant>,
+    /// Ids of units that someone else sent a signal, until when their `die`
+    /// is its result.
+    pub killed: BTreeMap<String, Instant>,
+    /// Units killed by someone else that died: name, and when to act if no
+    /// `stop` or `destroy` explains it (by id).
+    pub settling: BTreeMap<String, (String, Instant)>,
 }
 
 /// What an event means to the daemon.
@@ -63,26 +76,57 @@ pub enum Decision {
     Ignore,
     /// Run a pass; `why` says what happened. `failures` is set when the
     /// container crashed more than once in a row (it then waits `delay`).
+    /// `then` says what the pass will do about it when there is something
+    /// to do (a unit stopped or removed outside muster).
     Pass {
         why: String,
+        then: Option<&'static str>,
         failures: Option<(u32, Duration)>,
     },
 }
 
+impl Decision {
+    fn outside(container: &str, what: &str, then: &'static str) -> Decision {
+        Decision::Pass {
+            why: format!("{container} {what} outside muster"),
+            then: Some(then),
+            failures: None,
+        }
+    }
+}
+
 impl Drift {
     /// Decides what `e` means at `now`, and records a crash's back-off.
+    /// A unit stopped, killed or removed by someone else is not a crash: it
+    /// is repaired at once and gets no back-off.
     pub fn on_event(&mut self, e: &Event, now: Instant) -> Decision {
         self.ours.retain(|_, until| *until > now);
+        self.killed.retain(|_, until| *until > now);
         if self.ours.contains_key(&e.id) {
             return Decision::Ignore;
         }
         let why = match (e.action.as_str(), e.exit_code) {
+            ("kill", _) => {
+                // A die follows, and a stop or destroy may follow that.
+                self.killed.insert(e.id.clone(), now + KILLED_FOR);
+                return Decision::Ignore;
+            }
+            ("die", _) if self.killed.remove(&e.id).is_some() => {
+                self.settling
+                    .insert(e.id.clone(), (e.container.clone(), now + SETTLE));
+                return Decision::Ignore;
+            }
+            ("stop", _) => {
+                self.outside_muster(e);
+                return Decision::outside(&e.container, "stopped", "starting it again");
+            }
+            ("destroy", _) => {
+                self.outside_muster(e);
+                return Decision::outside(&e.container, "removed", "creating it again");
+            }
             ("die", Some(code)) => format!("{} died (exit {code})", e.container),
             ("die", None) => format!("{} died", e.container),
-            ("destroy", _) => format!("{} was removed", e.container),
             ("oom", _) => format!("{} ran out of memory", e.container),
-            ("stop", _) => format!("{} was stopped", e.container),
-            ("kill", _) => return Decision::Ignore, // a die follows
             (a, _) if a.starts_with("health_status") => {
                 if a.contains("unhealthy") {
                     format!("{} became unhealthy", e.container)
@@ -111,7 +155,37 @@ impl Drift {
                 failures = Some((b.failures, wait));
             }
         }
-        Decision::Pass { why, failures }
+        Decision::Pass {
+            why,
+            then: None,
+            failures,
+        }
+    }
+
+    /// A unit stopped or removed by someone else: what is repaired is not
+    /// held back by an earlier crash loop.
+    fn outside_muster(&mut self, e: &Event) {
+        self.killed.remove(&e.id);
+        self.settling.remove(&e.id);
+        self.backoff.remove(&e.container);
+    }
+
+    /// Units killed by someone else that neither a stop nor a destroy
+    /// explained in time: each owes a pass.
+    pub fn settled(&mut self, now: Instant) -> Vec<Decision> {
+        let done: Vec<String> = self
+            .settling
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        done.iter()
+            .filter_map(|id| self.settling.remove(id))
+            .map(|(name, _)| {
+                self.backoff.remove(&name);
+                Decision::outside(&name, "killed", "starting it again")
+            })
+            .collect()
     }
 
     /// Takes out of `plan` the steps of containers that wait out their
@@ -143,12 +217,13 @@ impl Drift {
         out
     }
 
-    /// When the next back-off ends, if one is owed a pass.
+    /// When the next back-off ends or a kill settles, if one is owed a pass.
     pub fn next_due(&self) -> Option<Instant> {
         self.backoff
             .values()
             .filter(|b| b.due)
             .map(|b| b.until)
+            .chain(self.settling.values().map(|(_, at)| *at))
             .min()
     }
 
@@ -223,8 +298,8 @@ mod tests {
         let now = Instant::now();
         let cases = [
             ("die", Some(137), Some("web-1 died (exit 137)")),
-            ("destroy", None, Some("web-1 was removed")),
-            ("stop", None, Some("web-1 was stopped")),
+            ("destroy", None, Some("web-1 removed outside muster")),
+            ("stop", None, Some("web-1 stopped outside muster")),
             ("oom", None, Some("web-1 ran out of memory")),
             ("kill", None, None),
             ("health_status: healthy", None, None),
@@ -283,6 +358,103 @@ mod tests {
             d.on_event(&e, now + OURS_FOR + Duration::from_millis(1)),
             Decision::Pass { .. }
         ));
+    }
+
+    fn decide(d: &mut Drift, id: &str, action: &str, code: Option<i64>, t: Instant) -> Decision {
+        d.on_event(&event(id, "web-1", action, code), t)
+    }
+
+    #[test]
+    fn a_removal_outside_muster_is_repaired_at_once_without_a_backoff() {
+        let now = Instant::now();
+        let mut d = Drift::default();
+        // `docker rm -f` of a running container: kill, die, destroy.
+        assert_eq!(decide(&mut d, "a", "kill", None, now), Decision::Ignore);
+        assert_eq!(decide(&mut d, "a", "die", Some(137), now), Decision::Ignore);
+        assert_eq!(
+            decide(&mut d, "a", "destroy", None, now),
+            Decision::Pass {
+                why: "web-1 removed outside muster".into(),
+                then: Some("creating it again"),
+                failures: None,
+            }
+        );
+        assert!(d.backoff.is_empty(), "{:?}", d.backoff);
+        assert!(
+            d.settled(now + SETTLE).is_empty(),
+            "the destroy said it all"
+        );
+        assert_eq!(d.next_due(), None);
+    }
+
+    #[test]
+    fn a_stop_outside_muster_is_not_a_crash_and_clears_a_crash_loop() {
+        let now = Instant::now();
+        let mut d = Drift::default();
+        d.started.insert("web-1".into(), now);
+        decide(&mut d, "a", "die", Some(1), now);
+        decide(&mut d, "a", "die", Some(1), now);
+        assert_eq!(d.backoff["web-1"].failures, 2);
+        // `docker stop` after a grace period: kill, kill, die, stop.
+        decide(&mut d, "a", "kill", None, now);
+        decide(&mut d, "a", "kill", None, now + Duration::from_secs(10));
+        let t = now + Duration::from_secs(10);
+        assert_eq!(decide(&mut d, "a", "die", Some(137), t), Decision::Ignore);
+        assert_eq!(
+            decide(&mut d, "a", "stop", None, t),
+            Decision::Pass {
+                why: "web-1 stopped outside muster".into(),
+                then: Some("starting it again"),
+                failures: None,
+            }
+        );
+        assert!(
+            d.backoff.is_empty(),
+            "no back-off after a stop: {:?}",
+            d.backoff
+        );
+    }
+
+    #[test]
+    fn a_kill_alone_settles_into_one_pass() {
+        let now = Instant::now();
+        let mut d = Drift::default();
+        decide(&mut d, "a", "kill", None, now);
+        assert_eq!(decide(&mut d, "a", "die", Some(137), now), Decision::Ignore);
+        assert_eq!(d.next_due(), Some(now + SETTLE));
+        assert!(d.settled(now).is_empty());
+        assert_eq!(
+            d.settled(now + SETTLE),
+            [Decision::Pass {
+                why: "web-1 killed outside muster".into(),
+                then: Some("starting it again"),
+                failures: None,
+            }]
+        );
+        assert!(d.settled(now + SETTLE).is_empty());
+        assert!(d.backoff.is_empty());
+        // A die long after a kill is a crash again.
+        decide(&mut d, "b", "kill", None, now);
+        let late = now + KILLED_FOR + Duration::from_secs(1);
+        assert!(matches!(
+            decide(&mut d, "b", "die", Some(1), late),
+            Decision::Pass { then: None, .. }
+        ));
+        assert_eq!(d.backoff["web-1"].failures, 1);
+    }
+
+    #[test]
+    fn muster_own_kills_are_not_outside_muster() {
+        let now = Instant::now();
+        let mut d = Drift::default();
+        d.ours.insert("a".into(), now + OURS_FOR);
+        for action in ["kill", "die", "stop", "destroy"] {
+            assert_eq!(
+                decide(&mut d, "a", action, Some(137), now),
+                Decision::Ignore
+            );
+        }
+        assert!(d.killed.is_empty() && d.settling.is_empty());
     }
 
     #[test]

@@ -155,6 +155,9 @@ pub enum Command {
     ///
     /// Example: muster plan --detailed-exitcode --output markdown --out plan.json
     Plan {
+        /// Only these services and what they depend on (others are left alone).
+        #[arg(value_name = "SERVICE")]
+        targets: Vec<String>,
         #[command(flatten)]
         plan: PlanArgs,
         /// Also save the plan to FILE, for `muster apply FILE`.
@@ -170,9 +173,10 @@ pub enum Command {
     /// Example: muster apply --prune --parallel 16
     /// Example: muster apply plan.json
     Apply {
-        /// A plan saved by `muster plan --out` (it carries its own --prune).
-        #[arg(value_name = "PLAN", conflicts_with_all = ["dry_run", "prune"])]
-        saved: Option<PathBuf>,
+        /// A plan saved by `muster plan --out` (a file; it carries its own
+        /// --prune), or services to apply with what they depend on (others are left alone).
+        #[arg(value_name = "PLAN|SERVICE")]
+        targets: Vec<String>,
         #[command(flatten)]
         plan: PlanArgs,
         #[command(flatten)]
@@ -180,6 +184,9 @@ pub enum Command {
         /// Print the plan and stop (same as `muster plan`).
         #[arg(long)]
         dry_run: bool,
+        /// Return only once every container is ready (healthy where a healthcheck is declared).
+        #[arg(long, conflicts_with = "dry_run")]
+        wait: bool,
     },
     /// The daemon: apply, then re-plan on every save of the file and on engine drift.
     ///
@@ -258,6 +265,31 @@ pub enum Command {
         #[command(flatten)]
         options: ApplyArgs,
     },
+    /// Stop and start the containers of SERVICEs (all without), sequential ones in order.
+    ///
+    /// Example: muster restart web
+    Restart {
+        /// Services to restart (default: all).
+        #[arg(value_name = "SERVICE")]
+        services: Vec<String>,
+        #[command(flatten)]
+        options: ApplyArgs,
+    },
+    /// Run a command in a container of SERVICE (container N with SERVICE-N; default 1).
+    ///
+    /// Exits with the command's exit code.
+    /// Example: muster exec web-2 -- cat /etc/hostname
+    Exec {
+        /// SERVICE or SERVICE-N.
+        target: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Pull every image of the file, even those present; report every failure at once.
+    ///
+    /// Example: muster pull
+    Pull,
     /// Parse and check the file; needs no engine.
     ///
     /// Example: muster validate -f examples/web/services.toml
@@ -343,6 +375,9 @@ pub fn main() -> ExitCode {
                 exit::OK
             };
             let _ = e.print();
+            if let Some(tip) = habit_tip(&e) {
+                eprintln!("{tip}");
+            }
             return ExitCode::from(code);
         }
     };
@@ -445,6 +480,7 @@ fn run(cli: Cli) -> u8 {
             match runtime.block_on(dispatch(&ctx, &printer, command)) {
                 Ok(Done::Ok) => exit::OK,
                 Ok(Done::Changes) => exit::CHANGES,
+                Ok(Done::Exit(code)) => code,
                 Err(e) => report(&printer, &e),
             }
         }
@@ -458,30 +494,44 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
         _ => Done::Ok,
     };
     match command {
-        Command::Plan { plan, out } => {
+        Command::Plan { targets, plan, out } => {
             let request = PlanRequest {
                 save: out,
+                targets,
                 ..plan.request()
             };
             let done = commands::plan(ctx, printer, &request).await?;
             Ok(detailed(&plan, done))
         }
         Command::Apply {
-            saved: Some(path),
+            targets,
             plan,
             apply,
-            ..
-        } => commands::apply_saved(ctx, printer, &path, plan.output, &apply.request()).await,
-        Command::Apply {
-            plan,
-            dry_run: true,
-            ..
+            dry_run,
+            wait,
         } => {
-            let done = commands::plan(ctx, printer, &plan.request()).await?;
-            Ok(detailed(&plan, done))
-        }
-        Command::Apply { plan, apply, .. } => {
-            commands::apply(ctx, printer, &plan.request(), &apply.request()).await
+            if let Some(path) = saved_plan_arg(&targets) {
+                if dry_run || plan.prune {
+                    return Err(Error::Usage(
+                        "a saved plan is applied as it is: --dry-run and --prune do not go with PLAN"
+                            .into(),
+                    ));
+                }
+                return commands::apply_saved(ctx, printer, &path, plan.output, &apply.request())
+                    .await;
+            }
+            let request = PlanRequest {
+                targets,
+                ..plan.request()
+            };
+            if dry_run {
+                let done = commands::plan(ctx, printer, &request).await?;
+                return Ok(detailed(&plan, done));
+            }
+            if wait {
+                return commands::apply_and_wait(ctx, printer, &request, &apply.request()).await;
+            }
+            commands::apply(ctx, printer, &request, &apply.request()).await
         }
         Command::Ps { output } => commands::ps(ctx, printer, output).await,
         Command::Logs {
@@ -541,6 +591,11 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
             apply,
             options,
         } => {
+            if let Some(service) = repeated_service(&targets) {
+                return Err(Error::Usage(format!(
+                    "scale: {service} is given more than once; give each service one count"
+                )));
+            }
             commands::scale(ctx, printer, &targets)?;
             if !apply {
                 return Ok(Done::Ok);
@@ -549,8 +604,14 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
                 output: Format::Text,
                 prune: false,
                 save: None,
+                targets: Vec::new(),
             };
             commands::apply(ctx, printer, &plan, &options.request()).await
+        }
+        Command::Pull => commands::pull(ctx, printer).await,
+        Command::Exec { target, command } => commands::exec(ctx, &target, &command).await,
+        Command::Restart { services, options } => {
+            commands::restart(ctx, printer, &services, &options.request()).await
         }
         Command::Validate
         | Command::Schema
@@ -566,8 +627,57 @@ impl PlanArgs {
             output: self.output,
             prune: self.prune,
             save: None,
+            targets: Vec::new(),
         }
     }
+}
+
+/// `apply PLAN`: one argument that is a file (or names a JSON one); service
+/// names hold no dot or slash.
+fn saved_plan_arg(args: &[String]) -> Option<PathBuf> {
+    let [one] = args else { return None };
+    let path = PathBuf::from(one);
+    (path.is_file() || one.contains(['.', '/'])).then_some(path)
+}
+
+/// The first service named twice in `scale` (`web=2 web=3`: which one wins
+/// would be a guess).
+fn repeated_service(targets: &[(String, u32)]) -> Option<&str> {
+    let mut seen = std::collections::BTreeSet::new();
+    targets
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .find(|name| !seen.insert(*name))
+}
+
+/// For a command that compose, kubectl or Terraform users type out of
+/// habit: muster's own, as a tip under clap's error.
+fn habit_tip(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let (ErrorKind::InvalidSubcommand | ErrorKind::UnknownArgument) = e.kind() else {
+        return None;
+    };
+    let given = [ContextKind::InvalidSubcommand, ContextKind::InvalidArg]
+        .into_iter()
+        .find_map(|k| match e.get(k) {
+            Some(ContextValue::String(s)) => Some(s.as_str()),
+            _ => None,
+        })?;
+    let ours = match given.split('=').next().unwrap_or(given) {
+        "up" | "start" | "deploy" | "create" | "run" => "muster apply",
+        "diff" => "muster plan",
+        "rm" | "stop" | "destroy" | "delete" => "muster down",
+        "status" | "ls" | "list" | "top" | "get" => "muster ps",
+        "check" | "lint" => "muster validate",
+        "--dryrun" | "--dry" | "--plan" | "--check" => "--dry-run",
+        "--yes" | "-y" | "--auto-approve" | "-d" | "--detach" => {
+            return Some(format!(
+                "  tip: muster asks for no confirmation and does not stay attached: `muster apply` applies and returns; drop {given}"
+            ));
+        }
+        _ => return None,
+    };
+    Some(format!("  tip: in muster that is `{ours}`"))
 }
 
 /// Shows an error and returns its exit code: the one place that decides both.

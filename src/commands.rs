@@ -42,6 +42,16 @@ pub struct PlanRequest {
     pub prune: bool,
     /// `plan --out`: where to save the plan for `apply PLAN`.
     pub save: Option<PathBuf>,
+    /// `plan web api`: only these services and what they depend on.
+    pub targets: Vec<String>,
+}
+
+/// The file restricted to `targets` (all of it without any).
+fn targeted(desired: Desired, targets: &[String]) -> Result<Desired, Error> {
+    if targets.is_empty() {
+        return Ok(desired);
+    }
+    crate::target::restrict(&desired, targets).map_err(Error::Usage)
 }
 
 /// How a command that changes the engine runs.
@@ -58,6 +68,8 @@ pub enum Done {
     Ok,
     /// A plan with changes was printed and not applied.
     Changes,
+    /// `exec`: the command's exit code.
+    Exit(u8),
 }
 
 impl Context {
@@ -103,6 +115,7 @@ impl Context {
             stop: None,
             lock_when_idle,
             command: std::env::args().collect::<Vec<_>>().join(" "),
+            targeted: false,
         }
     }
 }
@@ -114,9 +127,18 @@ impl Context {
 /// An invalid file, an engine that does not answer, a plan file that
 /// cannot be written.
 pub async fn plan(ctx: &Context, printer: &Printer, req: &PlanRequest) -> Result<Done, Error> {
+    if !req.targets.is_empty() && req.save.is_some() {
+        return Err(Error::Usage(
+            "a saved plan covers the whole file: give --out or SERVICE targets, not both".into(),
+        ));
+    }
     let (desired, bytes) = ctx.load_read()?;
+    let desired = targeted(desired, &req.targets)?;
     let backend = ctx.connect(&desired).await?;
-    let actual = backend.observe(&desired.project, &desired.images()).await?;
+    let mut actual = backend.observe(&desired.project, &desired.images()).await?;
+    if !req.targets.is_empty() {
+        crate::target::keep_declared(&mut actual, &desired);
+    }
     let plan = crate::plan::plan(&desired, &actual, req.prune);
     print_plan(printer, &plan, &backend.endpoint(), req.output);
     if let Some(path) = &req.save {
@@ -179,6 +201,7 @@ pub async fn apply_saved(
         output,
         prune: saved.prune,
         save: None,
+        targets: Vec::new(),
     };
     run_apply(ctx, printer, &req, apply, &desired, Some(&saved)).await
 }
@@ -193,7 +216,7 @@ pub async fn apply(
     req: &PlanRequest,
     apply: &ApplyRequest,
 ) -> Result<Done, Error> {
-    let desired = ctx.load()?;
+    let desired = targeted(ctx.load()?, &req.targets)?;
     run_apply(ctx, printer, req, apply, &desired, None).await
 }
 
@@ -210,7 +233,10 @@ async fn run_apply(
         saved,
         ..StepPrinter::new(printer, req.output)
     };
-    let options = ctx.options(req.prune, apply, true);
+    let options = reconcile::Options {
+        targeted: !req.targets.is_empty(),
+        ..ctx.options(req.prune, apply, true)
+    };
     let outcome = reconcile::pass(backend.as_ref(), desired, &options, &observer).await;
     observer.finish();
     match outcome? {
@@ -392,4 +418,115 @@ pub async fn down(
 pub fn scale(ctx: &Context, printer: &Printer, targets: &[(String, u32)]) -> Result<Done, Error> {
     crate::environments::scale(&ctx.sources(), printer, targets)?;
     Ok(Done::Ok)
+}
+
+/// `apply --wait`: after [`apply`], waits until every container of the
+/// file's (or the targets') services is ready, healthy where declared.
+///
+/// # Errors
+/// As [`apply`]; [`ApplyError::NotReady`] for a container that is not.
+pub async fn apply_and_wait(
+    ctx: &Context,
+    printer: &Printer,
+    req: &PlanRequest,
+    apply: &ApplyRequest,
+) -> Result<Done, Error> {
+    let done = self::apply(ctx, printer, req, apply).await?;
+    let desired = targeted(ctx.load()?, &req.targets)?;
+    let backend = ctx.connect(&desired).await?;
+    printer.info("waiting until every container is ready");
+    crate::readiness::wait_all(backend.as_ref(), &desired).await?;
+    printer.info("every container is ready");
+    Ok(done)
+}
+
+/// `muster restart [SERVICE…]`: stops and starts the containers of the
+/// named services (all without names) under the project's lock.
+///
+/// # Errors
+/// An invalid file, an unknown service (usage), the lock, the engine.
+pub async fn restart(
+    ctx: &Context,
+    printer: &Printer,
+    services: &[String],
+    apply: &ApplyRequest,
+) -> Result<Done, Error> {
+    let mut desired = ctx.load()?;
+    if !services.is_empty() {
+        // Only those named: what they depend on keeps running as it is.
+        let known = crate::target::restrict(&desired, services).map_err(Error::Usage)?;
+        desired
+            .services
+            .retain(|name, _| known.services.contains_key(name) && services.contains(name));
+    }
+    let backend = ctx.connect(&desired).await?;
+    let options = ctx.options(false, apply, true);
+    let observer = StepPrinter::new(printer, Format::Text);
+    let said = |name: &str, took: Duration| {
+        printer.info(&format!("restarted {name} ({:.1}s)", took.as_secs_f64()));
+    };
+    let n = reconcile::locked(
+        backend.as_ref(),
+        &desired.project,
+        &options,
+        &observer,
+        async {
+            Ok(crate::restart::restart(backend.as_ref(), &desired, apply.parallel, &said).await?)
+        },
+    )
+    .await?;
+    printer.info(&format!("Restarted {}.", config::plural(n, "container")));
+    Ok(Done::Ok)
+}
+
+/// `muster exec SERVICE[-N] -- CMD…`: runs CMD in container N (default 1)
+/// of SERVICE; the command's exit code.
+///
+/// # Errors
+/// An invalid file, a service the file lacks or a bad ordinal (usage),
+/// the engine.
+pub async fn exec(ctx: &Context, target: &str, cmd: &[String]) -> Result<Done, Error> {
+    let desired = ctx.load()?;
+    let (service, ordinal) = match target.rsplit_once('-') {
+        Some((s, n)) if desired.services.contains_key(s) && n.parse::<u32>().is_ok() => {
+            (s, n.parse::<u32>().unwrap_or(1))
+        }
+        _ => (target, 1),
+    };
+    if !desired.services.contains_key(service) {
+        let known: Vec<&str> = desired.services.keys().map(String::as_str).collect();
+        return Err(Error::Usage(format!(
+            "the file declares no service {service:?} (its services: {})",
+            known.join(", ")
+        )));
+    }
+    let name = engine::container_name(&desired.project, service, ordinal);
+    let backend = ctx.connect(&desired).await?;
+    let code = backend.exec(&name, cmd).await?;
+    Ok(Done::Exit(u8::try_from(code).unwrap_or(1)))
+}
+
+/// `muster pull`: pulls every image of the file, even those the engine
+/// has (a tag may have moved), trying them all; the failures together.
+///
+/// # Errors
+/// [`Error::Pull`] naming every image that could not be pulled;
+/// [`Error::Engine`] when the engine does not answer.
+pub async fn pull(ctx: &Context, printer: &Printer) -> Result<Done, Error> {
+    let desired = ctx.load()?;
+    let backend = ctx.connect(&desired).await?;
+    let mut failed = Vec::new();
+    for image in desired.images() {
+        printer.info(&format!("pulling {image}"));
+        match backend.pull(&image).await {
+            Ok(()) => printer.info(&format!("pulled {image}")),
+            Err(e) if e.kind == engine::ErrorKind::Unreachable => return Err(e.into()),
+            Err(e) => failed.push(e),
+        }
+    }
+    if failed.is_empty() {
+        Ok(Done::Ok)
+    } else {
+        Err(Error::Pull(failed))
+    }
 }

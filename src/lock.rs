@@ -181,13 +181,14 @@ enum Waiting {
 /// [`LockError::Held`] naming the holder after `timeout`; engine errors
 /// (a lock that keeps vanishing is retried up to `timeout` too). With
 /// `stop` set meanwhile (SIGTERM in the daemon), it gives up at once with
-/// [`LockError::Stopped`].
+/// [`LockError::Stopped`]. `waiting` is told each live holder it waits for.
 pub async fn acquire(
     engine: &dyn Backend,
     project: &str,
     me: &LockHolder,
     timeout: Duration,
     stop: Option<&AtomicBool>,
+    waiting: &(dyn Fn(&LockHolder) + Send + Sync),
 ) -> Result<(), LockError> {
     let started = Instant::now();
     let here = Here::now();
@@ -217,6 +218,7 @@ pub async fn acquire(
                     tokio::time::sleep(PAUSE / 4).await;
                     continue;
                 }
+                waiting(&holder);
                 Waiting::Holder(holder)
             }
             Err(e) if e.kind == ErrorKind::NotFound => Waiting::InFlux(e),
@@ -341,7 +343,15 @@ mod tests {
         let engine = MemoryEngine::default();
         engine.with(|s| s.lock_fault = Some(ErrorKind::NotFound));
         let started = Instant::now();
-        let result = acquire(&engine, "p", &me("test"), Duration::from_secs(1), None).await;
+        let result = acquire(
+            &engine,
+            "p",
+            &me("test"),
+            Duration::from_secs(1),
+            None,
+            &|_| {},
+        )
+        .await;
         let took = started.elapsed();
         assert!(matches!(result, Err(LockError::Engine(_))), "{result:?}");
         assert!(took >= Duration::from_secs(1), "gave up early: {took:?}");
@@ -358,7 +368,15 @@ mod tests {
     async fn a_server_error_is_reported_at_once() {
         let engine = MemoryEngine::default();
         engine.with(|s| s.lock_fault = Some(ErrorKind::Other));
-        let result = acquire(&engine, "p", &me("test"), Duration::from_secs(30), None).await;
+        let result = acquire(
+            &engine,
+            "p",
+            &me("test"),
+            Duration::from_secs(30),
+            None,
+            &|_| {},
+        )
+        .await;
         assert!(matches!(result, Err(LockError::Engine(_))), "{result:?}");
         assert_eq!(engine.with(|s| s.lock_calls), 1);
     }
@@ -375,7 +393,15 @@ mod tests {
         };
         engine.with(|s| s.lock_fault_holder = Some(dead));
         let started = Instant::now();
-        let result = acquire(&engine, "p", &me("test"), Duration::from_secs(1), None).await;
+        let result = acquire(
+            &engine,
+            "p",
+            &me("test"),
+            Duration::from_secs(1),
+            None,
+            &|_| {},
+        )
+        .await;
         let took = started.elapsed();
         assert!(matches!(result, Err(LockError::Held { .. })), "{result:?}");
         assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(3));

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use crate::apply::{self, Reporter};
 use crate::config::Desired;
-use crate::engine::{Actual, Backend, Endpoint, EngineError, ErrorKind, container_spec};
+use crate::engine::{
+    Actual, Backend, Endpoint, EngineError, ErrorKind, LockHolder, container_spec,
+};
 use crate::error::Error;
 use crate::lock;
 use crate::plan::{self, Action, Change, Layout, Plan};
@@ -40,6 +42,10 @@ pub struct Options {
     pub lock_when_idle: bool,
     /// The command, for the lock holder's description.
     pub command: String,
+    /// `desired` is restricted to target services: the units of the
+    /// others are left out of every observation (neither touched nor
+    /// orphans).
+    pub targeted: bool,
 }
 
 /// Told what a pass does, as it does it. Every method has a default that
@@ -64,6 +70,8 @@ pub trait Observer: Reporter {
     fn applying(&self, _plan: &Plan, _actual: &Actual) {}
     /// Right after the apply, whatever its outcome.
     fn applied(&self, _plan: &Plan) {}
+    /// The lock is held by another muster, which this one waits for.
+    fn lock_held(&self, _holder: &LockHolder) {}
 }
 
 /// How a pass ended.
@@ -88,7 +96,10 @@ pub async fn pass(
     observer: &dyn Observer,
 ) -> Result<Outcome, Error> {
     let images = desired.images();
-    let first = backend.observe(&desired.project, &images).await?;
+    let mut first = backend.observe(&desired.project, &images).await?;
+    if options.targeted {
+        crate::target::keep_declared(&mut first, desired);
+    }
     let mut planned = plan::plan(desired, &first, options.prune);
     observer.hold_back(&mut planned);
     observer.check(&planned, &first)?;
@@ -99,8 +110,11 @@ pub async fn pass(
         observer.plan(&planned, &backend.endpoint());
     }
     pull(backend, &planned.missing_images, observer).await?;
-    locked(backend, &desired.project, options, async {
-        let actual = backend.observe(&desired.project, &images).await?;
+    locked(backend, &desired.project, options, observer, async {
+        let mut actual = backend.observe(&desired.project, &images).await?;
+        if options.targeted {
+            crate::target::keep_declared(&mut actual, desired);
+        }
         let mut current = plan::plan(desired, &actual, options.prune);
         observer.hold_back(&mut current);
         observer.check(&current, &actual)?;
@@ -212,6 +226,7 @@ pub async fn locked<T>(
     backend: &dyn Backend,
     project: &str,
     options: &Options,
+    observer: &dyn Observer,
     work: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
     let me = lock::me(&options.command);
@@ -221,6 +236,7 @@ pub async fn locked<T>(
         &me,
         options.lock_timeout,
         options.stop.as_deref(),
+        &|holder| observer.lock_held(holder),
     )
     .await?;
     let result = work.await;
@@ -260,7 +276,7 @@ pub async fn down(
     for s in nothing.services.values_mut() {
         s.count = 0;
     }
-    locked(backend, &desired.project, options, async {
+    locked(backend, &desired.project, options, observer, async {
         let actual = backend.observe(&desired.project, &[]).await?;
         let plan = plan::plan(&nothing, &actual, true);
         let apply_options = apply::Options {

@@ -318,16 +318,63 @@ pub fn error_text(e: &Error, color: bool) -> String {
         container, logs, ..
     }) = e
     {
-        if logs.trim().is_empty() {
-            let _ = write!(out, "\n  ({container} printed nothing)");
-        } else {
-            let _ = write!(out, "\n  last lines of {container}:");
-            for line in logs.lines() {
-                let _ = write!(out, "\n  | {line}");
-            }
-        }
+        let _ = write!(out, "\n{}", last_lines(container, logs));
+    }
+    if let Error::Pull(failed) = e {
+        let mut registries: Vec<&str> = failed
+            .iter()
+            .filter_map(|f| f.doing.strip_prefix("pulling image "))
+            .map(registry_of)
+            .collect();
+        registries.dedup();
+        let _ = write!(
+            out,
+            "\n  next: check each image's name and tag in the file; an image you have \
+             as a file: `docker load -i FILE`; a private registry: `docker login {}`",
+            registries.join("`, `docker login ")
+        );
     }
     out
+}
+
+/// The registry an image reference is pulled from, as `docker login` names it.
+fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
+    }
+}
+
+/// The tail of a container's output, indented under the line it explains.
+pub fn last_lines(container: &str, logs: &str) -> String {
+    if logs.trim().is_empty() {
+        return format!("  ({container} printed nothing)");
+    }
+    let mut out = format!("  last lines of {container}:");
+    for line in logs.lines() {
+        let _ = write!(out, "\n  | {line}");
+    }
+    out
+}
+
+/// The orphans that a plan leaves (without `--prune`), as one clause:
+/// `orphan old: 2 containers (use --prune to remove)`.
+pub fn orphans_note(plan: &Plan) -> Option<String> {
+    if plan.pruned || plan.orphans.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = plan
+        .orphans
+        .iter()
+        .map(|o| {
+            format!(
+                "orphan {}: {}",
+                o.service,
+                plural(o.containers.len(), "container")
+            )
+        })
+        .collect();
+    Some(format!("{} (use --prune to remove)", each.join(", ")))
 }
 
 /// `muster ps`: desired against actual.

@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use crate::apply::{ApplyError, Reporter};
 use crate::backoff::{Decision, Drift};
 use crate::config::{self, Backend as BackendKind, Desired};
-use crate::engine::{self, Actual, Backend, Endpoint, ErrorKind, Event};
+use crate::engine::{self, Actual, Backend, Endpoint, ErrorKind, Event, LockHolder};
 use crate::error::Error;
 use crate::output::Printer;
 use crate::plan::{Action, Change, Plan};
@@ -85,6 +85,36 @@ impl Connector for EngineConnector {
 
     async fn connect(&self, kind: BackendKind) -> engine::Result<Arc<dyn Backend>> {
         engine::connect(kind, self.0.as_deref()).await
+    }
+}
+
+/// Why a pass runs: what happened, and what the pass does about it when it
+/// finds something to do (`web-1 removed outside muster; creating it again`).
+#[derive(Debug, Clone)]
+struct Trigger {
+    why: String,
+    then: Option<&'static str>,
+}
+
+impl From<String> for Trigger {
+    fn from(why: String) -> Self {
+        Trigger { why, then: None }
+    }
+}
+
+impl From<&str> for Trigger {
+    fn from(why: &str) -> Self {
+        why.to_string().into()
+    }
+}
+
+impl Trigger {
+    /// The line before the plan: the trigger and what is done about it.
+    fn announced(&self) -> String {
+        match self.then {
+            Some(then) => format!("{}; {then}", self.why),
+            None => self.why.clone(),
+        }
     }
 }
 
@@ -194,6 +224,7 @@ pub async fn serve(
         backoffs_dir: None,
         state: crate::runtime_dir::StateWriter::start(),
         web,
+        last_plan: Mutex::new(None),
     };
     d.log_line(&format!("watching {}", d.s.sources().shown()), false);
     if let Some(l) = &d.s.listen {
@@ -205,7 +236,7 @@ pub async fn serve(
     }
     d.reload_file();
     d.connect().await;
-    let mut reasons: Vec<String> = vec!["start".into()];
+    let mut reasons: Vec<Trigger> = vec!["start".into()];
     let mut file_due: Option<Instant> = None;
     let mut next_resync = Instant::now() + d.s.resync;
     'main: loop {
@@ -241,7 +272,7 @@ pub async fn serve(
             match m {
                 Msg::File => file_due = Some(Instant::now() + d.s.debounce),
                 Msg::Event(e) => {
-                    if let Some(why) = d.on_event(&e) {
+                    if let Some(why) = d.on_event(&e).await {
                         reasons.push(why);
                     }
                 }
@@ -257,7 +288,8 @@ pub async fn serve(
         if file_due.is_some_and(|t| t <= now) {
             file_due = None;
             if d.reload_file() {
-                reasons.push(format!("{} saved", file_name(&d.s.file)));
+                d.forget_plan();
+                reasons.push(format!("{} saved", file_name(&d.s.file)).into());
             }
         }
         if d.next_reconnect.is_some_and(|t| t <= now) && d.connect().await {
@@ -267,7 +299,13 @@ pub async fn serve(
             reasons.push("resync".into());
         }
         for name in d.drift().due(now) {
-            reasons.push(format!("{name} back-off over"));
+            reasons.push(format!("{name} back-off over").into());
+        }
+        let settled = d.drift().settled(now);
+        for decision in settled {
+            if let Decision::Pass { why, then, .. } = decision {
+                reasons.push(Trigger { why, then });
+            }
         }
     }
     if let Some(w) = &d.web {
@@ -389,6 +427,8 @@ struct Daemon<'p> {
     state: crate::runtime_dir::StateWriter,
     /// What `--listen` shows, told at each change.
     web: Option<Arc<crate::web::State>>,
+    /// The last plan printed: a crash loop's restarts do not print it again.
+    last_plan: Mutex<Option<String>>,
 }
 
 /// Prints what the daemon does: timestamped lines, or JSON objects.
@@ -438,6 +478,9 @@ struct PassObserver<'d> {
     leaving: Mutex<Vec<String>>,
     /// Containers whose steps wait out their back-off.
     held: Mutex<Vec<String>>,
+    last_plan: &'d Mutex<Option<String>>,
+    /// The pid of the other muster whose lock this pass waited for.
+    waited_for: Mutex<Option<u32>>,
 }
 
 impl PassObserver<'_> {
@@ -451,11 +494,12 @@ impl Observer for PassObserver<'_> {
         self.log
             .json_line(serde_json::json!({"event": "plan", "plan": render::plan_json(plan)}));
         if !self.log.json {
-            self.log.printer.out(&render::plan_text(
-                plan,
-                endpoint,
-                self.log.printer.color_out(),
-            ));
+            let text = render::plan_text(plan, endpoint, self.log.printer.color_out());
+            let mut last = self.last_plan.lock().unwrap_or_else(|p| p.into_inner());
+            if last.as_deref() != Some(text.as_str()) {
+                self.log.printer.out(&text);
+                *last = Some(text);
+            }
         }
     }
 
@@ -486,6 +530,12 @@ impl Observer for PassObserver<'_> {
     fn applied(&self, plan: &Plan) {
         let leaving = self.leaving.lock().map(|l| l.clone()).unwrap_or_default();
         self.drift().applied(plan, &leaving, Instant::now());
+    }
+
+    fn lock_held(&self, holder: &LockHolder) {
+        if let Ok(mut w) = self.waited_for.lock() {
+            *w = Some(holder.pid);
+        }
     }
 }
 
@@ -681,15 +731,22 @@ impl Daemon<'_> {
     }
 
     /// What an engine event means: a reason to run a pass, or nothing.
-    fn on_event(&mut self, e: &Event) -> Option<String> {
+    async fn on_event(&mut self, e: &Event) -> Option<Trigger> {
         let decision = self.drift().on_event(e, Instant::now());
         if let Some(w) = &self.web {
             w.engine_event(e, decision != Decision::Ignore);
         }
         match decision {
             Decision::Ignore => None,
-            Decision::Pass { why, failures } => {
+            Decision::Pass {
+                why,
+                then,
+                failures,
+            } => {
                 self.publish_backoffs();
+                if e.action == "die" && then.is_none() {
+                    self.crash_output(&e.container).await;
+                }
                 if let Some((n, wait)) = failures {
                     self.log_line(
                         &format!(
@@ -700,9 +757,28 @@ impl Daemon<'_> {
                         true,
                     );
                 }
-                Some(why)
+                Some(Trigger { why, then })
             }
         }
+    }
+
+    /// A crashed container's last lines, as `apply` shows them.
+    async fn crash_output(&self, container: &str) {
+        let Some(backend) = &self.backend else { return };
+        if let Ok(logs) = backend.logs(container, 10).await {
+            self.log_line(
+                &format!(
+                    "{container} crashed\n{}",
+                    render::last_lines(container, &logs)
+                ),
+                true,
+            );
+        }
+    }
+
+    /// The next plan is printed even when it is the last one again.
+    fn forget_plan(&self) {
+        *self.last_plan.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Writes the back-offs for `muster ps` (best effort).
@@ -723,7 +799,8 @@ impl Daemon<'_> {
     }
 
     /// One pass of the pipeline.
-    async fn pass(&mut self, reasons: &[String]) {
+    async fn pass(&mut self, triggers: &[Trigger]) {
+        let reasons: Vec<String> = triggers.iter().map(|t| t.why.clone()).collect();
         let Some(desired) = self.last_good.clone() else {
             self.log_line(
                 "no valid configuration yet; waiting for a valid save",
@@ -736,12 +813,18 @@ impl Daemon<'_> {
             return;
         };
         let why = reasons.join(", ");
+        let announced_why = triggers
+            .iter()
+            .map(Trigger::announced)
+            .collect::<Vec<_>>()
+            .join(", ");
         let options = reconcile::Options {
             prune: self.s.prune,
             parallel: self.s.parallel,
             lock_timeout: self.s.lock_timeout,
             stop: Some(self.stop.clone()),
             lock_when_idle: false,
+            targeted: false,
             command: format!("muster watch -f {}", self.s.file.display()),
         };
         let observer = PassObserver {
@@ -749,25 +832,40 @@ impl Daemon<'_> {
             drift: &self.drift,
             leaving: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
+            last_plan: &self.last_plan,
+            waited_for: Mutex::new(None),
         };
         // The trigger is said before the plan, once there is one to say.
         let announced = AnnounceFirst {
             inner: &observer,
-            why: &why,
+            why: &announced_why,
             said: AtomicBool::new(false),
         };
         let started = Instant::now();
         let result = reconcile::pass(backend.as_ref(), &desired, &options, &announced).await;
         if let Some(w) = &self.web {
-            w.pass_ended(reasons, &result, started.elapsed());
+            w.pass_ended(&reasons, &result, started.elapsed());
         }
         match result {
             Ok(Outcome::UpToDate(plan)) => {
                 let held = observer.held.lock().map(|h| h.clone()).unwrap_or_default();
+                let summary = match render::orphans_note(&plan) {
+                    Some(orphans) => format!(
+                        "{}; {orphans}",
+                        render::summary_line(&plan).trim_end_matches('.')
+                    ),
+                    None => render::summary_line(&plan),
+                };
                 if announced.said.load(Ordering::SeqCst) {
-                    self.log_line(&render::summary_line(&plan), true);
+                    // The first look found work and the look under the lock
+                    // none: another muster did it while this one waited.
+                    let by = observer.waited_for.lock().ok().and_then(|w| *w);
+                    self.log_line(&already_applied(by), true);
                 } else if held.is_empty() {
-                    self.log_line(&format!("{why}: {}", render::summary_line(&plan)), false);
+                    // The engine is as the file says: a later plan, even the
+                    // same one, is news.
+                    self.forget_plan();
+                    self.log_line(&format!("{why}: {summary}"), false);
                 } else {
                     self.log_line(
                         &format!("{why}: {} waits out its back-off", held.join(", ")),
@@ -784,7 +882,9 @@ impl Daemon<'_> {
                     ));
                 }
             }
-            Err(Error::Lock(crate::lock::LockError::Stopped)) => {}
+            Err(Error::Lock(crate::lock::LockError::Stopped)) => {
+                self.log_line("stopped while waiting for the lock; nothing changed", true);
+            }
             Err(Error::Apply(ApplyError::Interrupted)) => {
                 self.log_line("interrupted between two steps", true);
             }
@@ -806,6 +906,14 @@ impl Daemon<'_> {
         if unreachable {
             self.lost(&e.to_string());
         }
+    }
+}
+
+/// The outcome of a pass whose work another muster did meanwhile.
+fn already_applied(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("no changes (already applied by pid {pid})"),
+        None => "no changes (already applied by another muster)".into(),
     }
 }
 
@@ -841,6 +949,9 @@ impl Observer for AnnounceFirst<'_> {
     }
     fn applied(&self, plan: &Plan) {
         self.inner.applied(plan);
+    }
+    fn lock_held(&self, holder: &LockHolder) {
+        self.inner.lock_held(holder);
     }
 }
 

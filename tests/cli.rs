@@ -397,3 +397,39 @@ fn github_actions_gets_one_error_command_per_problem() {
         assert!(stderr.contains("error: services.toml:3:9:"), "{stderr}");
     }
 }
+
+#[test]
+fn a_service_scaled_twice_on_one_line_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("services.toml");
+    let text = "[services.web]\nimage = \"nginx:1.27\"\ncount = 1\n";
+    std::fs::write(&file, text).unwrap();
+    let out = muster()
+        .arg("-f")
+        .arg(&file)
+        .args(["scale", "web=2", "web=3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("web is given more than once"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        text,
+        "the file changed"
+    );
+}
+
+#[test]
+fn habits_from_other_tools_get_a_tip() {
+    for (args, tip) in [
+        (&["up"][..], "tip: in muster that is `muster apply`"),
+        (&["status"], "tip: in muster that is `muster ps`"),
+        (&["apply", "--dryrun"], "tip: in muster that is `--dry-run`"),
+    ] {
+        let out = muster().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(tip), "{args:?}: {stderr}");
+    }
+}

@@ -177,14 +177,19 @@ fn every_muster_command_of_the_ci_examples_parses() {
                 .unwrap_or_else(|e| panic!("{file}: `{}` does not parse:\n{e}", args.join(" ")));
             match cli.command {
                 Command::Validate => validate = true,
-                Command::Plan { plan: p, out } => {
+                Command::Plan {
+                    plan: p,
+                    out,
+                    targets,
+                } => {
+                    assert!(targets.is_empty(), "{file}: {args:?}");
                     assert!(p.detailed_exitcode, "{file}: {args:?}");
                     assert_eq!(p.output, Format::Markdown, "{file}: {args:?}");
                     assert_eq!(out.as_deref(), Some(Path::new("plan.json")), "{file}");
                     plan = true;
                 }
-                Command::Apply { saved, .. } => {
-                    assert_eq!(saved.as_deref(), Some(Path::new("plan.json")), "{file}");
+                Command::Apply { targets, .. } => {
+                    assert_eq!(targets, ["plan.json"], "{file}");
                     apply = true;
                 }
                 other => panic!("{file}: unexpected command {other:?}"),

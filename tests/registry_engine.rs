@@ -244,3 +244,45 @@ fn the_daemon_rolls_out_a_tag_pushed_again_and_pulled() {
         assert_ne!(after[n], before[n], "{n} was not recreated");
     }
 }
+
+/// `muster pull` pulls every image of the file, reports every one that
+/// cannot be pulled (not only the first) with the next step, and exits 1;
+/// it creates nothing.
+#[test]
+fn muster_pull_pulls_every_image_and_reports_all_failures() {
+    let project = Project::new("reg-pullcmd");
+    let reference = project.push_to_registry("v1");
+    assert_eq!(
+        local_image_id(&reference),
+        None,
+        "the push left a local tag"
+    );
+    project.write(&sleeper_service("web", &reference, 1));
+    let out = muster_ok(&project, &["pull"]);
+    assert!(
+        out.stderr.contains(&format!("pulled {reference}"))
+            || out.stdout.contains(&format!("pulled {reference}")),
+        "{out}"
+    );
+    assert!(local_image_id(&reference).is_some(), "not pulled:\n{out}");
+    assert!(project.containers().is_empty(), "pull created containers");
+
+    let gone1 = format!("127.0.0.1:5000/muster-test/{}-gone:1", project.name());
+    let gone2 = format!("127.0.0.1:5000/muster-test/{}-gone:2", project.name());
+    project.write(&format!(
+        "{}{}{}",
+        sleeper_service("web", &reference, 1),
+        sleeper_service("a", &gone1, 1),
+        sleeper_service("b", &gone2, 1)
+    ));
+    let out = muster_exits(&project, &["pull"], 1);
+    assert!(
+        out.stderr.contains(&gone1) && out.stderr.contains(&gone2),
+        "not every failure is reported:\n{out}"
+    );
+    assert!(
+        out.stderr.contains("`docker login 127.0.0.1:5000`"),
+        "no next step:\n{out}"
+    );
+    assert!(project.containers().is_empty(), "pull created containers");
+}

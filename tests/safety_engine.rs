@@ -326,6 +326,7 @@ fn foreign_container_holding_a_muster_name_fails_apply_and_stays_untouched() {
 fn image_that_cannot_be_pulled_stops_apply_before_any_change() {
     let project = Project::new("noimage");
     let missing = format!("muster-test/no-such-image-{}:1", project.name());
+    let another = format!("muster-test/no-such-image-{}:2", project.name());
     project.write(&format!(
         r#"project = "{{project}}"
 
@@ -338,6 +339,9 @@ stop_grace_period = "1s"
 [services.missing]
 image = "{missing}"
 volumes = ["data:/data"]
+
+[services.another]
+image = "{another}"
 "#
     ));
     let plan = muster_exits(&project, &["plan", "--detailed-exitcode"], 2);
@@ -353,7 +357,23 @@ volumes = ["data:/data"]
         out = Some(muster_exits(&project, &["apply"], 1));
     });
     let out = out.unwrap();
-    assert!(out.stderr.contains(&missing), "{out}");
+    // The plan first, then every image that cannot be pulled, and what to do.
+    assert!(
+        out.stdout
+            .contains(&format!("! image {missing} is not on the engine")),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains(&missing) && out.stderr.contains(&another),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("next: check each image's name and tag in the file")
+            && out.stderr.contains("`docker load -i FILE`")
+            && out.stderr.contains("`docker login docker.io`"),
+        "{out}"
+    );
     assert!(
         out.stderr.contains("cannot be pulled") && out.stderr.contains("nothing was changed"),
         "{out}"
@@ -363,6 +383,30 @@ volumes = ["data:/data"]
     assert!(project.networks().is_empty());
     assert!(project.volumes().is_empty());
     assert!(!exists(&lock_name(&project)));
+}
+
+#[test]
+fn a_docker_host_without_a_scheme_suggests_one() {
+    let project = Project::new("noscheme");
+    project.write(&TWO.replace("COUNT", "1").replace("LEVEL_VALUE", "info"));
+    for (host, like) in [
+        ("/var/run/docker.sock", "unix:///var/run/docker.sock"),
+        ("127.0.0.1:2375", "tcp://127.0.0.1:2375"),
+    ] {
+        let out: support::Outcome = project
+            .muster()
+            .env("DOCKER_HOST", host)
+            .arg("plan")
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(
+            out.stderr
+                .contains(&format!("\"{host}\" has no scheme; did you mean {like}?")),
+            "{out}"
+        );
+    }
 }
 
 #[test]
@@ -383,8 +427,28 @@ fn unreachable_engine_fails_with_exit_1_and_names_the_address() {
             "{command}: the error does not name the engine's address:\n{out}"
         );
         assert!(out.stderr.starts_with("error:"), "{command}: {out}");
+        assert!(
+            out.stderr.contains("cannot connect (no such socket)"),
+            "{command}: the error does not say what happened:\n{out}"
+        );
         assert!(out.stdout.is_empty(), "{command}: {out}");
     }
+    // A socket nobody listens on any more.
+    let socket = project.dir().join("dead.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let out: support::Outcome = project
+        .muster()
+        .arg("--host")
+        .arg(format!("unix://{}", socket.display()))
+        .arg("plan")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("cannot connect (connection refused)"),
+        "{out}"
+    );
     assert!(project.containers().is_empty());
     let out = muster(&project, &["plan"]);
     assert_eq!(out.code, Some(0), "{out}");

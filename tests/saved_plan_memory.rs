@@ -39,6 +39,7 @@ fn options() -> reconcile::Options {
         stop: None,
         lock_when_idle: true,
         command: "muster apply plan.json".into(),
+        targeted: false,
     }
 }
 

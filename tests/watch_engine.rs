@@ -51,6 +51,72 @@ fn containers_removed_or_stopped_outside_muster_come_back() {
     assert!(d.is_running(), "muster watch exited:\n{}", d.transcript());
 }
 
+/// A container removed or stopped by hand is not a crash: the log says
+/// what happened and what muster does about it, and nothing backs off.
+#[test]
+fn the_log_says_removed_or_stopped_outside_muster_and_does_not_back_off() {
+    let project = Project::new("w-outside");
+    project.write(&sleepers(2));
+    let d = Daemon::watch(&project, "1h");
+    d.wait_until("2 containers run", T, || exactly_running(&project, 2));
+    d.wait_line(0, "Applied:", T);
+    let web1 = format!("{}-web-1", project.name());
+    let web2 = format!("{}-web-2", project.name());
+
+    let mark = d.mark();
+    remove_force(&web1);
+    d.wait_line(
+        mark,
+        &format!("{web1} removed outside muster; creating it again"),
+        T,
+    );
+    d.wait_line(mark, "Applied:", T);
+    d.wait_until("web-1 runs again", T, || exactly_running(&project, 2));
+
+    let stopped = d.mark();
+    let stop = StopContainerOptionsBuilder::default().t(1).build();
+    support::block_on(support::docker().stop_container(&web2, Some(stop))).unwrap();
+    d.wait_line(
+        stopped,
+        &format!("{web2} stopped outside muster; starting it again"),
+        T,
+    );
+    d.wait_line(stopped, "Applied:", T);
+    d.wait_until("web-2 runs again", T, || exactly_running(&project, 2));
+
+    let log: Vec<String> = d.lines_since(mark).into_iter().map(|l| l.text).collect();
+    for wrong in ["died", "back-off", "keeps failing", "crashed"] {
+        assert!(
+            !log.iter().any(|l| l.contains(wrong)),
+            "a removal or stop by hand logged as a crash ({wrong}):\n{}",
+            log.join("\n")
+        );
+    }
+    assert!(d.is_running(), "muster watch exited:\n{}", d.transcript());
+}
+
+/// The daemon's summary shows orphans as `plan` does: "No changes" alone
+/// would hide a container that the file no longer declares.
+#[test]
+fn the_daemon_summary_shows_orphans() {
+    let project = Project::new("w-orphan");
+    project.write(&format!(
+        "{}{}",
+        sleepers(1),
+        support::sleeper_service("old", "{image}", 1)
+    ));
+    project.muster().arg("apply").assert().success();
+    project.write(&sleepers(1));
+    let d = Daemon::watch(&project, "1h");
+    d.wait_line(
+        0,
+        "start: No changes. 1 service, 1 container up to date; \
+         orphan old: 1 container (use --prune to remove)",
+        T,
+    );
+    assert_eq!(project.containers().len(), 2, "the orphan was left alone");
+}
+
 #[test]
 fn a_crashing_container_is_restarted_with_growing_delays() {
     let project = Project::new("w-crash");
@@ -122,6 +188,19 @@ stop_grace_period = "1s"
         d.transcript().contains(&format!("{crash1} keeps failing")),
         "no back-off reported:\n{}",
         d.transcript()
+    );
+    let transcript = d.transcript();
+    assert!(
+        transcript.contains(&format!("{crash1} crashed")) && transcript.contains("| boom"),
+        "the crash's last output is not in the log:\n{transcript}"
+    );
+    let plans = transcript
+        .lines()
+        .filter(|l| support::is_plan_header(l, &project))
+        .count();
+    assert!(
+        plans <= 2,
+        "the same plan printed at each restart ({plans} times):\n{transcript}"
     );
     assert!(d.is_running(), "muster watch exited:\n{}", d.transcript());
 }

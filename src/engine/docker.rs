@@ -72,8 +72,27 @@ pub struct DockerEngine {
 }
 
 /// The words for a lost or absent engine: say so, then the client's detail.
+/// What went wrong in the operating system's words, not the HTTP
+/// client's: the innermost cause (`connection refused`, …).
 fn unreachable(e: &BollardError) -> String {
-    format!("the Docker engine does not answer ({e})")
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let why = match cause
+        .downcast_ref::<std::io::Error>()
+        .map(std::io::Error::kind)
+    {
+        Some(std::io::ErrorKind::ConnectionRefused) => "connection refused".to_string(),
+        Some(std::io::ErrorKind::NotFound) => "no such socket".to_string(),
+        Some(std::io::ErrorKind::PermissionDenied) => "permission denied".to_string(),
+        _ => match e {
+            BollardError::SocketNotFoundError(_) => "no such socket".to_string(),
+            BollardError::RequestTimeoutError => "no answer in time".to_string(),
+            _ => cause.to_string(),
+        },
+    };
+    format!("the Docker engine does not answer: cannot connect ({why})")
 }
 
 pub(super) fn map_err(doing: impl Into<String>, e: BollardError) -> EngineError {
@@ -238,6 +257,19 @@ impl DockerEngine {
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
         let doing = format!("connecting to the Docker engine at {endpoint}");
+        if !endpoint.contains("://") {
+            // A socket path, or host:port, as people write it by habit.
+            let like = if endpoint.starts_with('/') {
+                format!("unix://{endpoint}")
+            } else {
+                format!("tcp://{endpoint}")
+            };
+            return Err(EngineError::new(
+                &doing,
+                ErrorKind::Unreachable,
+                format!("{endpoint:?} has no scheme; did you mean {like}? (--host or DOCKER_HOST)"),
+            ));
+        }
         let tls = tls_config(&endpoint, &doing)?;
         let docker = match &tls {
             Some((config, _)) => tls_client(&endpoint, config.clone(), &doing)?,
@@ -581,6 +613,63 @@ impl Backend for DockerEngine {
             .await
             .map(|()| fault_point())
             .map_err(|e| map_err(format!("starting {name}"), e))
+    }
+
+    async fn exec(&self, name: &str, cmd: &[String]) -> Result<i64> {
+        use bollard::container::LogOutput;
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        use std::io::Write as _;
+        let doing = format!("running a command in {name}");
+        let exec = self
+            .docker
+            .create_exec(
+                name,
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| map_err(&doing, e))?;
+        let started = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|e| map_err(&doing, e))?;
+        if let StartExecResults::Attached { mut output, .. } = started {
+            // The user's own session: its bytes go through unchanged.
+            while let Some(item) = output.next().await {
+                let written = match item.map_err(|e| map_err(&doing, e))? {
+                    LogOutput::StdErr { message } => std::io::stderr().write_all(&message),
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        std::io::stdout().write_all(&message)
+                    }
+                    LogOutput::StdIn { .. } => Ok(()),
+                };
+                written.map_err(|e| EngineError::new(&doing, ErrorKind::Other, e.to_string()))?;
+            }
+        }
+        let _ = std::io::stdout().flush();
+        let inspect = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| map_err(&doing, e))?;
+        Ok(inspect.exit_code.unwrap_or(-1))
+    }
+
+    async fn stop(&self, name: &str, grace: Duration) -> Result<()> {
+        tracing::debug!("engine: stop {name}");
+        let stop = StopContainerOptions {
+            t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
+            ..Default::default()
+        };
+        self.docker
+            .stop_container(name, Some(stop))
+            .await
+            .map_err(|e| map_err(format!("stopping {name}"), e))
     }
 
     async fn remove(&self, name: &str, grace: Duration) -> Result<()> {

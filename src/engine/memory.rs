@@ -272,6 +272,18 @@ impl Backend for MemoryEngine {
         ))
     }
 
+    async fn stop(&self, name: &str, _grace: Duration) -> Result<()> {
+        self.with(|s| {
+            s.calls.push(format!("stop {name}"));
+            let c = s
+                .containers
+                .get_mut(name)
+                .ok_or_else(|| not_found(format!("stopping {name}")))?;
+            c.state = State::Exited;
+            Ok(())
+        })
+    }
+
     async fn start(&self, name: &str) -> Result<()> {
         self.with(|s| {
             let failing = s.failing.contains(name);

@@ -328,6 +328,27 @@ pub trait Backend: Send + Sync {
 
     async fn start(&self, name: &str) -> Result<()>;
 
+    /// Runs `cmd` in the running container `name` (for `muster exec`),
+    /// its output written to this process's stdout and stderr as it comes;
+    /// its exit code. Backends whose units are not containers refuse.
+    async fn exec(&self, name: &str, _cmd: &[String]) -> Result<i64> {
+        Err(EngineError::new(
+            format!("running a command in {name}"),
+            ErrorKind::Other,
+            "exec needs the docker backend",
+        ))
+    }
+
+    /// Stops a container, waiting up to `grace` (for `muster restart`).
+    /// Backends whose units are not containers refuse.
+    async fn stop(&self, name: &str, _grace: Duration) -> Result<()> {
+        Err(EngineError::new(
+            format!("stopping {name}"),
+            ErrorKind::Other,
+            "this backend restarts by redeploying: use `muster apply`",
+        ))
+    }
+
     /// Stops (waiting up to `grace`) and removes a unit; its volumes stay.
     async fn remove(&self, name: &str, grace: Duration) -> Result<()>;
 
