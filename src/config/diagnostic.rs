@@ -55,12 +55,6 @@ impl Problem {
         self.help = Some(help.into());
         self
     }
-
-    /// The problem is in `source`, not in the file of its [`Invalid`].
-    pub fn in_source(mut self, source: Source) -> Self {
-        self.source = Some(source);
-        self
-    }
 }
 
 /// Every problem of one file.
