@@ -172,7 +172,7 @@ impl Drift {
 
     /// Units killed by someone else that neither a stop nor a destroy
     /// explained in time: each owes a pass.
-    pub fn settled(&mut self, now: Instant) -> Vec<Decision> {
+    pub fn settled(&mut self, now: Instant) -> Vec<(String, Decision)> {
         let done: Vec<String> = self
             .settling
             .iter()
@@ -183,7 +183,8 @@ impl Drift {
             .filter_map(|id| self.settling.remove(id))
             .map(|(name, _)| {
                 self.backoff.remove(&name);
-                Decision::outside(&name, "killed", "starting it again")
+                let decision = Decision::outside(&name, "killed", "starting it again");
+                (name, decision)
             })
             .collect()
     }
@@ -425,11 +426,14 @@ mod tests {
         assert!(d.settled(now).is_empty());
         assert_eq!(
             d.settled(now + SETTLE),
-            [Decision::Pass {
-                why: "web-1 killed outside muster".into(),
-                then: Some("starting it again"),
-                failures: None,
-            }]
+            [(
+                "web-1".to_string(),
+                Decision::Pass {
+                    why: "web-1 killed outside muster".into(),
+                    then: Some("starting it again"),
+                    failures: None,
+                }
+            )]
         );
         assert!(d.settled(now + SETTLE).is_empty());
         assert!(d.backoff.is_empty());

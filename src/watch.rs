@@ -302,7 +302,10 @@ pub async fn serve(
             reasons.push(format!("{name} back-off over").into());
         }
         let settled = d.drift().settled(now);
-        for decision in settled {
+        for (container, decision) in settled {
+            if let Some(w) = &d.web {
+                w.drift_of(&container, "kill");
+            }
             if let Decision::Pass { why, then, .. } = decision {
                 reasons.push(Trigger { why, then });
             }

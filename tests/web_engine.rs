@@ -471,7 +471,8 @@ fn metrics_follow_real_applies() {
     let file_passes = "muster_reconcile_passes_total{trigger=\"file\",outcome=\"applied\"}";
     assert_eq!(web.metric(file_passes), Some(1.0));
 
-    // A container killed outside muster is drift.
+    // A container killed outside muster is drift (of kind `kill`: the
+    // daemon tells it from a crash).
     let victim = format!("{}-web-1", project.name());
     support::block_on(support::docker().kill_container(
         &victim,
@@ -479,7 +480,7 @@ fn metrics_follow_real_applies() {
     ))
     .unwrap();
     d.wait_until("the drift is counted", T, || {
-        web.metric("muster_drift_events_total{service=\"web\",kind=\"die\"}")
+        web.metric("muster_drift_events_total{service=\"web\",kind=\"kill\"}")
             .is_some_and(|n| n >= 1.0)
     });
     d.wait_until("web-1 runs again", T, || running(&project, "web") == 3);

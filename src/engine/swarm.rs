@@ -416,6 +416,8 @@ struct Convergence {
     /// Tasks in state running, of any spec: more than `desired` while an
     /// update or a scale-down still has old tasks to stop.
     running: u32,
+    /// Running tasks of the current spec.
+    current: u32,
     coming: bool,
     /// A stalled update, or a task that failed with no retry to come (the
     /// restart condition is `none`).
@@ -428,8 +430,42 @@ struct Convergence {
 impl Convergence {
     /// Every slot has one running task of the current spec, and no other runs.
     fn converged(&self) -> bool {
-        self.failure.is_none() && !self.updating && !self.coming && self.running == self.desired
+        self.failure.is_none()
+            && !self.updating
+            && !self.coming
+            && self.running == self.desired
+            && self.current == self.desired
     }
+}
+
+/// Whether a task runs the service's current template. The service's copy
+/// has defaults filled in that the task's lacks, so what a change of the
+/// file rolls out is compared: the container spec, resources, placement
+/// constraints and the forced-update counter.
+fn of_current_spec(task: &TaskSpec, template: &TaskSpec) -> bool {
+    let container = |t: &TaskSpec| {
+        let mut v = serde_json::to_value(&t.container_spec).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("DNSConfig");
+        }
+        v
+    };
+    let limits = |t: &TaskSpec| {
+        t.resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .map(|l| (l.nano_cpus, l.memory_bytes))
+    };
+    let constraints = |t: &TaskSpec| {
+        t.placement
+            .as_ref()
+            .and_then(|p| p.constraints.clone())
+            .unwrap_or_default()
+    };
+    container(task) == container(template)
+        && limits(task) == limits(template)
+        && constraints(task) == constraints(template)
+        && task.force_update.unwrap_or(0) == template.force_update.unwrap_or(0)
 }
 
 fn convergence(
@@ -452,6 +488,15 @@ fn convergence(
     let running = tasks
         .iter()
         .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
+        .count() as u32;
+    let template = spec.and_then(|s| s.task_template.as_ref());
+    let current = tasks
+        .iter()
+        .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
+        .filter(|t| match (&t.spec, template) {
+            (Some(task), Some(template)) => of_current_spec(task, template),
+            _ => false,
+        })
         .count() as u32;
     let coming = tasks.iter().any(|t| {
         t.desired_state == Some(TaskState::RUNNING)
@@ -509,6 +554,7 @@ fn convergence(
     Convergence {
         desired,
         running,
+        current,
         coming,
         failure,
         last_error,

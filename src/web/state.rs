@@ -191,10 +191,15 @@ impl State {
     /// An engine event of the project; `drift`: the daemon acts on it.
     pub fn engine_event(&self, e: &Event, drift: bool) {
         if drift {
-            let service = self.service_of(&e.container);
-            self.metrics
-                .drift(&service, &metrics::drift_kind(&e.action));
+            self.drift_of(&e.container, &e.action);
         }
+        self.changed.notify_one();
+    }
+
+    /// Drift of `kind` (the engine's action) to `container`.
+    pub fn drift_of(&self, container: &str, kind: &str) {
+        let service = self.service_of(container);
+        self.metrics.drift(&service, &metrics::drift_kind(kind));
         self.changed.notify_one();
     }
 
