@@ -853,21 +853,12 @@ impl Backend for DockerEngine {
             return Ok(());
         };
         // By id, never by name: the name may be another holder's lock by now.
-        match self
-            .docker
-            .remove_container(&id, None::<RemoveContainerOptions>)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let err = map_err(format!("releasing the lock of project {project}"), e);
-                if err.kind == ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        super::gone_is_done(
+            self.docker
+                .remove_container(&id, None::<RemoveContainerOptions>)
+                .await
+                .map_err(|e| map_err(format!("releasing the lock of project {project}"), e)),
+        )
     }
 
     async fn volumes(&self, project: &str) -> Result<Vec<String>> {

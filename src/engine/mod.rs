@@ -245,6 +245,14 @@ impl EngineError {
 
 pub type Result<T> = std::result::Result<T, EngineError>;
 
+/// Removing what is gone already is done: a not-found answer is success.
+pub(crate) fn gone_is_done(result: Result<()>) -> Result<()> {
+    match result {
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 /// What muster asks a backend to make: one unit of `service`.
 #[derive(Debug, Clone, Copy)]
 pub struct UnitRequest<'a> {

@@ -909,17 +909,12 @@ impl Backend for SwarmEngine {
 
     async fn unlock(&self, project: &str) -> Result<()> {
         let name = lock_name(project);
-        match self.client().delete_config(&name).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let err = map_err(format!("releasing the lock of project {project}"), e);
-                if err.kind == ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        super::gone_is_done(
+            self.client()
+                .delete_config(&name)
+                .await
+                .map_err(|e| map_err(format!("releasing the lock of project {project}"), e)),
+        )
     }
 
     async fn volumes(&self, project: &str) -> Result<Vec<String>> {
