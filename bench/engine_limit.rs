@@ -5,12 +5,15 @@
 //! file, no plan, no lock, no output. What muster adds to this is muster's.
 //!
 //! ```text
-//! cargo run --release --example engine_limit -- up   PROJECT N [IMAGE] [PARALLEL]
-//! cargo run --release --example engine_limit -- down PROJECT [PARALLEL]
+//! cargo run --release --example engine_limit -- up       PROJECT N [IMAGE] [PARALLEL]
+//! cargo run --release --example engine_limit -- recreate PROJECT N [IMAGE] [PARALLEL]
+//! cargo run --release --example engine_limit -- down     PROJECT [PARALLEL]
 //! ```
 //!
 //! `up` makes `PROJECT_default` and `PROJECT-svc-1..N` running `sleep 3600`
-//! with `init`; `down` removes the project's containers and its network.
+//! with `init`; `recreate` replaces them as a rolling update does (stop,
+//! remove, create, start; PARALLEL in flight); `down` removes the
+//! project's containers and its network.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -34,7 +37,7 @@ const STOP_GRACE_SECS: i32 = 1;
 type Result<T> = std::result::Result<T, String>;
 
 fn usage() -> String {
-    "usage: engine_limit up PROJECT N [IMAGE] [PARALLEL] | engine_limit down PROJECT [PARALLEL]"
+    "usage: engine_limit up|recreate PROJECT N [IMAGE] [PARALLEL] | engine_limit down PROJECT [PARALLEL]"
         .into()
 }
 
@@ -113,23 +116,62 @@ async fn ensure_network(docker: &Docker, project: &str) -> Result<()> {
     Ok(())
 }
 
+async fn create_start(docker: &Docker, project: &str, image: &str, k: usize) -> Result<()> {
+    let name = format!("{project}-svc-{k}");
+    let options = CreateContainerOptions {
+        name: Some(name.clone()),
+        ..Default::default()
+    };
+    docker
+        .create_container(Some(options), body(project, image, k))
+        .await
+        .map_err(|e| format!("creating {name}: {e}"))?;
+    docker
+        .start_container(&name, None::<StartContainerOptions>)
+        .await
+        .map_err(|e| format!("starting {name}: {e}"))
+}
+
+/// As muster's remove: stop within the grace period, then remove.
+async fn stop_remove(docker: &Docker, id: &str) -> Result<()> {
+    let stop = StopContainerOptions {
+        t: Some(STOP_GRACE_SECS),
+        ..Default::default()
+    };
+    let _ = docker.stop_container(id, Some(stop)).await;
+    let options = RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    docker
+        .remove_container(id, Some(options))
+        .await
+        .map_err(|e| format!("removing {id}: {e}"))
+}
+
 async fn up(docker: &Docker, project: &str, n: usize, image: &str, parallel: usize) -> Result<()> {
     ensure_network(docker, project).await?;
     stream::iter(1..=n)
+        .map(|k| create_start(docker, project, image, k))
+        .buffer_unordered(parallel)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// A rolling replacement of containers 1..=N, `parallel` in flight: stop,
+/// remove, create, start each, the next begun as soon as one is started.
+async fn recreate(
+    docker: &Docker,
+    project: &str,
+    n: usize,
+    image: &str,
+    parallel: usize,
+) -> Result<()> {
+    stream::iter(1..=n)
         .map(|k| async move {
-            let name = format!("{project}-svc-{k}");
-            let options = CreateContainerOptions {
-                name: Some(name.clone()),
-                ..Default::default()
-            };
-            docker
-                .create_container(Some(options), body(project, image, k))
-                .await
-                .map_err(|e| format!("creating {name}: {e}"))?;
-            docker
-                .start_container(&name, None::<StartContainerOptions>)
-                .await
-                .map_err(|e| format!("starting {name}: {e}"))
+            stop_remove(docker, &format!("{project}-svc-{k}")).await?;
+            create_start(docker, project, image, k).await
         })
         .buffer_unordered(parallel)
         .try_collect::<Vec<()>>()
@@ -149,22 +191,7 @@ async fn down(docker: &Docker, project: &str, parallel: usize) -> Result<()> {
         .map_err(|e| format!("listing the containers of {project}: {e}"))?;
     let ids: Vec<String> = list.into_iter().filter_map(|c| c.id).collect();
     stream::iter(ids)
-        .map(|id| async move {
-            // As muster's remove: stop within the grace period, then remove.
-            let stop = StopContainerOptions {
-                t: Some(STOP_GRACE_SECS),
-                ..Default::default()
-            };
-            let _ = docker.stop_container(&id, Some(stop)).await;
-            let options = RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            };
-            docker
-                .remove_container(&id, Some(options))
-                .await
-                .map_err(|e| format!("removing {id}: {e}"))
-        })
+        .map(|id| async move { stop_remove(docker, &id).await })
         .buffer_unordered(parallel)
         .try_collect::<Vec<()>>()
         .await?;
@@ -195,6 +222,14 @@ async fn run(args: &[String]) -> Result<()> {
                 None => DEFAULT_PARALLEL,
             };
             up(&docker, project, parse(n, "N")?, image, parallel.max(1)).await
+        }
+        [cmd, project, n, rest @ ..] if cmd == "recreate" && rest.len() <= 2 => {
+            let image = rest.first().map_or(DEFAULT_IMAGE, String::as_str);
+            let parallel = match rest.get(1) {
+                Some(p) => parse(p, "PARALLEL")?,
+                None => DEFAULT_PARALLEL,
+            };
+            recreate(&docker, project, parse(n, "N")?, image, parallel.max(1)).await
         }
         [cmd, project, rest @ ..] if cmd == "down" && rest.len() <= 1 => {
             let parallel = match rest.first() {

@@ -8,6 +8,7 @@
 #
 #   bench/run.sh                      # N = 10 30 100, 3 rounds
 #   NS="10 30" REPS=5 bench/run.sh
+#   NS=30 PARALLEL=16 TOOLS="muster limit" bench/run.sh   # one point of the --parallel sweep
 #
 # Every project is named mb-<pid>-…; all of them are removed at the end,
 # also on Ctrl-C or failure. Raw samples: $BENCH_OUT/samples.tsv.
@@ -18,7 +19,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 NS="${NS:-10 30 100}"
 REPS="${REPS:-3}"
-PARALLEL=8
+PARALLEL="${PARALLEL:-8}"
+read -r -a tools <<<"${TOOLS:-muster compose limit}"
 IMAGE="muster-example/busybox:1"
 run_id="mb-$$"
 out="${BENCH_OUT:-${TMPDIR:-/tmp}/muster-bench}"
@@ -86,7 +88,8 @@ fi
 log "building muster and bench/engine_limit.rs (release)"
 cargo build --release --locked --quiet --bin muster --example engine_limit
 target="${CARGO_TARGET_DIR:-$root/target}"
-muster="$target/release/muster"
+# MUSTER=path/to/muster measures another build (e.g. an older commit's).
+muster="${MUSTER:-$target/release/muster}"
 limit="$target/release/examples/engine_limit"
 
 # --- the three tools, each on its own project ----------------------------------
@@ -118,7 +121,7 @@ services:
       GEN: "$2"
 EOF
 }
-m() { "$muster" --color never -f "$work/m$n/services.toml" "$@"; }
+m() { MUSTER_PARALLEL="$PARALLEL" "$muster" --color never -f "$work/m$n/services.toml" "$@"; }
 c() { "${compose[@]}" --ansi never -p "$run_id-c$n" -f "$work/c$n/docker-compose.yml" "$@" 2>&1; }
 l() { "$limit" "$@"; }
 
@@ -160,6 +163,7 @@ step() { # METRIC
       noop_apply:muster) measure noop_apply muster m apply ;;
       recreate:muster) muster_file "$n" "$n" "$gen"; measure recreate muster m apply ;;
       recreate:compose) compose_file "$n" "$gen"; measure recreate compose c up -d --scale "svc=$n" ;;
+      recreate:limit) measure recreate limit l recreate "$run_id-l$n" "$n" "$IMAGE" "$PARALLEL" ;;
       zero:muster) muster_file "$n" 0 "$gen"; measure zero muster m apply ;;
       zero:compose) measure zero compose c up -d --scale svc=0 ;;
       down:muster) measure down muster m down ;;
@@ -173,11 +177,11 @@ step() { # METRIC
 log "muster $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), ${compose[*]} $compose_version, N = $NS, $REPS rounds"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 started="$EPOCHREALTIME"
-tools=(muster compose limit)
 for n in $NS; do
   mkdir -p "$work/m$n" "$work/c$n"
   for ((r = 0; r < REPS; r++)); do
-    order=("${tools[@]:r%3}" "${tools[@]:0:r%3}")
+    k=$((r % ${#tools[@]}))
+    order=("${tools[@]:k}" "${tools[@]:0:k}")
     gen=1
     muster_file "$n" "$n" "$gen"
     compose_file "$n" "$gen"
@@ -191,7 +195,7 @@ for n in $NS; do
     # Back to N (not measured), to measure down from N.
     muster_file "$n" "$n" "$gen"
     m apply >/dev/null
-    c up -d --scale "svc=$n" >/dev/null
+    if [[ " ${tools[*]} " == *" compose "* ]]; then c up -d --scale "svc=$n" >/dev/null; fi
     step down
   done
 done
@@ -217,29 +221,39 @@ row() { # LABEL METRIC N COMPOSE_METRIC TARGET
 echo
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo);" \
   "Docker engine $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})');" \
-  "${compose[*]} $compose_version; muster $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?')."
-echo "Run: N = $NS, $REPS rounds, tools alternating; ${elapsed}s; load average $load_before before, $load_after after."
+  "${compose[*]} $compose_version; muster ${MUSTER:-$(git -C "$root" describe --always --dirty 2>/dev/null || echo '?')}."
+echo "Run: N = $NS, $REPS rounds, tools alternating (${tools[*]}), --parallel $PARALLEL; ${elapsed}s; load average $load_before before, $load_after after."
 echo "Medians in seconds, wall clock of the whole command (process start to exit)."
 echo
 echo "| measurement | N | muster | compose | engine limit | muster ÷ compose | muster ÷ limit | target |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 for n in $NS; do
-  row "apply 0→N (compose: \`up -d --scale svc=N\`)" up "$n" up "≤ 0.75× compose, ≤ 1.15× limit"
+  row "apply 0→N (compose: \`up -d --scale svc=N\`)" up "$n" up "≤ 0.9× compose, ≤ 1.05× limit"
 done
 for n in $NS; do
-  row "no-op \`plan\` vs compose no-op \`up -d\`" noop "$n" noop "≤ 0.15× compose"
+  row "no-op \`plan\` vs compose no-op \`up -d\`" noop "$n" noop "≤ 0.05× compose"
 done
 for n in $NS; do
   row "no-op \`apply\` vs compose no-op \`up -d\`" noop_apply "$n" noop ""
 done
 for n in $NS; do
-  row "recreate after an env change (\`apply\`; \`up -d\`)" recreate "$n" recreate ""
+  row "recreate after an env change, parallelism $PARALLEL (\`apply\`; \`up -d\`)" recreate "$n" recreate "≤ 0.8× compose"
 done
 for n in $NS; do
   row "N→0: \`down\` (compose \`down\`)" down "$n" down "≤ 0.8× compose"
 done
 for n in $NS; do
   row "N→0: \`apply\` count 0 (compose \`up -d --scale svc=0\`)" zero "$n" zero ""
+done
+echo
+echo "Apply 0→N per container (ms): the cost of one container as N grows."
+echo
+echo "| N | muster | compose | engine limit |"
+echo "| ---: | ---: | ---: | ---: |"
+per() { [ -n "$1" ] && awk -v a="$1" -v n="$2" 'BEGIN { printf "%.0f", a * 1000 / n }' || printf '–'; }
+for n in $NS; do
+  printf '| %s | %s | %s | %s |\n' "$n" "$(per "$(median up muster "$n")" "$n")" \
+    "$(per "$(median up compose "$n")" "$n")" "$(per "$(median up limit "$n")" "$n")"
 done
 echo
 if [ -s "$work/stale" ]; then

@@ -97,6 +97,7 @@ fn drifted(desired: &Desired) -> Actual {
     Actual {
         units: containers,
         image_ids: BTreeMap::from([(IMAGE.to_string(), IMAGE_ID.to_string())]),
+        applied: BTreeMap::new(),
     }
 }
 

@@ -2,13 +2,28 @@
 //! through the trait only.
 //!
 //! # Guarantees
-//! - Services are handled in `depends_on` order; removals first, in reverse
-//!   order. A service waits until every container of the services it
-//!   depends on is ready.
+//! - Removals first, dependents before what they depend on. Then services
+//!   as a graph: a service starts once every container of the services it
+//!   depends on is ready; services independent of each other run side by
+//!   side.
 //! - Parallel services run up to `parallel` engine operations at once.
 //!   Sequential services create in ascending ordinal order, each container
 //!   started only once the previous one is ready, and remove in descending
 //!   order, one at a time.
+//! - Rolling updates keep at most `update.parallelism` replacements in
+//!   flight and start the next as soon as one is ready (a sliding window):
+//!   `stop-first` never has more than `parallelism` containers of the
+//!   service down at once, `start-first` never fewer than `count` running.
+//! - A container without a healthcheck that this apply started must keep
+//!   running for a settle time: [`SETTLE`] where the next step depends on
+//!   it (a sequential ordinal, a start-first replacement before the old
+//!   container goes), [`PARALLEL_SETTLE`] for the containers of a parallel
+//!   service, whose settle times run alongside the rest of the service's
+//!   work and are checked once at its end.
+//! - Readiness is woken by the engine's events ([`Readiness`]), not sleeps.
+//! - A wait (a stop within its grace period, a readiness wait, a
+//!   dependency) that lasts [`crate::waiting::LONG_WAIT`] is told to the [`Reporter`] while
+//!   it goes on; a step's reported duration includes its waits.
 //! - After a failure no new step starts; steps already running finish.
 //!   Whatever state is left, the next apply completes it: a removed
 //!   ordinal is created again, a leftover temporary container is removed.
@@ -18,12 +33,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use futures_util::stream;
+use futures_util::future::join_all;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use tokio::sync::watch;
 
 use crate::config::{Desired, Mode, Service, UpdateOrder};
-use crate::engine::{Backend, EngineError, ErrorKind, Health, State, UnitRequest};
+use crate::engine::{Backend, ErrorKind, UnitRequest};
 use crate::plan::{Action, Change, Layout, Plan, ServicePlan};
+use crate::readiness::{Readiness, listed_ready};
+use crate::waiting::{Waiting, told};
 
 /// How an apply runs.
 #[derive(Debug, Clone)]
@@ -51,38 +69,33 @@ impl Options {
     }
 }
 
-/// Told about each step as it finishes.
+/// Told about each step as it finishes, and about a wait that lasts.
 pub trait Reporter: Send + Sync {
     fn step(&self, change: &Change, elapsed: Duration, result: &Result<(), ApplyError>);
+    /// `who` (a unit; a service for [`Waiting::on_service`]) has waited
+    /// for [`crate::waiting::LONG_WAIT`] and still waits; told once per wait.
+    fn waiting(&self, _who: &str, _what: &Waiting) {}
 }
 
-/// Why an apply stopped.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ApplyError {
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-    #[error("{container} {why}")]
-    NotReady {
-        container: String,
-        why: String,
-        /// The tail of its output.
-        logs: String,
-    },
-    #[error("stopped after an earlier failure")]
-    Skipped,
-    /// Stopped by a signal between two steps.
-    #[error("interrupted; the next apply finishes the plan")]
-    Interrupted,
-}
+pub use crate::apply_error::ApplyError;
 
 /// How long a container without a healthcheck must keep running after its
 /// start to count as ready.
 pub const SETTLE: Duration = Duration::from_millis(500);
 
+/// The same for the containers of a parallel service, which nothing waits
+/// for: only the apply's outcome depends on it, and its last containers'
+/// settle is all that is left to wait once they started. A command that
+/// fails at once dies about 20 ms after its start on an idle engine.
+pub const PARALLEL_SETTLE: Duration = Duration::from_millis(100);
+
 /// The temporary name of a start-first replacement.
 pub fn temporary_name(name: &str) -> String {
     format!("{name}-next")
 }
+
+/// How a service's work ended, once it has.
+type Finished = Option<Result<(), ApplyError>>;
 
 struct Run<'a> {
     engine: &'a dyn Backend,
@@ -91,6 +104,7 @@ struct Run<'a> {
     layout: Layout,
     options: &'a Options,
     reporter: &'a dyn Reporter,
+    readiness: &'a Readiness<'a>,
     failed: AtomicBool,
 }
 
@@ -106,6 +120,7 @@ pub async fn apply(
     options: &Options,
     reporter: &dyn Reporter,
 ) -> Result<(), ApplyError> {
+    let readiness = Readiness::new(engine, &desired.project);
     let run = Run {
         engine,
         project: &desired.project,
@@ -113,52 +128,100 @@ pub async fn apply(
         layout: plan.layout,
         options,
         reporter,
+        readiness: &readiness,
         failed: AtomicBool::new(false),
     };
-    // Removals, dependents first.
-    for sp in plan.services.iter().rev() {
-        let removes: Vec<&Change> = sp
-            .changes
-            .iter()
-            .filter(|c| c.action == Action::Remove)
-            .collect();
-        let grace = sp
-            .service
-            .as_ref()
-            .map_or(Duration::from_secs(10), |s| s.stop_grace_period);
-        let width = if sp.mode() == Mode::Sequential {
-            1
-        } else {
-            options.parallel
-        };
-        run.each(removes, width, |c| async move {
-            engine.remove(&c.unit, grace).await.map_err(Into::into)
-        })
-        .await?;
-    }
-    let creates = plan
-        .changes()
-        .any(|c| matches!(c.action, Action::Create | Action::Recreate | Action::Update));
-    if creates {
-        engine.ensure_network(&desired.project).await?;
-    }
-    for sp in &plan.services {
-        let Some(service) = &sp.service else { continue };
-        let needed = service
-            .depends_on
-            .iter()
-            .filter_map(|d| plan.services.iter().find(|p| &p.name == d));
-        if sp.changes.iter().any(|c| c.action != Action::Remove) {
-            for dep in needed {
-                run.wait_service_ready(dep).await?;
-            }
-        }
-        run.service(service, sp).await?;
-    }
-    Ok(())
+    readiness.around(run.all(desired, plan)).await
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    async fn all(&'a self, desired: &Desired, plan: &'a Plan) -> Result<(), ApplyError> {
+        // Removals, dependents first.
+        for sp in plan.services.iter().rev() {
+            let removes: Vec<&Change> = sp
+                .changes
+                .iter()
+                .filter(|c| c.action == Action::Remove)
+                .collect();
+            let grace = sp
+                .service
+                .as_ref()
+                .map_or(Duration::from_secs(10), |s| s.stop_grace_period);
+            let width = if sp.mode() == Mode::Sequential {
+                1
+            } else {
+                self.options.parallel
+            };
+            self.each(removes, width, |c| self.remove(&c.unit, grace))
+                .await?;
+        }
+        let creates = plan
+            .changes()
+            .any(|c| matches!(c.action, Action::Create | Action::Recreate | Action::Update));
+        if creates {
+            self.engine.ensure_network(&desired.project).await?;
+        }
+        // The graph: each service waits for what it depends on (earlier in
+        // `plan.services`, which is in `depends_on` order) to be done.
+        let done: Vec<watch::Sender<Finished>> = plan
+            .services
+            .iter()
+            .map(|_| watch::channel(None).0)
+            .collect();
+        let works = plan.services.iter().zip(&done).map(|(sp, finished)| {
+            let needed: Vec<(&ServicePlan, watch::Receiver<_>)> = sp
+                .service
+                .iter()
+                .flat_map(|s| &s.depends_on)
+                .filter_map(|d| {
+                    let i = plan.services.iter().position(|p| &p.name == d)?;
+                    Some((&plan.services[i], done[i].subscribe()))
+                })
+                .collect();
+            async move {
+                let result = self.after(sp, needed).await;
+                finished.send_replace(Some(result.clone()));
+                result
+            }
+        });
+        first_error(join_all(works).await)
+    }
+
+    /// Runs the service of `sp` once each service it needs is done and ready.
+    async fn after(
+        &self,
+        sp: &ServicePlan,
+        needed: Vec<(&ServicePlan, watch::Receiver<Finished>)>,
+    ) -> Result<(), ApplyError> {
+        let Some(service) = &sp.service else {
+            return Ok(());
+        };
+        let changes = sp.changes.iter().any(|c| c.action != Action::Remove);
+        for (dep, mut finished) in needed {
+            let wait = async {
+                let result = finished
+                    .wait_for(Option::is_some)
+                    .await
+                    .map_or(Ok(()), |r| r.clone().unwrap_or(Ok(())));
+                result?;
+                if changes {
+                    self.wait_service_ready(dep).await
+                } else {
+                    Ok(())
+                }
+            };
+            if changes {
+                let what = Waiting::Dependency {
+                    service: dep.name.clone(),
+                };
+                self.told(&sp.name, what, wait).await?;
+            } else {
+                wait.await?;
+            }
+        }
+        self.service(service, sp).await
+    }
+
     /// Runs `step` for each change, `width` at a time, reporting each. After
     /// a failure, steps not yet begun are skipped; the first error is returned.
     async fn each<'c, F, Fut>(
@@ -193,23 +256,7 @@ impl Run<'_> {
             .buffer_unordered(width.max(1))
             .collect()
             .await;
-        let mut first = None;
-        for r in results {
-            match r {
-                Err(ApplyError::Skipped) => {}
-                Err(ApplyError::Interrupted) if first.is_none() => {
-                    first = Some(ApplyError::Interrupted)
-                }
-                Err(ApplyError::Interrupted) => {}
-                Err(e) => {
-                    if matches!(first, None | Some(ApplyError::Interrupted)) {
-                        first = Some(e);
-                    }
-                }
-                Ok(()) => {}
-            }
-        }
-        first.map_or(Ok(()), Err)
+        first_error(results)
     }
 
     async fn service(&self, service: &Service, sp: &ServicePlan) -> Result<(), ApplyError> {
@@ -221,10 +268,11 @@ impl Run<'_> {
         if todo.is_empty() {
             return Ok(());
         }
+        let settle = self.settle(service);
         if self.layout.replicated(service) {
             // One unit that rolls its replicas itself.
             return self
-                .each(todo, 1, |c| self.converge(service, c, true))
+                .each(todo, 1, |c| self.converge(service, c, Some(settle)))
                 .await;
         }
         if service.mode == Mode::Sequential {
@@ -238,31 +286,91 @@ impl Run<'_> {
                 for k in (checked + 1)..ordinal {
                     if !mine.contains(&k) {
                         let name = self.layout.unit_name(self.project, &service.name, Some(k));
-                        self.wait_ready(service, &name, false).await?;
+                        self.ready(service, &name, Duration::ZERO).await?;
                     }
                 }
                 checked = ordinal;
-                self.each(vec![c], 1, |c| self.converge(service, c, true))
+                self.each(vec![c], 1, |c| self.converge(service, c, Some(settle)))
                     .await?;
             }
             return Ok(());
         }
+        // Containers this apply starts, settled at the end (see `settled`).
+        let started = std::sync::Mutex::new(Vec::new());
+        let record = |c: &Change| {
+            started
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((c.unit.clone(), Instant::now()));
+        };
         let (recreates, others): (Vec<&Change>, Vec<&Change>) =
             todo.into_iter().partition(|c| c.action == Action::Recreate);
-        let started: Vec<&str> = others.iter().map(|c| c.unit.as_str()).collect();
-        self.each(others, self.options.parallel, |c| {
-            self.converge(service, c, false)
+        self.each(others, self.options.parallel, |c| async move {
+            self.converge(service, c, None).await?;
+            record(c);
+            Ok(())
         })
         .await?;
-        self.check_still_running(service, &started).await?;
-        // Rolling update: `parallelism` at a time, each batch ready before the next.
-        for batch in recreates.chunks(service.update.parallelism.max(1) as usize) {
-            self.each(batch.to_vec(), batch.len(), |c| {
-                self.converge(service, c, true)
-            })
-            .await?;
-        }
-        Ok(())
+        // Rolling update as a sliding window of `parallelism`: the next
+        // replacement starts as soon as one in flight is ready. Stop-first
+        // replacements of containers count as ready once they run (their
+        // settle is checked with the others'); start-first ones settle
+        // before the container they replace goes.
+        let width = service.update.parallelism.max(1) as usize;
+        let inline =
+            service.update.order == UpdateOrder::StartFirst || self.layout != Layout::Containers;
+        let wait = if inline { settle } else { Duration::ZERO };
+        self.each(recreates, width, |c| async move {
+            self.converge(service, c, Some(wait)).await?;
+            if !inline {
+                record(c);
+            }
+            Ok(())
+        })
+        .await?;
+        let started = started
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let settle = settle.min(PARALLEL_SETTLE);
+        let what = Waiting::Settled { settle };
+        self.told(
+            &service.name,
+            what,
+            self.readiness.settled(&started, settle),
+        )
+        .await
+    }
+
+    /// Runs `wait`, telling the reporter what `who` waits for once it has
+    /// lasted [`crate::waiting::LONG_WAIT`].
+    async fn told<T>(&self, who: &str, what: Waiting, wait: impl Future<Output = T>) -> T {
+        told(|| self.reporter.waiting(who, &what), wait).await
+    }
+
+    /// [`Readiness::ready`], told when it lasts.
+    async fn ready(
+        &self,
+        service: &Service,
+        name: &str,
+        settle: Duration,
+    ) -> Result<(), ApplyError> {
+        let what = Waiting::ready(service);
+        self.told(name, what, self.readiness.ready(service, name, settle))
+            .await
+    }
+
+    /// Stops (within `grace`) and removes `unit`, told when the stop lasts.
+    async fn remove(&self, unit: &str, grace: Duration) -> Result<(), ApplyError> {
+        let what = Waiting::Stop { grace };
+        Ok(self
+            .told(unit, what, self.engine.remove(unit, grace))
+            .await?)
+    }
+
+    /// How long a container of `service` that this apply starts must keep
+    /// running without a healthcheck.
+    fn settle(&self, service: &Service) -> Duration {
+        self.options.settle.min(service.ready_timeout / 2)
     }
 
     fn request<'s>(&'s self, service: &'s Service, c: &Change, name: &'s str) -> UnitRequest<'s> {
@@ -276,8 +384,14 @@ impl Run<'_> {
         }
     }
 
-    /// Brings one unit to the file's state; with `wait`, until ready.
-    async fn converge(&self, service: &Service, c: &Change, wait: bool) -> Result<(), ApplyError> {
+    /// Brings one unit to the file's state; with `wait`, until ready (a
+    /// container without a healthcheck also running for that long).
+    async fn converge(
+        &self,
+        service: &Service,
+        c: &Change,
+        wait: Option<Duration>,
+    ) -> Result<(), ApplyError> {
         let engine = self.engine;
         let grace = service.stop_grace_period;
         match c.action {
@@ -315,23 +429,24 @@ impl Run<'_> {
                 self.ensure_volumes(&request).await?;
                 engine.create(&request).await?;
                 engine.start(&temp).await?;
-                self.wait_ready(service, &temp, true).await?;
-                engine.remove(&c.unit, grace).await?;
+                let settle = wait.unwrap_or_else(|| self.settle(service));
+                self.ready(service, &temp, settle).await?;
+                self.remove(&c.unit, grace).await?;
                 engine.rename(&temp, &c.unit).await?;
                 return Ok(());
             }
             Action::Recreate => {
-                engine.remove(&c.unit, grace).await?;
+                self.remove(&c.unit, grace).await?;
                 self.create_and_start(&self.request(service, c, &c.unit))
                     .await?;
             }
             Action::Remove => {
-                engine.remove(&c.unit, grace).await?;
+                self.remove(&c.unit, grace).await?;
                 return Ok(());
             }
         }
-        if wait {
-            self.wait_ready(service, &c.unit, true).await?;
+        if let Some(settle) = wait {
+            self.ready(service, &c.unit, settle).await?;
         }
         Ok(())
     }
@@ -374,111 +489,55 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Waits until `name` runs (and is healthy, when a healthcheck is declared).
-    /// Without a healthcheck, a container that this apply `just_started`
-    /// must keep running for `settle`: a command that fails at once is a
-    /// container that failed to start, not a ready one.
-    async fn wait_ready(
-        &self,
-        service: &Service,
-        name: &str,
-        just_started: bool,
-    ) -> Result<(), ApplyError> {
-        let began = Instant::now();
-        let deadline = began + service.ready_timeout;
-        let settle = if just_started {
-            self.options.settle.min(service.ready_timeout / 2)
-        } else {
-            Duration::ZERO
-        };
-        let mut pause = Duration::from_millis(25);
-        loop {
-            let status = self.engine.status(name).await?;
-            let why = match (status.state, status.health) {
-                (State::Running, _)
-                    if service.healthcheck.is_none() && began.elapsed() >= settle =>
-                {
-                    return Ok(());
-                }
-                (State::Running, Some(Health::Healthy)) => return Ok(()),
-                (State::Running, Some(Health::Unhealthy)) => Some("became unhealthy".to_string()),
-                (State::Exited | State::Dead, _) if !status.detail.is_empty() => {
-                    Some(status.detail.clone())
-                }
-                (State::Exited | State::Dead, _) => {
-                    Some(format!("exited with code {}", status.exit_code))
-                }
-                _ => None,
-            };
-            let why = why.or_else(|| {
-                (Instant::now() >= deadline).then(|| {
-                    let mut why = format!(
-                        "was not ready within ready_timeout ({})",
-                        crate::config::format_duration(service.ready_timeout)
-                    );
-                    if !status.detail.is_empty() {
-                        why.push_str(&format!(": {}", status.detail));
-                    }
-                    why
-                })
-            });
-            if let Some(why) = why {
-                let logs = self.engine.logs(name, 20).await.unwrap_or_default();
-                return Err(ApplyError::NotReady {
-                    container: name.to_string(),
-                    why,
-                    logs,
-                });
-            }
-            let left = settle
-                .saturating_sub(began.elapsed())
-                .max(Duration::from_millis(1));
-            tokio::time::sleep(pause.min(left)).await;
-            pause = (pause * 2).min(Duration::from_millis(250));
-        }
-    }
-
-    /// Parallel containers are not waited for one by one (that would cost
-    /// the settle time per container): once they all started, one settle
-    /// time and one list call tell whether any of them exited at once.
-    async fn check_still_running(
-        &self,
-        service: &Service,
-        started: &[&str],
-    ) -> Result<(), ApplyError> {
-        if started.is_empty() || self.options.settle.is_zero() {
-            return Ok(());
-        }
-        tokio::time::sleep(self.options.settle.min(service.ready_timeout / 2)).await;
-        let actual = self.engine.observe(self.project, &[]).await?;
-        let exited = actual
-            .units
-            .iter()
-            .filter(|u| started.contains(&u.name.as_str()))
-            .find(|u| matches!(u.state, State::Exited | State::Dead));
-        if let Some(u) = exited {
-            let logs = self.engine.logs(&u.name, 20).await.unwrap_or_default();
-            return Err(ApplyError::NotReady {
-                container: u.name.clone(),
-                why: format!("exited right after it started ({})", u.status),
-                logs,
-            });
-        }
-        Ok(())
-    }
-
     async fn wait_service_ready(&self, sp: &ServicePlan) -> Result<(), ApplyError> {
         let Some(service) = &sp.service else {
             return Ok(());
         };
         if self.layout.replicated(service) {
             let name = self.layout.unit_name(self.project, &service.name, None);
-            return self.wait_ready(service, &name, false).await;
+            return self.readiness.ready(service, &name, Duration::ZERO).await;
         }
-        for o in 1..=service.count {
-            let name = self.layout.unit_name(self.project, &service.name, Some(o));
-            self.wait_ready(service, &name, false).await?;
+        let mut names: Vec<String> = (1..=service.count)
+            .map(|o| self.layout.unit_name(self.project, &service.name, Some(o)))
+            .collect();
+        if self.layout == Layout::Containers {
+            // One list tells which are ready already; only the others are
+            // waited for.
+            let units = self.engine.units(self.project).await?;
+            let ready: std::collections::HashSet<&str> = units
+                .iter()
+                .filter(|u| listed_ready(service, u))
+                .map(|u| u.name.as_str())
+                .collect();
+            names.retain(|n| !ready.contains(n.as_str()));
         }
-        Ok(())
+        // The rest at once (`parallel` status calls in flight): the
+        // dependent waits for the slowest, not for the sum.
+        stream::iter(names)
+            .map(|name| async move { self.readiness.ready(service, &name, Duration::ZERO).await })
+            .buffer_unordered(self.options.parallel.max(1))
+            .try_collect::<Vec<()>>()
+            .await
+            .map(drop)
     }
+}
+
+/// The first error of `results` that says what went wrong: a failure
+/// before an interruption, either before a skipped step.
+fn first_error(results: Vec<Result<(), ApplyError>>) -> Result<(), ApplyError> {
+    let mut first = None;
+    for r in results {
+        match r {
+            Err(ApplyError::Skipped) | Ok(()) => {}
+            Err(ApplyError::Interrupted) => {
+                first.get_or_insert(ApplyError::Interrupted);
+            }
+            Err(e) => {
+                if matches!(first, None | Some(ApplyError::Interrupted)) {
+                    first = Some(e);
+                }
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
 }

@@ -21,8 +21,13 @@ pub const OURS_FOR: Duration = Duration::from_secs(10);
 /// period between the two).
 pub const KILLED_FOR: Duration = Duration::from_secs(120);
 /// How long after such a `die` a `stop` or `destroy` may still follow and
-/// say what really happened, before the kill alone is acted upon.
-pub const SETTLE: Duration = Duration::from_secs(1);
+/// say what really happened, before the kill alone is acted upon. A
+/// `docker stop` logs its `stop` right after the `die`; a `docker rm -f`
+/// its `destroy` once the container's files are gone, 50–150 ms later on
+/// this engine; and the engine shows the container as exited only once
+/// its network is torn down, up to ~300 ms after the `die`. Part of the
+/// time to heal a killed container (BENCHMARKS.md).
+pub const SETTLE: Duration = Duration::from_millis(500);
 
 /// The delay after `failures` failures in a row: 1s, 2s, 4s, … 5m.
 pub fn delay(failures: u32) -> Duration {
@@ -171,7 +176,10 @@ impl Drift {
     }
 
     /// Units killed by someone else that neither a stop nor a destroy
-    /// explained in time: each owes a pass.
+    /// explained in time: each owes a pass. Each waits out its own settle
+    /// time, even when others are due: the engine logs `die` before the
+    /// container shows as exited, and a pass that still sees it running
+    /// would start nothing for it.
     pub fn settled(&mut self, now: Instant) -> Vec<(String, Decision)> {
         let done: Vec<String> = self
             .settling
@@ -437,6 +445,15 @@ mod tests {
         );
         assert!(d.settled(now + SETTLE).is_empty());
         assert!(d.backoff.is_empty());
+        // Each kill waits out its own settle time (the engine shows a
+        // container as exited a while after its `die`).
+        let later = now + Duration::from_millis(100);
+        for (id, t) in [("x", now), ("y", later)] {
+            decide(&mut d, id, "kill", None, t);
+            decide(&mut d, id, "die", Some(137), t);
+        }
+        assert_eq!(d.settled(now + SETTLE).len(), 1);
+        assert_eq!(d.settled(later + SETTLE).len(), 1);
         // A die long after a kill is a crash again.
         decide(&mut d, "b", "kill", None, now);
         let late = now + KILLED_FOR + Duration::from_secs(1);

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap_complete::{ArgValueCompleter, CompletionCandidate};
 
 use crate::commands::{self, ApplyRequest, Context, Done, PlanRequest};
 use crate::config;
@@ -105,7 +106,7 @@ pub struct PlanArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ApplyArgs {
     /// Engine operations at once within a parallel service.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, env = "MUSTER_PARALLEL", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
     /// How long to wait for another muster that holds the project's lock.
     #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
@@ -156,7 +157,7 @@ pub enum Command {
     /// Example: muster plan --detailed-exitcode --output markdown --out plan.json
     Plan {
         /// Only these services and what they depend on (others are left alone).
-        #[arg(value_name = "SERVICE")]
+        #[arg(value_name = "SERVICE", add = ArgValueCompleter::new(services_of_the_file))]
         targets: Vec<String>,
         #[command(flatten)]
         plan: PlanArgs,
@@ -175,7 +176,7 @@ pub enum Command {
     Apply {
         /// A plan saved by `muster plan --out` (a file; it carries its own
         /// --prune), or services to apply with what they depend on (others are left alone).
-        #[arg(value_name = "PLAN|SERVICE")]
+        #[arg(value_name = "PLAN|SERVICE", add = ArgValueCompleter::new(plan_or_service))]
         targets: Vec<String>,
         #[command(flatten)]
         plan: PlanArgs,
@@ -227,6 +228,7 @@ pub enum Command {
     /// Example: muster logs web -f --tail 20 --since 10m
     Logs {
         /// Only these services.
+        #[arg(add = ArgValueCompleter::new(services_of_the_file))]
         services: Vec<String>,
         /// Then follow: new lines, and containers started later, until Ctrl-C.
         /// (`-f` after `logs` means this, as in docker compose; the file is then `--file`.)
@@ -247,7 +249,11 @@ pub enum Command {
     /// Example: muster scale web=5 worker=2 --apply
     Scale {
         /// SERVICE=COUNT pairs.
-        #[arg(required = true, value_parser = parse_scale_arg)]
+        #[arg(
+            required = true,
+            value_parser = parse_scale_arg,
+            add = ArgValueCompleter::new(service_counts)
+        )]
         targets: Vec<(String, u32)>,
         /// Then apply the file.
         #[arg(long)]
@@ -270,17 +276,23 @@ pub enum Command {
     /// Example: muster restart web
     Restart {
         /// Services to restart (default: all).
-        #[arg(value_name = "SERVICE")]
+        #[arg(value_name = "SERVICE", add = ArgValueCompleter::new(services_of_the_file))]
         services: Vec<String>,
         #[command(flatten)]
         options: ApplyArgs,
     },
     /// Run a command in a container of SERVICE (container N with SERVICE-N; default 1).
     ///
+    /// Stdin is forwarded (`echo hi | muster exec web -- cat`); the command
+    /// runs on a pseudo-terminal when stdin and stdout are a terminal.
     /// Exits with the command's exit code.
     /// Example: muster exec web-2 -- cat /etc/hostname
     Exec {
+        /// Do not allocate a pseudo-terminal, even on a terminal.
+        #[arg(short = 'T', long)]
+        no_tty: bool,
         /// SERVICE or SERVICE-N.
+        #[arg(add = ArgValueCompleter::new(services_of_the_file))]
         target: String,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
@@ -321,9 +333,11 @@ pub enum Command {
     ///
     /// Example: muster schema > schema/services.schema.json
     Schema,
-    /// Print a shell completion script.
+    /// Print a shell completion script that also completes the file's service names.
     ///
-    /// Example: muster completions bash > /etc/bash_completion.d/muster
+    /// The script asks muster at each Tab (`COMPLETE=SHELL muster -- …`).
+    ///
+    /// Example: echo 'source <(muster completions bash)' >> ~/.bashrc
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
@@ -364,9 +378,85 @@ fn follow_short(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     args
 }
 
+/// `COMPLETE=SHELL muster -- WORDS…` (what the script of `muster
+/// completions` runs): `args` with the words being completed read as
+/// [`follow_short`] reads a command line.
+fn completion_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    if let Some(i) = args.iter().position(|a| a == "--") {
+        let words = follow_short(args.split_off(i + 1));
+        args.extend(words);
+    }
+    args
+}
+
+/// The services of the file of the command line being completed (`-f`,
+/// `MUSTER_FILE` or `./services.toml`) that start with `current`. The file
+/// is read, not checked: one in the middle of an edit still completes.
+fn service_names(current: &std::ffi::OsStr) -> Vec<String> {
+    let args = completion_args(std::env::args_os().collect());
+    let words = args.iter().skip_while(|a| *a != "--").skip(1);
+    let Ok(matches) = Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(words)
+    else {
+        return Vec::new();
+    };
+    let files: Vec<PathBuf> = matches
+        .get_many::<PathBuf>("file")
+        .map(|f| f.cloned().collect())
+        .unwrap_or_default();
+    let Some((first, overlays)) = files.split_first() else {
+        return Vec::new();
+    };
+    let Ok(read) = config::Sources::new(first, overlays, None, None).read() else {
+        return Vec::new();
+    };
+    let current = current.to_string_lossy();
+    read.service_names()
+        .into_iter()
+        .filter(|name| name.starts_with(current.as_ref()))
+        .collect()
+}
+
+/// Completes SERVICE.
+fn services_of_the_file(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
+    service_names(current)
+        .into_iter()
+        .map(CompletionCandidate::new)
+        .collect()
+}
+
+/// Completes SERVICE=COUNT up to the `=`.
+fn service_counts(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
+    service_names(current)
+        .into_iter()
+        .map(|name| CompletionCandidate::new(format!("{name}=")))
+        .collect()
+}
+
+/// Completes `apply`'s PLAN|SERVICE: the services, and files.
+fn plan_or_service(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
+    use clap_complete::engine::ValueCompleter as _;
+    let mut all = services_of_the_file(current);
+    all.extend(clap_complete::PathCompleter::file().complete(current));
+    all
+}
+
 /// Parses the command line and runs it; the process's exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse_from(follow_short(std::env::args_os().collect())) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cwd = std::env::current_dir().ok();
+    match clap_complete::CompleteEnv::with_factory(Cli::command)
+        .try_complete(completion_args(args.clone()), cwd.as_deref())
+    {
+        Ok(false) => {}
+        Ok(true) => return ExitCode::from(exit::OK),
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(exit::USAGE);
+        }
+    }
+    let cli = match Cli::try_parse_from(follow_short(args)) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -463,7 +553,7 @@ fn run(cli: Cli) -> u8 {
             }
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "muster", &mut std::io::stdout());
+            completion_script(shell);
             exit::OK
         }
         command => {
@@ -485,6 +575,38 @@ fn run(cli: Cli) -> u8 {
             }
         }
     }
+}
+
+/// Prints the script that registers muster's completer with `shell`: the
+/// shell then asks `COMPLETE=SHELL muster -- WORDS…` at each Tab, so that
+/// the file's service names complete too. A shell clap_complete cannot ask
+/// that way gets a static script.
+fn completion_script(shell: clap_complete::Shell) {
+    let mut out = std::io::stdout();
+    let shells = clap_complete::env::Shells::builtins();
+    let Some(dynamic) = shells.completer(&shell.to_string()) else {
+        clap_complete::generate(shell, &mut Cli::command(), "muster", &mut out);
+        return;
+    };
+    // As CompleteEnv does: a path as given, made absolute; a bare name is
+    // looked up on PATH by the shell.
+    let arg0 = PathBuf::from(
+        std::env::args_os()
+            .next()
+            .unwrap_or_else(|| "muster".into()),
+    );
+    let completer = if arg0.components().count() > 1 {
+        std::path::absolute(&arg0).unwrap_or(arg0)
+    } else {
+        arg0
+    };
+    let _ = dynamic.write_registration(
+        "COMPLETE",
+        "muster",
+        "muster",
+        &completer.to_string_lossy(),
+        &mut out,
+    );
 }
 
 /// Runs a command that needs the async runtime.
@@ -596,20 +718,18 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
                     "scale: {service} is given more than once; give each service one count"
                 )));
             }
-            commands::scale(ctx, printer, &targets)?;
-            if !apply {
-                return Ok(Done::Ok);
+            if apply {
+                commands::scale_and_apply(ctx, printer, &targets, &options.request()).await
+            } else {
+                commands::scale(ctx, printer, &targets)
             }
-            let plan = PlanRequest {
-                output: Format::Text,
-                prune: false,
-                save: None,
-                targets: Vec::new(),
-            };
-            commands::apply(ctx, printer, &plan, &options.request()).await
         }
         Command::Pull => commands::pull(ctx, printer).await,
-        Command::Exec { target, command } => commands::exec(ctx, &target, &command).await,
+        Command::Exec {
+            no_tty,
+            target,
+            command,
+        } => commands::exec(ctx, &target, &command, no_tty).await,
         Command::Restart { services, options } => {
             commands::restart(ctx, printer, &services, &options.request()).await
         }

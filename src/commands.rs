@@ -18,6 +18,8 @@ use crate::plan::{Change, Plan};
 use crate::reconcile::{self, Observer, Outcome};
 use crate::render;
 use crate::saved_plan::{self, SavedPlan, SavedPlanError};
+use crate::terminal;
+use crate::waiting::Waiting;
 
 /// What every engine command needs: the file, and where and how to run it.
 #[derive(Debug, Clone)]
@@ -86,16 +88,43 @@ impl Context {
     /// # Errors
     /// As [`Context::load`].
     pub fn load_read(&self) -> Result<(Desired, Vec<u8>), config::Invalid> {
-        let (mut desired, bytes) = self.sources().load(self.backend)?;
-        if let Some(p) = &self.project {
-            desired.project = p.clone();
-        }
-        Ok((desired, bytes))
+        self.sources().load(self.backend)
+    }
+
+    /// The file; or, when it cannot be used and `--project` names the
+    /// project, the project by its name alone (`None` for the file), so
+    /// that `down` and `ps` find it by its labels on the engine, as
+    /// `docker compose -p NAME down` does. Says so on stderr.
+    ///
+    /// # Errors
+    /// The file's problems, without `--project`.
+    fn load_or_named(&self, printer: &Printer) -> Result<(Desired, bool), config::Invalid> {
+        let invalid = match self.load() {
+            Ok(desired) => return Ok((desired, true)),
+            Err(invalid) => invalid,
+        };
+        let Some(project) = &self.project else {
+            return Err(invalid);
+        };
+        let why = match invalid.problems.as_slice() {
+            [only] if only.span.is_none() => only.message.clone(),
+            _ => format!("{invalid} (`muster validate` shows where)"),
+        };
+        printer.err(&format!(
+            "note: {why}; going by the labels of project {project} on the engine"
+        ));
+        let backend = self.backend.unwrap_or(BackendKind::Docker);
+        Ok((Desired::named(project, backend), false))
     }
 
     /// Every file the run reads.
     pub fn sources(&self) -> config::Sources {
-        config::Sources::new(&self.file, &self.overlays, self.env_file.as_ref())
+        config::Sources::new(
+            &self.file,
+            &self.overlays,
+            self.env_file.as_ref(),
+            self.project.as_deref(),
+        )
     }
 
     async fn connect(&self, desired: &Desired) -> Result<Arc<dyn Backend>, Error> {
@@ -323,13 +352,13 @@ impl Observer for StepPrinter<'_> {
     }
 }
 
-impl Reporter for StepPrinter<'_> {
-    fn step(&self, change: &Change, elapsed: Duration, result: &Result<(), ApplyError>) {
+impl StepPrinter<'_> {
+    /// A line of the apply, above the progress bar; `step` moves the bar on.
+    fn apply_line(&self, line: &str, step: bool) {
         let Ok(bar) = self.bar.lock() else { return };
-        let line = render::step_line(change, elapsed, result, self.printer.color_out());
         let print = || {
             if self.output != Format::Text {
-                self.printer.err(&line);
+                self.printer.err(line);
             } else {
                 self.printer.out(&format!("{line}\n"));
             }
@@ -337,23 +366,42 @@ impl Reporter for StepPrinter<'_> {
         match bar.as_ref() {
             Some(bar) => {
                 bar.suspend(print);
-                bar.inc(1);
+                if step {
+                    bar.inc(1);
+                }
             }
             None => print(),
         }
     }
 }
 
-/// `ps`: desired against actual, per service and unit.
+impl Reporter for StepPrinter<'_> {
+    fn step(&self, change: &Change, elapsed: Duration, result: &Result<(), ApplyError>) {
+        let line = render::step_line(change, elapsed, result, self.printer.color_out());
+        self.apply_line(&line, true);
+    }
+
+    fn waiting(&self, who: &str, what: &Waiting) {
+        let line = render::waiting_line(who, what, self.printer.color_out());
+        self.apply_line(&line, false);
+    }
+}
+
+/// `ps`: desired against actual, per service and unit; with `--project`
+/// and no usable file, the engine's view alone.
 ///
 /// # Errors
 /// An invalid file, an engine that does not answer.
 pub async fn ps(ctx: &Context, printer: &Printer, output: Format) -> Result<Done, Error> {
-    let desired = ctx.load()?;
+    let (desired, from_file) = ctx.load_or_named(printer)?;
     let backend = ctx.connect(&desired).await?;
     let actual = backend.observe(&desired.project, &desired.images()).await?;
     let backoffs = crate::files::read_backoffs(&desired.project);
-    let view = render::PsView::new(&desired, &actual, &backoffs);
+    let view = if from_file {
+        render::PsView::new(&desired, &actual, &backoffs)
+    } else {
+        render::PsView::engine_only(&desired.project, &actual, &backoffs)
+    };
     match output {
         Format::Json => {
             let text = serde_json::to_string_pretty(&view).unwrap_or_default();
@@ -365,7 +413,9 @@ pub async fn ps(ctx: &Context, printer: &Printer, output: Format) -> Result<Done
     Ok(Done::Ok)
 }
 
-/// `down`: removes the project's units and network; `volumes`: its volumes too.
+/// `down`: removes the project's units and network; `volumes`: its volumes
+/// too. With `--project` and no usable file, the units that carry the
+/// project's label.
 ///
 /// # Errors
 /// See [`reconcile::down`].
@@ -375,7 +425,7 @@ pub async fn down(
     volumes: bool,
     apply: &ApplyRequest,
 ) -> Result<Done, Error> {
-    let desired = ctx.load()?;
+    let (desired, _) = ctx.load_or_named(printer)?;
     let backend = ctx.connect(&desired).await?;
     let observer = StepPrinter::new(printer, Format::Text);
     let options = ctx.options(true, apply, true);
@@ -420,6 +470,46 @@ pub fn scale(ctx: &Context, printer: &Printer, targets: &[(String, u32)]) -> Res
     Ok(Done::Ok)
 }
 
+/// `scale SVC=N… --apply`: checks that the engine answers, then
+/// [`scale`]s and applies the file.
+///
+/// # Errors
+/// As [`scale`], or an engine that does not answer: the file is then as
+/// it was. [`Error::FileAhead`] when the apply fails after the file
+/// changed.
+pub async fn scale_and_apply(
+    ctx: &Context,
+    printer: &Printer,
+    targets: &[(String, u32)],
+    apply: &ApplyRequest,
+) -> Result<Done, Error> {
+    // A file that says N beside an engine that could not be told is the
+    // drift this avoids: the engine must answer before the file changes.
+    ctx.connect(&ctx.load()?).await?;
+    let changed = crate::environments::scale(&ctx.sources(), printer, targets)?;
+    let plan = PlanRequest {
+        output: Format::Text,
+        prune: false,
+        save: None,
+        targets: Vec::new(),
+    };
+    self::apply(ctx, printer, &plan, apply)
+        .await
+        .map_err(|e| Error::FileAhead {
+            files: if changed.is_empty() {
+                vec![ctx.sources().shown()]
+            } else {
+                changed
+            },
+            counts: targets
+                .iter()
+                .map(|(name, count)| format!("{name}={count}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            source: Box::new(e),
+        })
+}
+
 /// `apply --wait`: after [`apply`], waits until every container of the
 /// file's (or the targets') services is ready, healthy where declared.
 ///
@@ -435,9 +525,14 @@ pub async fn apply_and_wait(
     let desired = targeted(ctx.load()?, &req.targets)?;
     let backend = ctx.connect(&desired).await?;
     printer.info("waiting until every container is ready");
-    crate::readiness::wait_all(backend.as_ref(), &desired).await?;
+    crate::readiness::wait_all(backend.as_ref(), &desired, &waits(printer)).await?;
     printer.info("every container is ready");
     Ok(done)
+}
+
+/// Prints a wait that lasts, as apply's steps print theirs.
+fn waits(printer: &Printer) -> impl Fn(&str, &Waiting) + Send + Sync + '_ {
+    |who, what| printer.info(&render::waiting_line(who, what, printer.color_out()))
 }
 
 /// `muster restart [SERVICE…]`: stops and starts the containers of the
@@ -471,7 +566,11 @@ pub async fn restart(
         &options,
         &observer,
         async {
-            Ok(crate::restart::restart(backend.as_ref(), &desired, apply.parallel, &said).await?)
+            let waits = waits(printer);
+            Ok(
+                crate::restart::restart(backend.as_ref(), &desired, apply.parallel, &said, &waits)
+                    .await?,
+            )
         },
     )
     .await?;
@@ -480,12 +579,19 @@ pub async fn restart(
 }
 
 /// `muster exec SERVICE[-N] -- CMD…`: runs CMD in container N (default 1)
-/// of SERVICE; the command's exit code.
+/// of SERVICE, stdin forwarded; on a pseudo-terminal when stdin and
+/// stdout are a terminal, unless `no_tty` (the local terminal is then in
+/// raw mode until the command ends); the command's exit code.
 ///
 /// # Errors
 /// An invalid file, a service the file lacks or a bad ordinal (usage),
-/// the engine.
-pub async fn exec(ctx: &Context, target: &str, cmd: &[String]) -> Result<Done, Error> {
+/// a terminal that cannot be put in raw mode, the engine.
+pub async fn exec(
+    ctx: &Context,
+    target: &str,
+    cmd: &[String],
+    no_tty: bool,
+) -> Result<Done, Error> {
     let desired = ctx.load()?;
     let (service, ordinal) = match target.rsplit_once('-') {
         Some((s, n)) if desired.services.contains_key(s) && n.parse::<u32>().is_ok() => {
@@ -502,7 +608,18 @@ pub async fn exec(ctx: &Context, target: &str, cmd: &[String]) -> Result<Done, E
     }
     let name = engine::container_name(&desired.project, service, ordinal);
     let backend = ctx.connect(&desired).await?;
-    let code = backend.exec(&name, cmd).await?;
+    let tty = !no_tty && terminal::is_terminal();
+    // Restored when this function returns, before any error is printed.
+    let _raw = tty
+        .then(terminal::RawMode::enter)
+        .transpose()
+        .map_err(|e| Error::Other(format!("putting the terminal in raw mode for exec: {e}")))?;
+    let request = engine::ExecRequest {
+        cmd: cmd.to_vec(),
+        stdin: terminal::stdin(),
+        tty: tty.then(terminal::sizes),
+    };
+    let code = backend.exec(&name, request).await?;
     Ok(Done::Exit(u8::try_from(code).unwrap_or(1)))
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::interpolate::Vars;
-use crate::config::{Backend, Sources};
+use crate::config::{Backend, Desired, Invalid, Sources};
 use crate::error::Error;
 use crate::output::Printer;
 
@@ -27,31 +27,74 @@ pub fn config(
     Ok(())
 }
 
-/// `scale SVC=N…`: sets each target's `count` in the file that sets it
-/// (the last of the chain that does, else the first that declares the
-/// service), prints each file's diff and says which file changed.
+/// One file of the chain as a scale would change it (`old == new` when it
+/// already has the counts).
+#[derive(Debug, Clone)]
+pub struct FileEdit {
+    /// Its index in the chain ([`Sources::files`]).
+    pub index: usize,
+    /// Its name as shown.
+    pub shown: String,
+    pub old: String,
+    pub new: String,
+}
+
+impl FileEdit {
+    pub fn changed(&self) -> bool {
+        self.old != self.new
+    }
+}
+
+/// Why a scale cannot be made; nothing was written.
+#[derive(Debug)]
+pub enum ScaleRefusal {
+    /// The chain is invalid as it is: nothing is learned from broken files.
+    Before(Invalid),
+    /// A service the chain lacks, or a count written as `${…}`.
+    Usage(String),
+    /// The new counts would make the chain invalid.
+    After(Invalid),
+    Other(String),
+}
+
+impl From<ScaleRefusal> for Error {
+    fn from(r: ScaleRefusal) -> Self {
+        match r {
+            ScaleRefusal::Before(invalid) | ScaleRefusal::After(invalid) => invalid.into(),
+            ScaleRefusal::Usage(text) => Error::Usage(text),
+            ScaleRefusal::Other(text) => Error::Other(text),
+        }
+    }
+}
+
+/// The edits that set each target's `count` in the file of the chain that
+/// sets it (the last of the chain that does, else the first that declares
+/// the service), one per file, with the configuration they make. The
+/// chain must be valid before and after. Used by `muster scale` and by the
+/// web face's scale.
 ///
 /// # Errors
-/// [`Error::Usage`] for a service the files lack or a count written as
-/// `${…}`; an invalid chain before or after; a file that cannot be written.
-pub fn scale(sources: &Sources, printer: &Printer, targets: &[(String, u32)]) -> Result<(), Error> {
-    let read = sources.read()?;
+/// [`ScaleRefusal`].
+pub fn scale_edits(
+    sources: &Sources,
+    targets: &[(String, u32)],
+) -> Result<(Vec<FileEdit>, Desired), ScaleRefusal> {
+    let read = sources.read().map_err(ScaleRefusal::Before)?;
     let vars = Vars::from_process();
-    // The files must be valid before (nothing is learned from broken ones)…
-    let desired = read.check(&vars, None)?;
+    let desired = read.check(&vars, None).map_err(ScaleRefusal::Before)?;
     let mut per_file: BTreeMap<usize, Vec<(String, u32)>> = BTreeMap::new();
     for (name, count) in targets {
         if !desired.services.contains_key(name) {
             let names: Vec<&str> = desired.services.keys().map(String::as_str).collect();
-            return Err(Error::Usage(format!(
+            return Err(ScaleRefusal::Usage(format!(
                 "no service `{name}` in {}; its services are: {}",
-                read.files[0].shown,
+                sources.shown(),
                 names.join(", ")
             )));
         }
         let (i, written) = read.count_owner(name);
         if let Some(written) = written {
-            return Err(Error::Usage(format!(
+            return Err(ScaleRefusal::Usage(format!(
                 "the count of `{name}` is {written:?} in {}: muster does not replace an \
                  interpolation with a number; set the variable instead, or write a number there",
                 read.files[i].shown
@@ -61,40 +104,72 @@ pub fn scale(sources: &Sources, printer: &Printer, targets: &[(String, u32)]) ->
     }
     let mut after = read.clone();
     let mut edits = Vec::new();
-    for (i, targets) in per_file {
-        let shown = &read.files[i].shown;
-        let old = String::from_utf8(read.files[i].bytes.clone())
-            .map_err(|e| Error::Other(format!("reading {shown}: {e}")))?;
+    for (index, targets) in per_file {
+        let shown = read.files[index].shown.clone();
+        let old = String::from_utf8(read.files[index].bytes.clone())
+            .map_err(|e| ScaleRefusal::Other(format!("reading {shown}: {e}")))?;
         let new = rewrite_counts(&old, &targets)
-            .map_err(|e| Error::Other(format!("editing {shown}: {e}")))?;
-        after.files[i].bytes = new.clone().into_bytes();
-        edits.push((i, old, new));
+            .map_err(|e| ScaleRefusal::Other(format!("editing {shown}: {e}")))?;
+        after.files[index].bytes = new.clone().into_bytes();
+        edits.push(FileEdit {
+            index,
+            shown,
+            old,
+            new,
+        });
     }
-    // …and after.
-    after.check(&vars, None)?;
-    edits.retain(|(_, old, new)| old != new);
+    let desired = after.check(&vars, None).map_err(ScaleRefusal::After)?;
+    Ok((edits, desired))
+}
+
+/// Writes `edit` over its file, refused when the file changed since it was
+/// read.
+///
+/// # Errors
+/// The write's: an [`std::io::ErrorKind::Other`] when the file changed.
+pub fn write_edit(sources: &Sources, edit: &FileEdit) -> std::io::Result<()> {
+    crate::safe_file::write_replacing(
+        &sources.files[edit.index],
+        edit.new.as_bytes(),
+        Some(edit.old.as_bytes()),
+    )
+}
+
+/// `scale SVC=N…`: [`scale_edits`], then prints each changed file's diff,
+/// writes it and says so; the files it changed, as shown.
+///
+/// # Errors
+/// As [`scale_edits`]; a file that cannot be written.
+pub fn scale(
+    sources: &Sources,
+    printer: &Printer,
+    targets: &[(String, u32)],
+) -> Result<Vec<String>, Error> {
+    let (mut edits, _) = scale_edits(sources, targets)?;
+    edits.retain(FileEdit::changed);
     if edits.is_empty() {
-        let names: Vec<&str> = read.files.iter().map(|f| f.shown.as_str()).collect();
-        let verb = if names.len() == 1 { "has" } else { "have" };
-        printer.info(&format!(
-            "{} already {verb} these counts.",
-            names.join(" + ")
-        ));
-        return Ok(());
+        let verb = if sources.files.len() == 1 {
+            "has"
+        } else {
+            "have"
+        };
+        printer.info(&format!("{} already {verb} these counts.", sources.shown()));
+        return Ok(Vec::new());
     }
-    for (i, old, new) in edits {
-        let shown = &read.files[i].shown;
+    let mut changed = Vec::new();
+    for edit in edits {
+        let shown = &edit.shown;
         printer.out(&crate::render::file_diff(
             shown,
-            &old,
-            &new,
+            &edit.old,
+            &edit.new,
             printer.color_out(),
         ));
-        crate::safe_file::write_replacing(&sources.files[i], new.as_bytes(), Some(old.as_bytes()))
-            .map_err(|e| Error::Other(format!("writing {shown}: {e}")))?;
+        write_edit(sources, &edit).map_err(|e| Error::Other(format!("writing {shown}: {e}")))?;
         printer.info(&format!("Changed {shown}."));
+        changed.push(shown.clone());
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Sets `services.<name>.count` for each target with toml_edit, so that

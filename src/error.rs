@@ -28,6 +28,16 @@ pub enum Error {
     /// Images that are not on the engine and cannot be pulled; nothing changed.
     #[error("{}", pull_text(.0))]
     Pull(Vec<EngineError>),
+    /// `scale --apply`: the files were changed, then the apply failed;
+    /// they are ahead of the engine.
+    #[error("{source}")]
+    FileAhead {
+        /// The files that now hold the counts, as shown.
+        files: Vec<String>,
+        /// `web=5 worker=2`.
+        counts: String,
+        source: Box<Error>,
+    },
     #[error("{0}")]
     Other(String),
 }

@@ -17,6 +17,7 @@
 
 pub mod annotations;
 pub mod apply;
+pub mod apply_error;
 pub mod backoff;
 pub mod cli;
 pub mod commands;
@@ -40,5 +41,7 @@ pub mod safe_file;
 pub mod sanitize;
 pub mod saved_plan;
 pub mod target;
+pub mod terminal;
+pub mod waiting;
 pub mod watch;
 pub mod web;

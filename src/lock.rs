@@ -336,6 +336,11 @@ mod tests {
         assert!(is_dead(&reused, &here, probe));
     }
 
+    /// `acquire` of project `p` by this process, waiting up to `timeout`.
+    async fn acquire_for(engine: &MemoryEngine, timeout: Duration) -> Result<(), LockError> {
+        acquire(engine, "p", &me("test"), timeout, None, &|_| {}).await
+    }
+
     /// An engine whose lock keeps vanishing (conflict on create, not found
     /// on inspect) is retried with a pause, and given up at the timeout.
     #[tokio::test]
@@ -343,15 +348,7 @@ mod tests {
         let engine = MemoryEngine::default();
         engine.with(|s| s.lock_fault = Some(ErrorKind::NotFound));
         let started = Instant::now();
-        let result = acquire(
-            &engine,
-            "p",
-            &me("test"),
-            Duration::from_secs(1),
-            None,
-            &|_| {},
-        )
-        .await;
+        let result = acquire_for(&engine, Duration::from_secs(1)).await;
         let took = started.elapsed();
         assert!(matches!(result, Err(LockError::Engine(_))), "{result:?}");
         assert!(took >= Duration::from_secs(1), "gave up early: {took:?}");
@@ -368,15 +365,7 @@ mod tests {
     async fn a_server_error_is_reported_at_once() {
         let engine = MemoryEngine::default();
         engine.with(|s| s.lock_fault = Some(ErrorKind::Other));
-        let result = acquire(
-            &engine,
-            "p",
-            &me("test"),
-            Duration::from_secs(30),
-            None,
-            &|_| {},
-        )
-        .await;
+        let result = acquire_for(&engine, Duration::from_secs(30)).await;
         assert!(matches!(result, Err(LockError::Engine(_))), "{result:?}");
         assert_eq!(engine.with(|s| s.lock_calls), 1);
     }
@@ -393,15 +382,7 @@ mod tests {
         };
         engine.with(|s| s.lock_fault_holder = Some(dead));
         let started = Instant::now();
-        let result = acquire(
-            &engine,
-            "p",
-            &me("test"),
-            Duration::from_secs(1),
-            None,
-            &|_| {},
-        )
-        .await;
+        let result = acquire_for(&engine, Duration::from_secs(1)).await;
         let took = started.elapsed();
         assert!(matches!(result, Err(LockError::Held { .. })), "{result:?}");
         assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(3));

@@ -86,15 +86,15 @@ pub async fn run(ctx: &Context, printer: &Printer, req: &LogsRequest) -> Result<
     let wanted = |name: &str, service: Option<&str>| {
         let service = service
             .map(str::to_string)
-            .or_else(|| service_of(&project, name));
+            .or_else(|| service_of(&project, name, &|s| desired.services.contains_key(s)));
         req.services.is_empty() || service.is_some_and(|s| req.services.contains(&s))
     };
     // Subscribed before looking, so that a unit that starts in between is not missed.
     let starts = req.follow.then(|| backend.starts(&project));
     let started_at = now_nanos();
-    let actual = backend.observe(&project, &[]).await?;
-    let mut units: Vec<String> = actual
-        .units
+    let mut units: Vec<String> = backend
+        .units(&project)
+        .await?
         .iter()
         .filter(|u| wanted(&u.name, Some(&u.service)))
         .map(|u| u.name.clone())
@@ -240,9 +240,16 @@ async fn interrupted() {
 }
 
 /// The service of a container named `<project>-<service>-<n>`, or of its
-/// start-first replacement (`…-<n>-next`).
-fn service_of(project: &str, name: &str) -> Option<String> {
-    let rest = name.strip_prefix(project)?.strip_prefix('-')?;
+/// start-first replacement (`…-<n>-next`); or of a swarm service named
+/// `<project>_<service>` (one of `declared`) or `<project>_<service>-<n>`
+/// (an ordinal of a sequential one).
+fn service_of(project: &str, name: &str, declared: &dyn Fn(&str) -> bool) -> Option<String> {
+    let rest = name.strip_prefix(project)?;
+    let rest = match rest.strip_prefix('_') {
+        Some(service) if declared(service) => return Some(service.to_string()),
+        Some(rest) => rest,
+        None => rest.strip_prefix('-')?,
+    };
     let rest = rest.strip_suffix("-next").unwrap_or(rest);
     let (service, ordinal) = rest.rsplit_once('-')?;
     ordinal
@@ -262,17 +269,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn services_of_container_names() {
-        assert_eq!(service_of("shop", "shop-web-2").as_deref(), Some("web"));
-        assert_eq!(
-            service_of("shop", "shop-web-api-10").as_deref(),
-            Some("web-api")
-        );
-        assert_eq!(service_of("shop", "shopx-web-1"), None);
-        assert_eq!(service_of("shop", "shop-web-next"), None);
-        assert_eq!(
-            service_of("shop", "shop-web-1-next").as_deref(),
-            Some("web")
-        );
+    fn services_of_unit_names() {
+        let declared = |s: &str| ["web", "web-2"].contains(&s);
+        let of = |name: &str| service_of("shop", name, &declared);
+        assert_eq!(of("shop-web-2").as_deref(), Some("web"));
+        assert_eq!(of("shop-web-api-10").as_deref(), Some("web-api"));
+        assert_eq!(of("shopx-web-1"), None);
+        assert_eq!(of("shop-web-next"), None);
+        assert_eq!(of("shop-web-1-next").as_deref(), Some("web"));
+        // Swarm services: replicated, an ordinal, a name ending in digits.
+        assert_eq!(of("shop_web").as_deref(), Some("web"));
+        assert_eq!(of("shop_db-3").as_deref(), Some("db"));
+        assert_eq!(of("shop_web-2").as_deref(), Some("web-2"));
+        assert_eq!(of("shopx_web"), None);
     }
 }

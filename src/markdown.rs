@@ -212,9 +212,10 @@ pub fn plan_markdown(plan: &Plan, endpoint: impl std::fmt::Display) -> String {
     }
     let orphans: Vec<_> = plan.orphans.iter().filter(|_| !plan.pruned).collect();
     for o in &orphans {
+        let holds = o.holds_text().map_or(String::new(), |h| format!("; {h}"));
         let _ = writeln!(
             out,
-            "- orphan {}: {} (use `--prune` to remove)",
+            "- orphan {}: {} (use `--prune` to remove){holds}",
             code(&o.service),
             plural(o.containers.len(), "container")
         );

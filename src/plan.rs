@@ -231,6 +231,9 @@ pub struct ServicePlan {
     pub changes: Vec<Change>,
     /// Whether the config differs for at least one unit.
     pub config_changed: bool,
+    /// Neither a unit on the engine nor the project's record knows the
+    /// service: it is new (`+`). A service scaled up from 0 is not.
+    pub new: bool,
 }
 
 impl ServicePlan {
@@ -244,6 +247,34 @@ impl ServicePlan {
 pub struct Orphan {
     pub service: String,
     pub containers: Vec<String>,
+    /// Fixed host ports its containers publish that a container this plan
+    /// creates asks for (a renamed service): the create would fail.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<HeldPort>,
+}
+
+/// A host port an orphan holds, and the service of the file that wants it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldPort {
+    pub port: u16,
+    pub wanted_by: String,
+}
+
+impl std::fmt::Display for HeldPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "host port {}, which {} needs", self.port, self.wanted_by)
+    }
+}
+
+impl Orphan {
+    /// `it holds host port 80, which site needs` (`None` when it holds none).
+    pub fn holds_text(&self) -> Option<String> {
+        if self.holds.is_empty() {
+            return None;
+        }
+        let each: Vec<String> = self.holds.iter().map(ToString::to_string).collect();
+        Some(format!("it holds {}", each.join(" and ")))
+    }
 }
 
 /// The whole diff.
@@ -355,12 +386,40 @@ pub fn plan(desired: &Desired, actual: &Actual, prune: bool) -> Plan {
     let mut orphans = Vec::new();
     let mut left: Vec<(&str, Vec<&Unit>)> = by_service.into_iter().collect();
     left.sort_unstable_by_key(|(name, _)| *name);
+    // The fixed host ports of the containers this plan creates.
+    let wanted: BTreeMap<u16, String> = services
+        .iter()
+        .filter(|sp| {
+            sp.changes
+                .iter()
+                .any(|c| matches!(c.action, Action::Create | Action::Recreate))
+        })
+        .filter_map(|sp| sp.service.as_ref())
+        .flat_map(|s| {
+            s.ports
+                .iter()
+                .filter_map(|p| Some((p.host_port?, s.name.clone())))
+        })
+        .collect();
     for (name, units) in left {
         let mut names: Vec<String> = units.iter().map(|u| u.name.clone()).collect();
         names.sort();
+        let mut holds: Vec<HeldPort> = units
+            .iter()
+            .flat_map(|u| &u.ports)
+            .filter_map(|p| {
+                Some(HeldPort {
+                    port: p.host_port,
+                    wanted_by: wanted.get(&p.host_port)?.clone(),
+                })
+            })
+            .collect();
+        holds.sort_by_key(|h| h.port);
+        holds.dedup();
         orphans.push(Orphan {
             service: name.to_string(),
             containers: names,
+            holds,
         });
         if prune {
             let mut sorted = units.clone();
@@ -385,6 +444,7 @@ pub fn plan(desired: &Desired, actual: &Actual, prune: bool) -> Plan {
                     })
                     .collect(),
                 config_changed: false,
+                new: false,
             });
         }
     }
@@ -444,6 +504,7 @@ fn plan_replicated(
         })
         .collect();
     let from = current.first().map_or(0, |u| replicas_of(u));
+    let applied = actual.applied.get(&s.name).copied();
     let unit = |action, reason, diff| Change {
         ordinal: None,
         from: Some(from),
@@ -454,6 +515,10 @@ fn plan_replicated(
     let scale = Reason::Scale { from, to: s.count };
     let mut config_changed = false;
     match current.first() {
+        // Applied before and gone: removed outside muster.
+        None if s.count > 0 && applied.is_some_and(|a| a > 0) => {
+            changes.push(unit(Action::Create, Reason::Missing, Vec::new()));
+        }
         None if s.count > 0 => changes.push(unit(Action::Create, scale, Vec::new())),
         None => {}
         Some(_) if s.count == 0 => changes.push(unit(Action::Remove, scale, Vec::new())),
@@ -484,6 +549,7 @@ fn plan_replicated(
         to: s.count,
         changes,
         config_changed,
+        new: existing.is_empty() && applied.is_none(),
     }
 }
 
@@ -530,8 +596,16 @@ fn plan_ordinals(
             });
         }
     }
-    let from = holder.len() as u32;
-    let highest = holder.keys().next_back().copied().unwrap_or(0);
+    // The count before: what muster last applied, where the record says;
+    // an ordinal up to it that is not there vanished ("missing").
+    let applied = actual.applied.get(&s.name).copied();
+    let from = applied.unwrap_or(holder.len() as u32);
+    let highest = holder
+        .keys()
+        .next_back()
+        .copied()
+        .unwrap_or(0)
+        .max(applied.unwrap_or(0));
     let scale = Reason::Scale { from, to: s.count };
     let above = if from == s.count {
         Reason::AboveCount(s.count)
@@ -591,6 +665,7 @@ fn plan_ordinals(
         to: s.count,
         changes: removes,
         config_changed,
+        new: existing.is_empty() && applied.is_none(),
     }
 }
 
@@ -857,6 +932,49 @@ mod tests {
             .map(|s| s.name.clone())
             .collect();
         assert_eq!(order, ["cache", "db", "api", "web"]);
+    }
+
+    #[test]
+    fn the_record_tells_a_vanished_unit_and_a_scale_up_from_zero() {
+        let file = web(3, "");
+        let engine = engine_with(&file, "web", &[1, 2], State::Running);
+        // Without a record, the highest ordinal gone looks like a scale-up.
+        let p = run(&file, &engine, false);
+        assert_eq!(steps(&p), ["create shop-web-3 (scale 2 → 3)"]);
+        engine.with(|s| {
+            s.records
+                .insert("shop".into(), BTreeMap::from([("web".into(), 3)]))
+        });
+        let p = run(&file, &engine, false);
+        assert_eq!(steps(&p), ["create shop-web-3 (missing)"]);
+        assert_eq!((p.services[0].from, p.services[0].to), (3, 3));
+        // Missing and a scale-up beyond the record at once.
+        let p = run(&web(4, ""), &engine, false);
+        assert_eq!(
+            steps(&p),
+            [
+                "create shop-web-3 (missing)",
+                "create shop-web-4 (scale 3 → 4)"
+            ]
+        );
+
+        // A service at 0 that muster applied is not new; one unknown is.
+        let none = MemoryEngine::with_images(&[(IMG, IMG_ID)]);
+        let p = run(&web(2, ""), &none, false);
+        assert!(p.services[0].new);
+        none.with(|s| {
+            s.records
+                .insert("shop".into(), BTreeMap::from([("web".into(), 0)]))
+        });
+        let p = run(&web(2, ""), &none, false);
+        assert!(!p.services[0].new);
+        assert_eq!(
+            steps(&p),
+            [
+                "create shop-web-1 (scale 0 → 2)",
+                "create shop-web-2 (scale 0 → 2)"
+            ]
+        );
     }
 
     #[test]

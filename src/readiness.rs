@@ -1,67 +1,275 @@
-//! `apply --wait`: after the apply, waits until every container of the
-//! file's (or the targets') services is ready — running, and healthy where
-//! a healthcheck is declared — within each service's `ready_timeout`, like
-//! `docker compose up --wait`. Without it, apply waits only where the plan
-//! needs it (sequential services, rolling recreates, dependencies). Does
-//! engine I/O through the [`Backend`] trait.
+//! Readiness: waits until units run, and are healthy where a healthcheck
+//! is declared. Woken by the engine's events (one stream per [`Readiness`],
+//! replayed from its creation, so nothing that happens in between is
+//! missed), each wake confirmed by one status call; a slow poll is the
+//! fallback when the backend has no such events or the stream is lost
+//! (after a reconnect every wait checks again). Used by apply (sequential
+//! ordinals, rolling updates, dependencies, the settle check), by
+//! `apply --wait` and by `restart`. Does engine I/O through the
+//! [`Backend`] trait.
 
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::StreamExt;
 use futures_util::future::try_join_all;
+use futures_util::stream::BoxStream;
+use tokio::sync::watch;
 
-use crate::apply::ApplyError;
+use crate::apply_error::ApplyError;
 use crate::config::{Desired, Service};
-use crate::engine::{Backend, Health, State};
+use crate::engine::{Backend, Health, State, Unit};
+use crate::waiting::{Tell, Waiting, told};
 
-/// Waits for every unit of `desired`'s services at once.
-///
-/// # Errors
-/// [`ApplyError::NotReady`] for the first unit that exits, turns
-/// unhealthy or is not ready in time (with its last lines); engine errors.
-pub async fn wait_all(backend: &dyn Backend, desired: &Desired) -> Result<(), ApplyError> {
-    let actual = backend.observe(&desired.project, &[]).await?;
-    let waits = actual.units.iter().filter_map(|u| {
-        let service = desired.services.get(&u.service)?;
-        Some(wait_one(backend, service, &u.name))
-    });
-    try_join_all(waits).await.map(|_| ())
+/// The longest pause between two status calls of one wait when the
+/// engine's events wake it; without events the pause grows to
+/// [`POLL_WITHOUT_EVENTS`].
+const POLL_WITH_EVENTS: Duration = Duration::from_secs(1);
+const POLL_WITHOUT_EVENTS: Duration = Duration::from_millis(250);
+
+/// The waits of one apply (or one `--wait`, one `restart`) on a project.
+pub struct Readiness<'a> {
+    backend: &'a dyn Backend,
+    project: &'a str,
+    since: SystemTime,
+    /// Bumped at each event of a unit, by name.
+    wakers: Mutex<HashMap<String, watch::Sender<u64>>>,
+    /// When each unit last died, as the events told.
+    died: Mutex<HashMap<String, Instant>>,
+    /// Whether the backend has events to wake waits.
+    evented: AtomicBool,
 }
 
-/// Waits until the unit `name` of `service` is ready.
+impl<'a> Readiness<'a> {
+    pub fn new(backend: &'a dyn Backend, project: &'a str) -> Self {
+        Readiness {
+            backend,
+            project,
+            since: SystemTime::now(),
+            wakers: Mutex::default(),
+            died: Mutex::default(),
+            evented: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `work` while following the engine's events for its waits.
+    pub async fn around<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let stream = self.backend.changes(self.project, self.since);
+        self.evented.store(stream.is_some(), Ordering::Relaxed);
+        tokio::select! {
+            biased;
+            never = self.pump(stream) => match never {},
+            out = work => out,
+        }
+    }
+
+    async fn pump(
+        &self,
+        mut stream: Option<BoxStream<'static, crate::engine::Result<crate::engine::Event>>>,
+    ) -> Infallible {
+        loop {
+            let Some(mut events) = stream.take() else {
+                return std::future::pending().await;
+            };
+            while let Some(Ok(e)) = events.next().await {
+                if e.action == "die" {
+                    self.died
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(e.container.clone(), Instant::now());
+                }
+                self.wake(Some(&e.container));
+            }
+            // Lost: every wait checks again, and the stream is replayed
+            // from the start.
+            self.wake(None);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            stream = self.backend.changes(self.project, self.since);
+        }
+    }
+
+    /// Wakes the waits of `name` (of every unit with `None`).
+    fn wake(&self, name: Option<&str>) {
+        let wakers = self
+            .wakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match name {
+            Some(name) => {
+                if let Some(w) = wakers.get(name) {
+                    w.send_modify(|n| *n += 1);
+                }
+            }
+            None => wakers.values().for_each(|w| w.send_modify(|n| *n += 1)),
+        }
+    }
+
+    fn subscribe(&self, name: &str) -> watch::Receiver<u64> {
+        self.wakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(name.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Waits until `name` of `service` runs, and is healthy when a
+    /// healthcheck is declared. Without a healthcheck it must also keep
+    /// running for `settle` from now: a command that fails at once is a
+    /// container that failed to start, not a ready one.
+    ///
+    /// # Errors
+    /// [`ApplyError::NotReady`] when it exits, turns unhealthy or is not
+    /// ready within `ready_timeout` (with its last lines); engine errors.
+    pub async fn ready(
+        &self,
+        service: &Service,
+        name: &str,
+        settle: Duration,
+    ) -> Result<(), ApplyError> {
+        let mut woken = self.subscribe(name);
+        let began = Instant::now();
+        let deadline = began + service.ready_timeout;
+        let settled = began + settle.min(service.ready_timeout / 2);
+        let most = if self.evented.load(Ordering::Relaxed) {
+            POLL_WITH_EVENTS
+        } else {
+            POLL_WITHOUT_EVENTS
+        };
+        let mut pause = Duration::from_millis(25);
+        loop {
+            woken.borrow_and_update();
+            let status = self.backend.status(name).await?;
+            let running = status.state == State::Running;
+            let why = match (status.state, status.health) {
+                (State::Running, _)
+                    if service.healthcheck.is_none() && Instant::now() >= settled =>
+                {
+                    return Ok(());
+                }
+                (State::Running, Some(Health::Healthy)) => return Ok(()),
+                (State::Running, Some(Health::Unhealthy)) => Some("became unhealthy".to_string()),
+                (State::Exited | State::Dead, _) if !status.detail.is_empty() => {
+                    Some(status.detail.clone())
+                }
+                (State::Exited | State::Dead, _) => {
+                    Some(format!("exited with code {}", status.exit_code))
+                }
+                _ => None,
+            };
+            let why = why.or_else(|| {
+                (Instant::now() >= deadline).then(|| {
+                    let mut why = format!(
+                        "was not ready within ready_timeout ({})",
+                        crate::config::format_duration(service.ready_timeout)
+                    );
+                    if !status.detail.is_empty() {
+                        why.push_str(&format!(": {}", status.detail));
+                    }
+                    why
+                })
+            });
+            if let Some(why) = why {
+                return Err(self.not_ready(name, why).await);
+            }
+            let mut wake_at = (Instant::now() + pause).min(deadline);
+            if running && service.healthcheck.is_none() {
+                wake_at = wake_at.min(settled);
+            }
+            tokio::select! {
+                _ = woken.changed() => {}
+                () = tokio::time::sleep_until(wake_at.into()) => {}
+            }
+            pause = (pause * 2).min(most);
+        }
+    }
+
+    /// Checks that containers started by this apply without a healthcheck
+    /// kept running for `settle` after their start (`started`: name and
+    /// when it started). The settle times run alongside the rest of the
+    /// work; this waits only for what is left of the last one, then one
+    /// list call (and the events seen) tell whether any of them exited.
+    ///
+    /// # Errors
+    /// [`ApplyError::NotReady`] for one that exited; engine errors.
+    pub async fn settled(
+        &self,
+        started: &[(String, Instant)],
+        settle: Duration,
+    ) -> Result<(), ApplyError> {
+        let Some(last) = started.iter().map(|(_, t)| *t).max() else {
+            return Ok(());
+        };
+        if settle.is_zero() {
+            return Ok(());
+        }
+        tokio::time::sleep_until((last + settle).into()).await;
+        let died = |name: &str, since: Instant| {
+            self.died
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(name)
+                .is_some_and(|t| *t >= since)
+        };
+        let units = self.backend.units(self.project).await?;
+        for (name, since) in started {
+            let unit = units.iter().find(|u| &u.name == name);
+            let exited = unit.is_some_and(|u| matches!(u.state, State::Exited | State::Dead));
+            if exited || died(name, *since) {
+                let status = unit.map_or(String::new(), |u| format!(" ({})", u.status));
+                let why = format!("exited right after it started{status}");
+                return Err(self.not_ready(name, why).await);
+            }
+        }
+        Ok(())
+    }
+
+    async fn not_ready(&self, name: &str, why: String) -> ApplyError {
+        let logs = self.backend.logs(name, 20).await.unwrap_or_default();
+        ApplyError::NotReady {
+            container: name.to_string(),
+            why,
+            logs,
+        }
+    }
+}
+
+/// Whether a container, as one list call shows it, is what
+/// [`Readiness::ready`] without a settle time would find ready: running,
+/// and healthy where its service declares a healthcheck. For the docker
+/// backend's containers only: a swarm unit's listed state is not its
+/// readiness.
+pub fn listed_ready(service: &Service, unit: &Unit) -> bool {
+    unit.state == State::Running
+        && (service.healthcheck.is_none() || unit.health == Some(Health::Healthy))
+}
+
+/// `apply --wait`: waits for every unit of `desired`'s services at once;
+/// `tell` hears of each wait that lasts.
 ///
 /// # Errors
-/// As [`wait_all`].
-pub async fn wait_one(
+/// As [`Readiness::ready`], for the first unit that fails.
+pub async fn wait_all(
     backend: &dyn Backend,
-    service: &Service,
-    name: &str,
+    desired: &Desired,
+    tell: Tell<'_>,
 ) -> Result<(), ApplyError> {
-    let deadline = Instant::now() + service.ready_timeout;
-    let mut pause = Duration::from_millis(50);
-    loop {
-        let status = backend.status(name).await?;
-        let why = match (status.state, status.health) {
-            (State::Running, None) if service.healthcheck.is_none() => return Ok(()),
-            (State::Running, Some(Health::Healthy)) => return Ok(()),
-            (State::Running, Some(Health::Unhealthy)) => Some("became unhealthy".to_string()),
-            (State::Exited | State::Dead, _) => {
-                Some(format!("exited with code {}", status.exit_code))
-            }
-            _ if Instant::now() >= deadline => Some(format!(
-                "was not ready within ready_timeout ({})",
-                crate::config::format_duration(service.ready_timeout)
-            )),
-            _ => None,
-        };
-        if let Some(why) = why {
-            let logs = backend.logs(name, 20).await.unwrap_or_default();
-            return Err(ApplyError::NotReady {
-                container: name.to_string(),
-                why,
-                logs,
-            });
+    let readiness = Readiness::new(backend, &desired.project);
+    let units = backend.units(&desired.project).await?;
+    let containers = desired.backend == crate::config::Backend::Docker;
+    let waits = units.iter().filter_map(|u| {
+        let service = desired.services.get(&u.service)?;
+        if containers && listed_ready(service, u) {
+            return None;
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(500));
-    }
+        let what = Waiting::ready(service);
+        Some(told(
+            move || tell(&u.name, &what),
+            readiness.ready(service, &u.name, Duration::ZERO),
+        ))
+    });
+    readiness.around(try_join_all(waits)).await.map(|_| ())
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::apply::{self, Reporter};
 use crate::config::Desired;
 use crate::engine::{
-    Actual, Backend, Endpoint, EngineError, ErrorKind, LockHolder, container_spec,
+    Actual, Applied, Backend, Endpoint, EngineError, ErrorKind, LockHolder, container_spec,
 };
 use crate::error::Error;
 use crate::lock;
@@ -119,11 +119,13 @@ pub async fn pass(
         observer.hold_back(&mut current);
         observer.check(&current, &actual)?;
         if current.is_empty() {
+            remember(backend, desired, options, &actual).await;
             return Ok(Outcome::UpToDate(current));
         }
         if steps(&current) != steps(&planned) {
             observer.plan(&current, &backend.endpoint());
         }
+        check_ports(&current)?;
         check_volumes(backend, desired, &current).await?;
         observer.applying(&current, &actual);
         let apply_options = apply::Options {
@@ -133,9 +135,43 @@ pub async fn pass(
         let result = apply::apply(backend, desired, &current, &apply_options, observer).await;
         observer.applied(&current);
         result?;
+        remember(backend, desired, options, &actual).await;
         Ok(Outcome::Applied(current))
     })
     .await
+}
+
+/// Records what this pass applied over `actual` ([`Actual::applied`]),
+/// when that changed. A record that cannot be written is told, not failed:
+/// the engine has what the file says, and only the wording of a later
+/// plan (a unit that vanished, a service scaled up from 0) depends on it.
+async fn remember(backend: &dyn Backend, desired: &Desired, options: &Options, actual: &Actual) {
+    let record = applied_record(desired, options, actual);
+    if record == actual.applied {
+        return;
+    }
+    if let Err(e) = backend.record(&desired.project, &record).await {
+        tracing::warn!("{e}; a unit that vanishes later may be planned as a scale-up");
+    }
+}
+
+/// The record once `desired` is applied over `actual`: the file's count of
+/// each of its services; of the services the record had besides, those a
+/// targeted pass left alone and the orphans still on the engine.
+fn applied_record(desired: &Desired, options: &Options, actual: &Actual) -> Applied {
+    let kept = |name: &str| {
+        options.targeted || (!options.prune && actual.units.iter().any(|u| u.service == name))
+    };
+    let mut record: Applied = actual
+        .applied
+        .iter()
+        .filter(|(name, _)| !desired.services.contains_key(*name) && kept(name))
+        .map(|(name, count)| (name.clone(), *count))
+        .collect();
+    for s in desired.services.values() {
+        record.insert(s.name.clone(), s.count);
+    }
+    record
 }
 
 fn steps(plan: &Plan) -> Vec<&Change> {
@@ -163,6 +199,25 @@ async fn pull(
     } else {
         Err(Error::Pull(failed))
     }
+}
+
+/// A host port that an orphan holds and a container the plan creates asks
+/// for would leave that container created and not started: refused before
+/// any change, unless the orphans go first (`--prune`).
+fn check_ports(plan: &Plan) -> Result<(), Error> {
+    if plan.pruned {
+        return Ok(());
+    }
+    let Some((o, holds)) = plan.orphans.iter().find_map(|o| Some((o, o.holds_text()?))) else {
+        return Ok(());
+    };
+    let message = format!(
+        "orphan {} ({}): {holds}; remove it with `muster apply --prune` (a renamed \
+         service?) or change the port; nothing was changed",
+        o.service,
+        o.containers.join(", ")
+    );
+    Err(EngineError::new("checking host ports", ErrorKind::Conflict, message).into())
 }
 
 /// Every named volume that the plan's new containers mount must be the
@@ -256,8 +311,10 @@ pub struct Down {
     pub network_kept: Option<String>,
 }
 
-/// How long `down` retries removing a network that still has endpoints.
-const NETWORK_RETRY: Duration = Duration::from_secs(5);
+/// How long `down` retries removing a network that still has endpoints: the
+/// engine's stale endpoint was not seen to clear by itself (BENCHMARKS.md),
+/// and a project whose network stuck once pays this at every later `down`.
+const NETWORK_RETRY: Duration = Duration::from_secs(2);
 
 /// Removes every unit of the project (the plan to nothing: every service at
 /// count 0, orphans pruned), then its network, and with `volumes` its
@@ -278,18 +335,27 @@ pub async fn down(
     }
     locked(backend, &desired.project, options, observer, async {
         let actual = backend.observe(&desired.project, &[]).await?;
+        // An external volume is never removed, even one that carries the
+        // project's label (muster made it before it was declared so): the
+        // file says which are, and so do the labels of the units that
+        // mount them, for a `down` without the file.
+        let mut external = desired.external_volumes();
+        external.extend(
+            actual
+                .units
+                .iter()
+                .flat_map(|u| crate::config::external_volumes_of(&u.config)),
+        );
         let plan = plan::plan(&nothing, &actual, true);
         let apply_options = apply::Options {
             stop: options.stop.clone(),
             ..apply::Options::new(options.parallel)
         };
         apply::apply(backend, &nothing, &plan, &apply_options, observer).await?;
+        backend.record(&desired.project, &Applied::new()).await?;
         let network_kept = remove_network(backend, &desired.project).await?;
         let mut removed = Vec::new();
         if volumes {
-            // An external volume is never removed, even one that carries
-            // the project's label (muster made it before it was declared so).
-            let external = desired.external_volumes();
             for v in backend.volumes(&desired.project).await? {
                 if external.contains(&v) {
                     continue;
@@ -324,5 +390,60 @@ async fn remove_network(backend: &dyn Backend, project: &str) -> Result<Option<S
             }
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired(text: &str) -> Desired {
+        crate::config::parse_str("t.toml", text, std::path::Path::new("/srv"))
+            .unwrap_or_else(|e| panic!("{}", e.render_plain()))
+    }
+
+    fn options(prune: bool, targeted: bool) -> Options {
+        Options {
+            prune,
+            parallel: 8,
+            lock_timeout: Duration::from_secs(1),
+            stop: None,
+            lock_when_idle: true,
+            command: String::new(),
+            targeted,
+        }
+    }
+
+    #[test]
+    fn the_record_keeps_what_is_still_there_and_what_a_target_left_alone() {
+        let file = desired(
+            "project = \"p\"\n[services.web]\nimage = \"i:1\"\ncount = 3\n\
+             [services.jobs]\nimage = \"i:1\"\ncount = 0\n",
+        );
+        let engine = crate::engine::memory::MemoryEngine::with_images(&[("i:1", "sha256:1")]);
+        // `old` left the file and still has a container; `gone` has none.
+        let old = desired("project = \"p\"\n[services.old]\nimage = \"i:1\"\n");
+        let name = crate::engine::container_name("p", "old", 1);
+        engine.insert(
+            crate::engine::container_spec("p", &old.services["old"], 1, &name),
+            crate::engine::State::Running,
+        );
+        let mut actual = engine.snapshot("p", &[]);
+        actual.applied = Applied::from([("web".into(), 2), ("old".into(), 1), ("gone".into(), 4)]);
+        let counts = |prune, targeted| -> Vec<(String, u32)> {
+            applied_record(&file, &options(prune, targeted), &actual)
+                .into_iter()
+                .collect()
+        };
+        let s = |n: &str, c| (n.to_string(), c);
+        assert_eq!(
+            counts(false, false),
+            [s("jobs", 0), s("old", 1), s("web", 3)]
+        );
+        assert_eq!(counts(true, false), [s("jobs", 0), s("web", 3)]);
+        assert_eq!(
+            counts(false, true),
+            [s("gone", 4), s("jobs", 0), s("old", 1), s("web", 3)]
+        );
     }
 }

@@ -77,7 +77,7 @@ fn service_header(p: Paint, sp: &ServicePlan) -> String {
     let all = |a: Action| sp.changes.iter().all(|c| c.action == a);
     let marker = if sp.service.is_none() || (all(Action::Remove) && sp.to == 0) {
         p.red("-")
-    } else if all(Action::Create) && sp.from == 0 {
+    } else if all(Action::Create) && sp.new {
         p.green("+")
     } else {
         p.yellow("~")
@@ -110,7 +110,7 @@ fn service_header(p: Paint, sp: &ServicePlan) -> String {
 /// named on the line and not listed below it.
 fn replicated_header(p: Paint, sp: &ServicePlan, c: &Change) -> String {
     let mark = match c.action {
-        Action::Create => p.green("+"),
+        Action::Create if sp.new => p.green("+"),
         Action::Remove => p.red("-"),
         _ => p.yellow("~"),
     };
@@ -122,6 +122,9 @@ fn replicated_header(p: Paint, sp: &ServicePlan, c: &Change) -> String {
             format!("{}, config changed", plural(sp.to as usize, "replica"))
         }
         Action::Update => format!("{}, {}", plural(sp.to as usize, "replica"), c.reason),
+        Action::Create if c.reason == Reason::Missing => {
+            format!("{}, missing", plural(sp.to as usize, "replica"))
+        }
         _ => format!("replicas {} → {}", sp.from, sp.to),
     };
     format!(
@@ -188,9 +191,10 @@ pub fn plan_text(plan: &Plan, endpoint: impl std::fmt::Display, color: bool) -> 
         }
     }
     for o in plan.orphans.iter().filter(|_| !plan.pruned) {
+        let holds = o.holds_text().map_or(String::new(), |h| format!("; {h}"));
         let _ = writeln!(
             out,
-            "{} {}  orphan  {} (use --prune to remove)",
+            "{} {}  orphan  {} (use --prune to remove){holds}",
             p.yellow("!"),
             p.bold(&o.service),
             plural(o.containers.len(), "container")
@@ -274,6 +278,39 @@ pub fn step_line(
     }
 }
 
+/// What a step waits for, in words.
+pub fn waiting_text(what: &crate::waiting::Waiting) -> String {
+    use crate::config::format_duration as d;
+    use crate::waiting::Waiting;
+    match what {
+        Waiting::Stop { grace } => format!(
+            "stopping, waiting up to {} for it to exit (stop_grace_period)",
+            d(*grace)
+        ),
+        Waiting::Healthy { timeout } => format!(
+            "waiting for it to become healthy (healthcheck, up to ready_timeout {})",
+            d(*timeout)
+        ),
+        Waiting::Running { timeout } => format!(
+            "waiting for it to run (up to ready_timeout {})",
+            d(*timeout)
+        ),
+        Waiting::Settled { settle } => format!(
+            "waiting for the containers it started to keep running for {} (settle check)",
+            d(*settle)
+        ),
+        Waiting::Dependency { service } => {
+            format!("waiting for {service} to be ready (depends_on)")
+        }
+    }
+}
+
+/// One line for a wait that lasts, between the step lines:
+/// `  … shop-web-2  waiting for it to become healthy (…)`.
+pub fn waiting_line(who: &str, what: &crate::waiting::Waiting, color: bool) -> String {
+    format!("  {} {who}  {}", Paint(color).dim("…"), waiting_text(what))
+}
+
 /// `2 created, 0 recreated, …` after an apply.
 pub fn applied_line(plan: &Plan) -> String {
     let s = plan.summary();
@@ -313,6 +350,19 @@ pub fn file_diff(name: &str, old: &str, new: &str, color: bool) -> String {
 /// A failed command, as shown on stderr.
 pub fn error_text(e: &Error, color: bool) -> String {
     let p = Paint(color);
+    if let Error::FileAhead {
+        files,
+        counts,
+        source,
+    } = e
+    {
+        let verb = if files.len() == 1 { "says" } else { "say" };
+        return format!(
+            "{}\n  {} now {verb} {counts}, and the engine does not yet: run `muster apply` to finish",
+            error_text(source, color),
+            files.join(" and "),
+        );
+    }
     let mut out = format!("{} {e}", p.red("error:"));
     if let Error::Apply(crate::apply::ApplyError::NotReady {
         container, logs, ..
@@ -381,6 +431,10 @@ pub fn orphans_note(plan: &Plan) -> Option<String> {
 #[derive(Debug, serde::Serialize)]
 pub struct PsView {
     pub project: String,
+    /// No file to compare with (`ps --project NAME` without a usable
+    /// file): what the engine runs, found by the project's labels.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub engine_only: bool,
     pub services: Vec<PsService>,
     pub orphans: Vec<crate::plan::Orphan>,
 }
@@ -389,7 +443,8 @@ pub struct PsView {
 pub struct PsService {
     pub service: String,
     pub mode: &'static str,
-    pub desired: u32,
+    /// The file's count; `None` in the engine's view alone.
+    pub desired: Option<u32>,
     pub running: usize,
     pub containers: Vec<PsContainer>,
 }
@@ -401,7 +456,10 @@ pub struct PsContainer {
     pub state: crate::engine::State,
     pub health: Option<crate::engine::Health>,
     pub status: String,
-    pub up_to_date: bool,
+    /// `None` in the engine's view alone.
+    pub up_to_date: Option<bool>,
+    /// What `muster plan` does to it (`None` when up to date, or with no file).
+    pub needs: Option<Needs>,
     pub ports: Vec<crate::engine::Published>,
     /// Set while `muster watch` holds back its restarts (crash-looping).
     pub backoff: Option<BackoffRecord>,
@@ -413,79 +471,126 @@ pub struct PsContainer {
     pub tasks: Vec<crate::engine::Task>,
 }
 
+/// The step of the plan for one unit, as `ps` shows it: the plan's own
+/// action and reason, so that `ps` and `plan` never disagree.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Needs {
+    pub action: crate::plan::Action,
+    pub reason: crate::plan::Reason,
+}
+
+impl Needs {
+    /// What `plan` does to `unit`; `None` when it is up to date.
+    fn of(plan: &crate::plan::Plan, unit: &str) -> Option<Needs> {
+        plan.changes().find(|c| c.unit == unit).map(|c| Needs {
+            action: c.action,
+            reason: c.reason.clone(),
+        })
+    }
+}
+
+impl std::fmt::Display for Needs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.action {
+            // Its state, shown beside it, is the reason.
+            crate::plan::Action::Start => f.write_str("start"),
+            action => write!(f, "{}: {}", action.as_str(), self.reason),
+        }
+    }
+}
+
+type Backoffs = std::collections::BTreeMap<String, BackoffRecord>;
+
+/// Whether a unit matches the file (`None`: no file) and what the plan does to it.
+type Judge<'a> = dyn Fn(&crate::engine::Unit) -> (Option<bool>, Option<Needs>) + 'a;
+
 impl PsView {
     /// `backoffs`: what the daemon published (see [`crate::files::read_backoffs`]).
     pub fn new(
         desired: &crate::config::Desired,
         actual: &crate::engine::Actual,
-        backoffs: &std::collections::BTreeMap<String, BackoffRecord>,
+        backoffs: &Backoffs,
     ) -> Self {
         let plan = crate::plan::plan(desired, actual, false);
-        // A back-off is current while its restart is due in the last 10 minutes or later.
-        let recent = crate::engine::now_secs().saturating_sub(600);
         let services = crate::plan::service_order(desired)
             .into_iter()
             .map(|s| {
-                let mut containers: Vec<PsContainer> = actual
-                    .units
-                    .iter()
-                    .filter(|c| c.service == s.name)
-                    .map(|c| PsContainer {
-                        name: c.name.clone(),
-                        ordinal: c.ordinal,
-                        state: c.state,
-                        health: c.health,
-                        status: c.status.clone(),
-                        up_to_date: !plan.changes().any(|ch| ch.unit == c.name),
-                        ports: c.ports.clone(),
-                        backoff: backoffs
-                            .get(&c.name)
-                            .filter(|b| {
-                                c.state != crate::engine::State::Running && b.next_restart >= recent
-                            })
-                            .cloned(),
-                        replicas: c.replicas,
-                        tasks: c.tasks.clone(),
-                    })
-                    .collect();
-                containers.sort_by_key(|c| (c.ordinal, c.name.clone()));
-                let running = containers
-                    .iter()
-                    .map(|c| match c.replicas {
-                        Some(r) => r.running as usize,
-                        None => usize::from(c.state == crate::engine::State::Running),
-                    })
-                    .sum();
-                PsService {
-                    service: s.name.clone(),
-                    mode: s.mode.as_str(),
-                    desired: s.count,
-                    running,
-                    containers,
-                }
+                let units = actual.units.iter().filter(|c| c.service == s.name);
+                let up_to_date = |c: &crate::engine::Unit| {
+                    let needs = Needs::of(&plan, &c.name);
+                    (Some(needs.is_none()), needs)
+                };
+                PsService::of(
+                    &s.name,
+                    s.mode.as_str(),
+                    Some(s.count),
+                    units,
+                    &up_to_date,
+                    backoffs,
+                )
             })
             .collect();
         PsView {
             project: desired.project.clone(),
+            engine_only: false,
             services,
             orphans: plan.orphans,
+        }
+    }
+
+    /// What the engine runs for `project`, found by its labels, with no
+    /// file to compare with: no desired counts, nothing out of date.
+    pub fn engine_only(project: &str, actual: &crate::engine::Actual, backoffs: &Backoffs) -> Self {
+        let mut by_service: std::collections::BTreeMap<&str, Vec<&crate::engine::Unit>> =
+            std::collections::BTreeMap::new();
+        for u in &actual.units {
+            by_service.entry(&u.service).or_default().push(u);
+        }
+        let services = by_service
+            .into_iter()
+            .map(|(name, units)| {
+                // The mode the units were made with, from their labels.
+                let mode = match units[0].config.get("mode").map(String::as_str) {
+                    Some("sequential") => crate::config::Mode::Sequential.as_str(),
+                    Some("parallel") => crate::config::Mode::Parallel.as_str(),
+                    _ => "?",
+                };
+                PsService::of(
+                    name,
+                    mode,
+                    None,
+                    units.into_iter(),
+                    &|_| (None, None),
+                    backoffs,
+                )
+            })
+            .collect();
+        PsView {
+            project: project.to_string(),
+            engine_only: true,
+            services,
+            orphans: Vec::new(),
         }
     }
 
     pub fn text(&self, color: bool) -> String {
         let p = Paint(color);
         let mut out = format!("project {}\n", p.bold(&self.project));
+        if self.engine_only {
+            out.push_str("(the engine's view only: no file to compare with)\n");
+        }
         for s in &self.services {
-            let counts = format!("{}/{} running", s.running, s.desired);
             let units: usize = s
                 .containers
                 .iter()
                 .map(|c| c.replicas.map_or(1, |r| r.desired as usize))
                 .sum();
-            let counts = if s.running == s.desired as usize && units == s.desired as usize {
-                p.green(&counts)
-            } else {
-                p.yellow(&counts)
+            let counts = match s.desired {
+                Some(d) if s.running == d as usize && units == d as usize => {
+                    p.green(&format!("{}/{d} running", s.running))
+                }
+                Some(d) => p.yellow(&format!("{}/{d} running", s.running)),
+                None => format!("{}/{units} running", s.running),
             };
             let _ = writeln!(out, "{}  {}  {counts}", p.bold(&s.service), s.mode);
             for c in &s.containers {
@@ -519,8 +624,10 @@ impl PsView {
                         );
                         format!("  {}", p.red(&text))
                     }
-                    None if !c.up_to_date => format!("  {}", p.yellow("(out of date)")),
-                    None => String::new(),
+                    None => match &c.needs {
+                        Some(needs) => format!("  {}", p.yellow(&format!("(needs {needs})"))),
+                        None => String::new(),
+                    },
                 };
                 let state = match c.replicas {
                     Some(r) => format!("{}/{} replicas running", r.running, r.desired),
@@ -546,12 +653,65 @@ impl PsView {
         for o in &self.orphans {
             let _ = writeln!(
                 out,
-                "{} {}  orphan  {}",
+                "{} {}  orphan  {}  (use --prune to remove)",
                 p.yellow("!"),
                 p.bold(&o.service),
                 o.containers.join(", ")
             );
         }
         out
+    }
+}
+
+impl PsService {
+    /// Service `name` from its units on the engine; `up_to_date` says
+    /// whether a unit matches the file (`None`: no file) and what the plan
+    /// does to it.
+    fn of<'u>(
+        name: &str,
+        mode: &'static str,
+        desired: Option<u32>,
+        units: impl Iterator<Item = &'u crate::engine::Unit>,
+        up_to_date: &Judge<'_>,
+        backoffs: &Backoffs,
+    ) -> Self {
+        // A back-off is current while its restart is due in the last 10 minutes or later.
+        let recent = crate::engine::now_secs().saturating_sub(600);
+        let mut containers: Vec<PsContainer> = units
+            .map(|c| (c, up_to_date(c)))
+            .map(|(c, (up_to_date, needs))| PsContainer {
+                name: c.name.clone(),
+                ordinal: c.ordinal,
+                state: c.state,
+                health: c.health,
+                status: c.status.clone(),
+                up_to_date,
+                needs,
+                ports: c.ports.clone(),
+                backoff: backoffs
+                    .get(&c.name)
+                    .filter(|b| {
+                        c.state != crate::engine::State::Running && b.next_restart >= recent
+                    })
+                    .cloned(),
+                replicas: c.replicas,
+                tasks: c.tasks.clone(),
+            })
+            .collect();
+        containers.sort_by_key(|c| (c.ordinal, c.name.clone()));
+        let running = containers
+            .iter()
+            .map(|c| match c.replicas {
+                Some(r) => r.running as usize,
+                None => usize::from(c.state == crate::engine::State::Running),
+            })
+            .sum();
+        PsService {
+            service: name.to_string(),
+            mode,
+            desired,
+            running,
+            containers,
+        }
     }
 }

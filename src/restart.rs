@@ -12,6 +12,8 @@ use futures_util::{StreamExt, stream};
 use crate::apply::ApplyError;
 use crate::config::{Desired, Mode, Service};
 use crate::engine::Backend;
+use crate::readiness::Readiness;
+use crate::waiting::{Tell, Waiting, told};
 
 /// Restarts every container of `desired`'s services; `done` is told each
 /// one as it finishes.
@@ -24,44 +26,70 @@ pub async fn restart(
     desired: &Desired,
     parallel: usize,
     done: &(dyn Fn(&str, Duration) + Send + Sync),
+    tell: Tell<'_>,
 ) -> Result<usize, ApplyError> {
-    let actual = backend.observe(&desired.project, &[]).await?;
-    let mut count = 0;
-    for service in desired.services.values() {
-        let mut units: Vec<(u32, &str)> = actual
-            .units
-            .iter()
-            .filter(|u| u.service == service.name)
-            .map(|u| (u.ordinal.unwrap_or(u32::MAX), u.name.as_str()))
-            .collect();
-        units.sort_unstable();
-        count += units.len();
-        if service.mode == Mode::Sequential {
-            for (_, name) in units {
-                one(backend, service, name, done).await?;
-                crate::readiness::wait_one(backend, service, name).await?;
-            }
-        } else {
-            let results: Vec<Result<(), ApplyError>> = stream::iter(units)
-                .map(|(_, name)| one(backend, service, name, done))
-                .buffer_unordered(parallel.max(1))
-                .collect()
-                .await;
-            results.into_iter().collect::<Result<(), _>>()?;
-        }
-    }
-    Ok(count)
+    let readiness = Readiness::new(backend, &desired.project);
+    let run = Restart {
+        backend,
+        readiness: &readiness,
+        done,
+        tell,
+    };
+    readiness.around(run.all(desired, parallel)).await
 }
 
-async fn one(
-    backend: &dyn Backend,
-    service: &Service,
-    name: &str,
-    done: &(dyn Fn(&str, Duration) + Send + Sync),
-) -> Result<(), ApplyError> {
-    let began = Instant::now();
-    backend.stop(name, service.stop_grace_period).await?;
-    backend.start(name).await?;
-    done(name, began.elapsed());
-    Ok(())
+/// One restart: where it happens and whom it tells.
+struct Restart<'a> {
+    backend: &'a dyn Backend,
+    readiness: &'a Readiness<'a>,
+    done: &'a (dyn Fn(&str, Duration) + Send + Sync),
+    tell: Tell<'a>,
+}
+
+impl Restart<'_> {
+    async fn all(&self, desired: &Desired, parallel: usize) -> Result<usize, ApplyError> {
+        let backend = self.backend;
+        let listed = backend.units(&desired.project).await?;
+        let mut count = 0;
+        for service in desired.services.values() {
+            let mut units: Vec<(u32, &str)> = listed
+                .iter()
+                .filter(|u| u.service == service.name)
+                .map(|u| (u.ordinal.unwrap_or(u32::MAX), u.name.as_str()))
+                .collect();
+            units.sort_unstable();
+            count += units.len();
+            if service.mode == Mode::Sequential {
+                for (_, name) in units {
+                    self.one(service, name, true).await?;
+                }
+            } else {
+                let results: Vec<Result<(), ApplyError>> = stream::iter(units)
+                    .map(|(_, name)| self.one(service, name, false))
+                    .buffer_unordered(parallel.max(1))
+                    .collect()
+                    .await;
+                results.into_iter().collect::<Result<(), _>>()?;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Stops and starts one container, with `ready` until it is ready;
+    /// each wait told when it lasts, the duration told including them.
+    async fn one(&self, service: &Service, name: &str, ready: bool) -> Result<(), ApplyError> {
+        let began = Instant::now();
+        let grace = service.stop_grace_period;
+        let what = Waiting::Stop { grace };
+        let stop = self.backend.stop(name, grace);
+        told(|| (self.tell)(name, &what), stop).await?;
+        self.backend.start(name).await?;
+        if ready {
+            let what = Waiting::ready(service);
+            let wait = self.readiness.ready(service, name, Duration::ZERO);
+            told(|| (self.tell)(name, &what), wait).await?;
+        }
+        (self.done)(name, began.elapsed());
+        Ok(())
+    }
 }

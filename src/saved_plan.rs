@@ -364,6 +364,7 @@ mod tests {
             image_ids: image
                 .map(|id| BTreeMap::from([("x:1".to_string(), id.to_string())]))
                 .unwrap_or_default(),
+            ..Actual::default()
         }
     }
 

@@ -37,6 +37,7 @@ use crate::output::Printer;
 use crate::plan::{Action, Change, Plan};
 use crate::reconcile::{self, Observer, Outcome};
 use crate::render;
+use crate::waiting::Waiting;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -61,7 +62,12 @@ pub struct Settings {
 
 impl Settings {
     fn sources(&self) -> config::Sources {
-        config::Sources::new(&self.file, &self.overlays, self.env_file.as_ref())
+        config::Sources::new(
+            &self.file,
+            &self.overlays,
+            self.env_file.as_ref(),
+            self.project.as_deref(),
+        )
     }
 }
 
@@ -204,7 +210,7 @@ pub async fn serve(
         .iter()
         .map(|f| watch_file(f, tx.clone()))
         .collect::<Result<Vec<_>, _>>()?;
-    let (web, _server) = crate::web::launch(s.listen.as_ref(), &s.file, s.prune, timestamp)
+    let (web, _server) = crate::web::launch(s.listen.as_ref(), s.sources(), s.prune, timestamp)
         .await?
         .unzip();
     let mut d = Daemon {
@@ -558,6 +564,25 @@ impl Reporter for PassObserver<'_> {
             ));
         }
     }
+
+    fn waiting(&self, who: &str, what: &Waiting) {
+        let subject = if what.on_service() {
+            "service"
+        } else {
+            "container"
+        };
+        self.log.json_line(serde_json::json!({
+            "event": "waiting",
+            subject: who,
+            "message": format!("{who}: {}", render::waiting_text(what)),
+        }));
+        if !self.log.json {
+            self.log.printer.out(&format!(
+                "{}\n",
+                render::waiting_line(who, what, self.log.printer.color_out())
+            ));
+        }
+    }
 }
 
 impl Daemon<'_> {
@@ -596,7 +621,7 @@ impl Daemon<'_> {
                     if let Some(w) = &self.web {
                         w.file_loaded(Err(text.clone()));
                     }
-                    self.log_error(&format!("{text}; keeping the last good configuration"));
+                    self.log_error(&format!("{text}; {}", self.keeping()));
                 }
                 return false;
             }
@@ -610,10 +635,7 @@ impl Daemon<'_> {
         }
         self.seen = h;
         match read.check(&config::interpolate::Vars::from_process(), self.s.backend) {
-            Ok(mut desired) => {
-                if let Some(p) = &self.s.project {
-                    desired.project = p.clone();
-                }
+            Ok(desired) => {
                 if self
                     .last_good
                     .as_ref()
@@ -645,13 +667,23 @@ impl Daemon<'_> {
                 self.log().json_line(serde_json::json!({"event": "invalid_file", "file": invalid.path, "problems": problems}));
                 if !self.s.json {
                     self.log_error(&format!(
-                        "{} is invalid; keeping the last good configuration, changing nothing",
-                        self.s.file.display()
+                        "{} is invalid; {}, changing nothing",
+                        self.s.file.display(),
+                        self.keeping()
                     ));
                     self.printer.err(&invalid.render_plain());
                 }
                 false
             }
+        }
+    }
+
+    /// What the daemon runs on while the file cannot be used.
+    fn keeping(&self) -> &'static str {
+        if self.last_good.is_some() {
+            "keeping the last good configuration"
+        } else {
+            "no valid configuration yet"
         }
     }
 
@@ -864,6 +896,11 @@ impl Daemon<'_> {
                     // none: another muster did it while this one waited.
                     let by = observer.waited_for.lock().ok().and_then(|w| *w);
                     self.log_line(&already_applied(by), true);
+                } else if held.is_empty() && triggers.iter().all(|t| t.then.is_some()) {
+                    // Units stopped or removed that the file does not want
+                    // (another muster's scale-down, an orphan): not drift.
+                    self.forget_plan();
+                    tracing::debug!("{why}: {summary}");
                 } else if held.is_empty() {
                     // The engine is as the file says: a later plan, even the
                     // same one, is news.
@@ -961,6 +998,9 @@ impl Observer for AnnounceFirst<'_> {
 impl Reporter for AnnounceFirst<'_> {
     fn step(&self, change: &Change, elapsed: Duration, result: &Result<(), ApplyError>) {
         self.inner.step(change, elapsed, result);
+    }
+    fn waiting(&self, who: &str, what: &Waiting) {
+        self.inner.waiting(who, what);
     }
 }
 

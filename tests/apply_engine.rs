@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use support::{
     Project, block_on, config_hash, docker, exec, exists, ids, inspect, muster, muster_exits,
-    muster_ok, names, record_events, sleepers_of_project, volume_labels,
+    muster_ok, names, record_events, remove_force, sleepers_of_project, volume_labels,
 };
 
 fn sleepers(project: &Project, count: u32) {
@@ -114,6 +114,58 @@ fn parallel_scale_0_5_2_0_keeps_exactly_ordinals_1_to_count_with_labels_names_an
     );
     let out = muster_ok(&project, &["plan"]);
     assert!(out.stdout.contains("No changes."), "{out}");
+}
+
+/// muster's record of what it applied: a container removed outside muster
+/// is planned as "missing" (not a scale-up), a service scaled up from 0 is
+/// `~` (it is not new), and `down` removes the record.
+#[test]
+fn a_vanished_container_is_missing_and_a_scale_up_from_zero_is_not_new() {
+    let project = Project::new("vanish");
+    let p = project.name();
+    let record = format!("{p}-muster-record");
+    sleepers(&project, 3);
+    let out = muster_ok(&project, &["apply"]);
+    assert!(out.stdout.contains("+ web  parallel  0 → 3"), "{out}");
+    let labels = inspect(&record).config.and_then(|c| c.labels);
+    assert_eq!(
+        labels.unwrap_or_default().get("io.muster.applied"),
+        Some(&r#"{"web":3}"#.to_string()),
+        "the record after the apply"
+    );
+
+    remove_force(&format!("{p}-web-3"));
+    let out = muster_ok(&project, &["plan"]);
+    assert!(
+        out.stdout.contains("~ web  parallel  3 containers"),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("+ {p}-web-3  create  (missing)")),
+        "{out}"
+    );
+    let out = muster_ok(&project, &["plan", "--output", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["changes"][0]["reason"], "missing", "{out}");
+    muster_ok(&project, &["apply"]);
+    assert_web_containers(&project, 3);
+
+    sleepers(&project, 0);
+    muster_ok(&project, &["apply"]);
+    sleepers(&project, 2);
+    let out = muster_ok(&project, &["plan"]);
+    assert!(out.stdout.contains("~ web  parallel  0 → 2"), "{out}");
+    let out = muster_ok(&project, &["ps"]);
+    assert!(
+        !out.stdout.contains("muster-record"),
+        "the record is not a unit: {out}"
+    );
+
+    muster_ok(&project, &["down"]);
+    assert!(!exists(&record), "down left the record");
+    let out = muster_ok(&project, &["plan"]);
+    assert!(out.stdout.contains("+ web  parallel  0 → 2"), "{out}");
 }
 
 const ENV_FILE: &str = r#"project = "{project}"
@@ -353,10 +405,13 @@ fn ps_shows_desired_against_actual_and_apply_starts_a_stopped_container() {
         web1.contains(&format!(":{host_port}->8080/tcp")),
         "{web1:?} lacks port {host_port}"
     );
-    assert!(
-        line_of(&two).starts_with(&format!("{two}  exited")),
+    // Stopped with the current config: ps says what plan does, start.
+    assert_eq!(
+        line_of(&two),
+        format!("{two}  exited  (needs start)"),
         "{text}"
     );
+    assert!(!web1.contains("needs"), "{web1:?}");
 
     let doc: serde_json::Value = serde_json::from_str(&json.unwrap().stdout).unwrap();
     assert_eq!(doc["project"], p);
@@ -384,6 +439,8 @@ fn ps_shows_desired_against_actual_and_apply_starts_a_stopped_container() {
     );
     assert_eq!(containers[1]["state"], "exited");
     assert_eq!(containers[1]["ports"].as_array().map(Vec::len), Some(0));
+    assert_eq!(containers[0]["needs"], serde_json::Value::Null);
+    assert_eq!(containers[1]["needs"]["action"], "start", "{doc}");
 
     // apply starts the stopped container (the same one) and creates the third.
     let before = ids(&project);
@@ -393,6 +450,7 @@ fn ps_shows_desired_against_actual_and_apply_starts_a_stopped_container() {
             .contains("Plan: 1 to create, 0 to recreate, 1 to start, 0 to remove."),
         "{plan}"
     );
+    assert!(plan.stdout.contains(&format!("{two}  start")), "{plan}");
     muster_ok(&project, &["apply"]);
     let after = ids(&project);
     assert_eq!(

@@ -88,14 +88,133 @@ fn version_and_help_exit_0() {
 }
 
 #[test]
-fn completions_are_generated_for_each_shell() {
-    for shell in ["bash", "zsh", "fish"] {
+fn completions_register_muster_s_own_completer_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let script = stdout_of(muster().args(["completions", shell]));
         assert!(
-            script.contains("muster") && script.contains("validate"),
-            "{shell} completions look empty:\n{script}"
+            script.contains(env!("CARGO_BIN_EXE_muster")) && script.contains("COMPLETE"),
+            "{shell}: the script does not call muster back:\n{script}"
         );
     }
+}
+
+/// What muster offers for the last of `words` (after `muster`), run in
+/// `dir` as the shell's script runs it.
+fn completed(dir: &Path, words: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let mut cmd = muster();
+    cmd.current_dir(dir)
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", words.len().to_string())
+        .env("_CLAP_IFS", "\n")
+        .args(["--", "muster"])
+        .args(words);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    stdout_of(&mut cmd)
+        .lines()
+        .filter(|c| !c.starts_with('-'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn service_names_of_the_file_complete_where_a_service_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = "[services.web]\nimage = \"x\"\n[services.worker]\nimage = \"x\"\n[services.db]\nimage = \"x\"\n";
+    std::fs::write(dir.path().join("services.toml"), file).unwrap();
+    std::fs::create_dir(dir.path().join("prod")).unwrap();
+    // An overlay adds a service; its base has a problem, and still completes.
+    std::fs::write(
+        dir.path().join("prod/extra.toml"),
+        "[services.cache]\nimage = \"x\"\ncount = \"many\"\n",
+    )
+    .unwrap();
+    let all = ["db", "web", "worker"];
+    for words in [
+        &["logs", ""][..],
+        &["logs", "-f", ""],
+        &["exec", ""],
+        &["plan", ""],
+        &["plan", "web", ""],
+        &["restart", ""],
+    ] {
+        assert_eq!(completed(dir.path(), words, &[]), all, "muster {words:?}");
+    }
+    assert_eq!(
+        completed(dir.path(), &["logs", "w"], &[]),
+        ["web", "worker"]
+    );
+    assert_eq!(
+        completed(dir.path(), &["scale", "w"], &[]),
+        ["web=", "worker="]
+    );
+    // `apply` takes a saved plan too: files complete there (in the
+    // directory's order).
+    let mut plan_or_service = completed(dir.path(), &["apply", ""], &[]);
+    plan_or_service.sort();
+    assert_eq!(
+        plan_or_service,
+        ["db", "prod/", "services.toml", "web", "worker"]
+    );
+    // The files named by -f, --file or MUSTER_FILE.
+    let with_overlay = ["cache", "db", "web", "worker"];
+    assert_eq!(
+        completed(
+            dir.path(),
+            &[
+                "-f",
+                "services.toml",
+                "-f",
+                "prod/extra.toml",
+                "restart",
+                ""
+            ],
+            &[]
+        ),
+        with_overlay
+    );
+    assert_eq!(
+        completed(dir.path(), &["logs", "--file", "prod/extra.toml", ""], &[]),
+        ["cache"]
+    );
+    assert_eq!(
+        completed(
+            dir.path(),
+            &["exec", ""],
+            &[("MUSTER_FILE", "services.toml:prod/extra.toml")]
+        ),
+        with_overlay
+    );
+    // No file: nothing to offer, and no error.
+    assert!(completed(&dir.path().join("prod"), &["logs", ""], &[]).is_empty());
+}
+
+#[test]
+fn the_bash_script_completes_service_names_through_muster() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("services.toml"),
+        "[services.web]\nimage = \"x\"\n[services.worker]\nimage = \"x\"\n",
+    )
+    .unwrap();
+    let line = format!(
+        "source <({} completions bash); COMP_WORDS=(muster scale wo); COMP_CWORD=2; \
+         _clap_complete_muster muster wo scale; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        env!("CARGO_BIN_EXE_muster")
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &line])
+        .current_dir(dir.path())
+        .env_remove("MUSTER_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "worker=\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs `muster <args>` with stderr on a terminal (through `script`, which
@@ -242,6 +361,22 @@ fn muster_file_env_stands_in_for_dash_f() {
 }
 
 #[test]
+fn a_directory_given_with_f_is_said_to_be_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = muster()
+        .args(["plan", "-f"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("it is a directory, not a regular file"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn default_file_is_services_toml_in_the_current_directory() {
     let dir = tempfile::tempdir().unwrap();
     let out = muster()
@@ -250,14 +385,43 @@ fn default_file_is_services_toml_in_the_current_directory() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        stderr.starts_with("error: services.toml:1:1: cannot read the file"),
-        "{stderr}"
-    );
+    // A missing file is named with the directory muster looked in.
+    let here = dir.path().canonicalize().unwrap();
+    let stderr = String::from_utf8(out.stderr)
+        .unwrap()
+        .replace(&here.display().to_string(), "[DIR]");
+    insta::assert_snapshot!("missing_file", stderr);
 
     std::fs::copy(example("app"), dir.path().join("services.toml")).unwrap();
     let out = stdout_of(muster().current_dir(dir.path()).arg("validate"));
+    assert!(out.contains("is valid: project shop"), "{out}");
+}
+
+#[test]
+fn a_directory_name_that_makes_no_project_name_asks_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path().join("プロジェクト1");
+    std::fs::create_dir(&here).unwrap();
+    std::fs::copy(example("web"), here.join("services.toml")).unwrap();
+    let text = std::fs::read_to_string(here.join("services.toml")).unwrap();
+    let unnamed: String = text
+        .lines()
+        .filter(|l| !l.starts_with("project"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(here.join("services.toml"), unnamed).unwrap();
+    let out = muster()
+        .current_dir(&here)
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    insta::assert_snapshot!("unnamed_project", String::from_utf8(out.stderr).unwrap());
+    let out = stdout_of(
+        muster()
+            .current_dir(&here)
+            .args(["--project", "shop", "validate"]),
+    );
     assert!(out.contains("is valid: project shop"), "{out}");
 }
 

@@ -67,3 +67,27 @@ fn engine_is_reachable_and_test_image_runs() {
     support::block_on(docker.remove_container(&name, Some(force))).unwrap();
     assert!(project.containers().is_empty());
 }
+
+/// The project's record through the backend: a handle that did not see
+/// the other's write still replaces it (not a second record, not a
+/// failure), one that did replaces it by id, and an empty one removes it.
+#[test]
+fn the_record_is_replaced_by_any_handle_and_removed_when_empty() {
+    use muster::engine::Applied;
+    let project = support::Project::new("record-handles");
+    let p = project.name();
+    let counts = |n: u32| Applied::from([("web".to_string(), n)]);
+    support::block_on(async {
+        let docker = muster::config::Backend::Docker;
+        let one = muster::engine::connect(docker, None).await.unwrap();
+        let two = muster::engine::connect(docker, None).await.unwrap();
+        one.record(p, &counts(1)).await.unwrap();
+        two.record(p, &counts(2)).await.unwrap();
+        assert_eq!(one.observe(p, &[]).await.unwrap().applied, counts(2));
+        one.record(p, &counts(3)).await.unwrap();
+        assert_eq!(two.observe(p, &[]).await.unwrap().applied, counts(3));
+        two.record(p, &Applied::new()).await.unwrap();
+        assert!(one.observe(p, &[]).await.unwrap().applied.is_empty());
+    });
+    assert!(!support::exists(&format!("{p}-muster-record")));
+}

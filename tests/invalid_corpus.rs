@@ -216,8 +216,12 @@ fn file_of_exactly_one_mib_is_not_too_large() {
 fn missing_file_is_an_invalid_file() {
     let dir = tempfile::tempdir().unwrap();
     let stderr = refused(dir.path(), "does-not-exist.toml");
+    let here = dir.path().canonicalize().unwrap();
     assert!(
-        stderr.starts_with("error: does-not-exist.toml:1:1: cannot read the file:"),
+        stderr.starts_with(&format!(
+            "error: does-not-exist.toml:1:1: no does-not-exist.toml in {} [muster::config::not_found]",
+            here.display()
+        )),
         "{stderr}"
     );
 }

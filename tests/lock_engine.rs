@@ -181,3 +181,41 @@ fn lock_of_a_killed_apply_is_taken_over_and_the_next_apply_finishes_its_work() {
     let out = muster_ok(&project, &["plan"]);
     assert!(out.stdout.contains("No changes."), "{out}");
 }
+
+/// The lock and the record are containers of an empty image that muster
+/// imports when its create finds the engine without it (a fresh or pruned
+/// engine), instead of inspecting the image before every lock. The image
+/// is untagged with `force` (the other tests' locks may be using it: only
+/// the tag goes) and the apply must still lock, apply and record.
+#[test]
+fn the_lock_image_is_imported_again_when_the_engine_lacks_it() {
+    use bollard::query_parameters::{RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder};
+    use support::{block_on, docker};
+    const LOCK_IMAGE: &str = "muster-lock:1";
+    let project = Project::new("lock-image");
+    project.write(WEB);
+    let force = RemoveImageOptionsBuilder::default().force(true).build();
+    match block_on(docker().remove_image(LOCK_IMAGE, Some(force), None)) {
+        Ok(_) => {}
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {}
+        Err(e) => panic!("cannot untag {LOCK_IMAGE}: {e}"),
+    }
+    let out = muster_ok(&project, &["apply"]);
+    assert!(out.stdout.contains("Applied: 5 created"), "{out}");
+    assert!(
+        block_on(docker().inspect_image(LOCK_IMAGE)).is_ok(),
+        "{LOCK_IMAGE} should have been imported again"
+    );
+    assert!(!exists(&lock_name(&project)));
+    // The record (a container of the same image) says what was applied:
+    // a container removed outside muster is planned as missing.
+    block_on(docker().remove_container(
+        &format!("{}-web-3", project.name()),
+        Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+    ))
+    .unwrap();
+    let out = muster_ok(&project, &["plan"]);
+    assert!(out.stdout.contains("(missing)"), "{out}");
+}

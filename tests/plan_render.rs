@@ -6,7 +6,7 @@ use muster::engine::memory::MemoryEngine;
 use muster::engine::{State, container_name, container_spec};
 use muster::markdown::plan_markdown;
 use muster::plan::plan;
-use muster::render::{plan_json, plan_text};
+use muster::render::{PsView, plan_json, plan_text};
 
 const IMG: &str = "shop/app:1";
 
@@ -164,4 +164,87 @@ fn markdown_values_are_escaped_snapshot() {
         "{md}"
     );
     insta::assert_snapshot!(md);
+}
+
+/// `ps` says of each container what the plan does to it: up to date,
+/// start (worker-2 exited), recreate (api), remove (web scaled 2 → 1), and
+/// the orphan with --prune.
+#[test]
+fn ps_text_snapshot() {
+    let (_, engine) = fixed_state();
+    let after = desired(&AFTER.replace("count = 4", "count = 1"));
+    let actual = engine.snapshot("shop", &[IMG.into()]);
+    let view = PsView::new(&after, &actual, &std::collections::BTreeMap::new());
+    insta::assert_snapshot!(view.text(false));
+}
+
+/// With the project's record: web-2 vanished ("missing", not a scale-up),
+/// worker applied at 0 and scaled up (`~`), cron never applied (`+`).
+#[test]
+fn text_plan_with_a_record_snapshot() {
+    let before = desired(
+        r#"
+project = "shop"
+[services.web]
+image = "shop/app:1"
+count = 1
+"#,
+    );
+    let engine = MemoryEngine::with_images(&[(IMG, "sha256:0123456789abcdef")]);
+    let web = &before.services["web"];
+    engine.insert(
+        container_spec("shop", web, 1, &container_name("shop", "web", 1)),
+        State::Running,
+    );
+    engine.with(|s| {
+        s.records.insert(
+            "shop".into(),
+            [("web".to_string(), 2), ("worker".to_string(), 0)].into(),
+        )
+    });
+    let after = desired(
+        r#"
+project = "shop"
+[services.web]
+image = "shop/app:1"
+count = 2
+[services.worker]
+image = "shop/app:1"
+count = 2
+[services.cron]
+image = "shop/app:1"
+"#,
+    );
+    let p = plan(&after, &engine.snapshot("shop", &[IMG.into()]), false);
+    insta::assert_snapshot!(plan_text(&p, "unix:///var/run/docker.sock", false));
+}
+
+/// What apply prints while a step waits, one line per kind of wait.
+#[test]
+fn waiting_lines_snapshot() {
+    use muster::render::waiting_line;
+    use muster::waiting::Waiting;
+    use std::time::Duration;
+    let secs = Duration::from_secs;
+    let lines = [
+        ("shop-web-2", Waiting::Stop { grace: secs(10) }),
+        ("shop-web-2", Waiting::Healthy { timeout: secs(60) }),
+        ("shop-web-2", Waiting::Running { timeout: secs(60) }),
+        (
+            "web",
+            Waiting::Settled {
+                settle: Duration::from_millis(500),
+            },
+        ),
+        (
+            "web",
+            Waiting::Dependency {
+                service: "api".into(),
+            },
+        ),
+    ]
+    .map(|(who, what)| waiting_line(who, &what, false) + "\n")
+    .concat();
+    insta::assert_snapshot!(lines);
+    assert!(waiting_line("shop-web-2", &Waiting::Stop { grace: secs(1) }, true).contains("\x1b["));
 }

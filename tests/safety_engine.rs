@@ -102,6 +102,53 @@ init = true
 stop_grace_period = "1s"
 "#;
 
+/// A service renamed in the file keeps its fixed host port on the old
+/// (orphaned) container: the plan says which orphan holds it, apply
+/// refuses before any change (no container left created and not started),
+/// and `--prune` lets the new one have it.
+#[test]
+fn a_host_port_held_by_an_orphan_is_named_and_refused_before_any_change() {
+    let project = Project::new("port-orphan");
+    let p = project.name();
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let file = |service: &str| {
+        format!(
+            "project = \"{{project}}\"\n[services.{service}]\nimage = \"{{image}}\"\n\
+             command = [\"sleep\", \"3600\"]\ninit = true\nstop_grace_period = \"1s\"\n\
+             ports = [\"{port}:80\"]\n"
+        )
+    };
+    project.write(&file("web"));
+    muster_ok(&project, &["apply"]);
+
+    project.write(&file("site"));
+    let holds = format!("it holds host port {port}, which site needs");
+    let plan = muster_ok(&project, &["plan"]);
+    assert!(
+        plan.stdout.contains(&format!(
+            "! web  orphan  1 container (use --prune to remove); {holds}"
+        )),
+        "{plan}"
+    );
+    let json = muster_ok(&project, &["plan", "--output", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["orphans"][0]["holds"][0]["port"], port, "{json}");
+    assert_eq!(doc["orphans"][0]["holds"][0]["wanted_by"], "site", "{json}");
+
+    let before = ids(&project);
+    let out = muster_exits(&project, &["apply"], 1);
+    assert!(out.stderr.contains(&holds), "{out}");
+    assert!(out.stderr.contains("--prune"), "{out}");
+    assert_eq!(ids(&project), before, "apply changed something:\n{out}");
+    assert!(!exists(&format!("{p}-site-1")), "a container left behind");
+
+    muster_ok(&project, &["apply", "--prune"]);
+    assert_eq!(project.container_names(), names(&project, "site", 1..=1));
+}
+
 #[test]
 fn orphaned_service_is_reported_left_alone_by_apply_and_removed_only_with_prune() {
     let project = Project::new("orphan");
@@ -200,6 +247,14 @@ fn containers_without_the_project_label_are_never_touched_by_apply_prune_or_down
                     ("io.muster.ordinal", "4"),
                     ("io.muster.config-hash", "0000000000000000"),
                 ],
+            ),
+        ),
+        // The record's name and label, but running: not muster's record.
+        (
+            format!("{p}-muster-record"),
+            run_foreign(
+                &format!("{p}-muster-record"),
+                &[("io.muster.record-project", p)],
             ),
         ),
         (

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::StopContainerOptionsBuilder;
 use support::Project;
 use support::{Daemon, Recorder};
 
@@ -216,8 +215,7 @@ fn exited_project(prefix: &str) -> Project {
     );
     project.muster().arg("apply").assert().success();
     let job1 = format!("{}-job-1", project.name());
-    let stop = StopContainerOptionsBuilder::default().t(1).build();
-    support::block_on(support::docker().stop_container(&job1, Some(stop))).unwrap();
+    support::stop_by_hand(&job1);
     project
 }
 

@@ -87,6 +87,25 @@ fn swarm_parallel_service_scales_0_5_2_0_as_one_replicated_service() {
     }
     // The task containers never carry the project's label.
     assert!(p.containers().is_empty());
+    // Applied before at 0: a scale-up is not a new service; after `down`
+    // (which removes the record) it is.
+    p.write(&web(&image, 2, ""));
+    let plan = muster_ok(&p, &["plan"]);
+    assert!(
+        plan.stdout.contains("~ web  parallel  replicas 0 → 2"),
+        "{plan}"
+    );
+    muster_ok(&p, &["down"]);
+    let record = format!("{}-muster-record", p.name());
+    assert!(
+        block_on(docker().inspect_config(&record)).is_err(),
+        "down left the record"
+    );
+    let plan = muster_ok(&p, &["plan"]);
+    assert!(
+        plan.stdout.contains("+ web  parallel  replicas 0 → 2"),
+        "{plan}"
+    );
 }
 
 #[test]
@@ -240,4 +259,36 @@ fn a_project_of_the_docker_backend_is_refused_by_the_swarm_backend() {
         1,
         "the docker backend's container stays"
     );
+}
+
+/// `logs -f` on the swarm backend: each service's lines prefixed by the
+/// service, then those of a service created while it follows; Ctrl-C ends
+/// it with 0.
+#[test]
+fn swarm_logs_follow_a_service_created_later() {
+    let (project, image) = project("swarm-logs");
+    let p = project.name().to_string();
+    let service = |name: &str| {
+        format!(
+            "[services.{name}]\nimage = \"{image}\"\n\
+             command = [\"sh\", \"-c\", \"echo hello from {name}; exec sleep 3600\"]\n\
+             init = true\nstop_grace_period = \"1s\"\n"
+        )
+    };
+    let head = "backend = \"swarm\"\n[swarm]\nendpoint_mode = \"dnsrr\"\n";
+    project.write(&format!("{head}{}", service("web")));
+    muster_ok(&project, &["apply", "-q"]);
+    let logs = Daemon::start(&project, &["logs", "-f"]);
+    logs.wait_line(0, &format!("{p}_web | hello from web"), T);
+
+    project.write(&format!("{head}{}{}", service("web"), service("api")));
+    muster_ok(&project, &["apply", "-q"]);
+    logs.wait_line(0, &format!("{p}_api | hello from api"), T);
+    assert!(logs.is_running(), "{}", logs.transcript());
+
+    logs.signal(libc::SIGINT);
+    let status = logs
+        .wait_exit(Duration::from_secs(10))
+        .expect("logs -f ends on SIGINT");
+    assert_eq!(status.code(), Some(0), "{}", logs.transcript());
 }

@@ -171,33 +171,3 @@ fn restart_stops_and_starts_the_named_services_containers_only() {
     muster_exits(&project, &["plan", "--detailed-exitcode"], 0);
     muster_exits(&project, &["restart", "nope"], 64);
 }
-
-#[test]
-fn exec_runs_a_command_in_a_container_and_exits_with_its_code() {
-    let project = Project::new("exec");
-    project.write(&format!(
-        "project = \"{{project}}\"\n{}",
-        sleeper_service("web", "{image}", 2)
-    ));
-    muster_ok(&project, &["apply"]);
-    let out = muster_exits(
-        &project,
-        &[
-            "exec",
-            "web",
-            "--",
-            "sh",
-            "-c",
-            "echo out; echo err >&2; exit 3",
-        ],
-        3,
-    );
-    assert_eq!(out.stdout, "out\n", "{out}");
-    assert!(out.stderr.contains("err"), "{out}");
-    // SERVICE-N: that container (muster names its host SERVICE-N).
-    let out = muster_ok(&project, &["exec", "web-2", "--", "hostname"]);
-    assert_eq!(out.stdout, "web-2\n", "{out}");
-    let out = muster_ok(&project, &["exec", "web", "--", "hostname"]);
-    assert_eq!(out.stdout, "web-1\n", "{out}");
-    muster_exits(&project, &["exec", "nope", "--", "true"], 64);
-}

@@ -9,10 +9,9 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::StopContainerOptionsBuilder;
 use support::{
-    Daemon, Project, Proxy, Recorder, exactly_running, ids, lock_name, remove_force,
-    running_ordinals, sleepers,
+    Daemon, Project, Proxy, Recorder, exactly_running, hold_lock, ids, lock_name, lock_released,
+    remove_force, running_ordinals, sleepers,
 };
 
 const T: Duration = Duration::from_secs(30);
@@ -20,18 +19,14 @@ const T: Duration = Duration::from_secs(30);
 #[test]
 fn containers_removed_or_stopped_outside_muster_come_back() {
     let project = Project::new("w-drift");
-    project.write(&sleepers(3));
     // A resync of an hour: the repair below comes from the engine's events.
-    let d = Daemon::watch(&project, "1h");
-    d.wait_until("3 containers run", T, || exactly_running(&project, 3));
-    d.wait_line(0, "Applied:", T);
+    let d = Daemon::watch_sleepers(&project, 3, "1h");
     let before = ids(&project);
 
     let web1 = format!("{}-web-1", project.name());
     let web2 = format!("{}-web-2", project.name());
     remove_force(&web1);
-    let stop = StopContainerOptionsBuilder::default().t(1).build();
-    support::block_on(support::docker().stop_container(&web2, Some(stop))).unwrap();
+    support::stop_by_hand(&web2);
 
     d.wait_until("web-1 and web-2 run again", T, || {
         exactly_running(&project, 3)
@@ -56,10 +51,7 @@ fn containers_removed_or_stopped_outside_muster_come_back() {
 #[test]
 fn the_log_says_removed_or_stopped_outside_muster_and_does_not_back_off() {
     let project = Project::new("w-outside");
-    project.write(&sleepers(2));
-    let d = Daemon::watch(&project, "1h");
-    d.wait_until("2 containers run", T, || exactly_running(&project, 2));
-    d.wait_line(0, "Applied:", T);
+    let d = Daemon::watch_sleepers(&project, 2, "1h");
     let web1 = format!("{}-web-1", project.name());
     let web2 = format!("{}-web-2", project.name());
 
@@ -74,8 +66,7 @@ fn the_log_says_removed_or_stopped_outside_muster_and_does_not_back_off() {
     d.wait_until("web-1 runs again", T, || exactly_running(&project, 2));
 
     let stopped = d.mark();
-    let stop = StopContainerOptionsBuilder::default().t(1).build();
-    support::block_on(support::docker().stop_container(&web2, Some(stop))).unwrap();
+    support::stop_by_hand(&web2);
     d.wait_line(
         stopped,
         &format!("{web2} stopped outside muster; starting it again"),
@@ -84,15 +75,67 @@ fn the_log_says_removed_or_stopped_outside_muster_and_does_not_back_off() {
     d.wait_line(stopped, "Applied:", T);
     d.wait_until("web-2 runs again", T, || exactly_running(&project, 2));
 
-    let log: Vec<String> = d.lines_since(mark).into_iter().map(|l| l.text).collect();
-    for wrong in ["died", "back-off", "keeps failing", "crashed"] {
-        assert!(
-            !log.iter().any(|l| l.contains(wrong)),
-            "a removal or stop by hand logged as a crash ({wrong}):\n{}",
-            log.join("\n")
-        );
-    }
+    d.assert_never_said(
+        mark,
+        &["died", "back-off", "keeps failing", "crashed"],
+        "a removal or stop by hand logged as a crash",
+    );
     assert!(d.is_running(), "muster watch exited:\n{}", d.transcript());
+}
+
+/// muster's own removals (a `scale --apply` while the daemon runs) are not
+/// drift: nothing is logged as removed outside muster or as a crash.
+#[test]
+fn removals_by_another_muster_are_not_drift() {
+    let project = Project::new("w-own");
+    let d = Daemon::watch_sleepers(&project, 3, "1h");
+    let mark = d.mark();
+    support::muster_ok(&project, &["scale", "web=1", "--apply"]);
+    d.wait_until("1 container runs", T, || exactly_running(&project, 1));
+    // The daemon's pass for the saved file, then time for any event.
+    std::thread::sleep(Duration::from_secs(3));
+    d.assert_never_said(
+        mark,
+        &[
+            "outside muster",
+            "died",
+            "back-off",
+            "crashed",
+            "keeps failing",
+        ],
+        "muster's own removal logged as drift",
+    );
+    assert!(exactly_running(&project, 1), "{}", d.transcript());
+}
+
+/// A trigger line ends with its outcome also when another muster did the
+/// work while the daemon waited for the lock.
+#[test]
+fn work_done_by_another_muster_meanwhile_is_said_as_already_applied() {
+    let project = Project::new("w-already");
+    let d = Daemon::watch_sleepers(&project, 1, "1h");
+    d.wait_until("the lock is free", T, || lock_released(&project));
+
+    // Another muster (this test) holds the lock; the daemon sees work.
+    hold_lock(&project, "a test holding the lock");
+    let web1 = format!("{}-web-1", project.name());
+    let mark = d.mark();
+    support::stop_by_hand(&web1);
+    d.wait_line(
+        mark,
+        &format!("{web1} stopped outside muster; starting it again"),
+        T,
+    );
+    // The holder does the work, then lets go.
+    std::thread::sleep(Duration::from_millis(500));
+    support::block_on(support::docker().start_container(&web1, None)).unwrap();
+    remove_force(&lock_name(&project));
+    d.wait_line(
+        mark,
+        &format!("no changes (already applied by pid {})", std::process::id()),
+        T,
+    );
+    assert!(exactly_running(&project, 1));
 }
 
 /// The daemon's summary shows orphans as `plan` does: "No changes" alone
@@ -211,10 +254,7 @@ stop_grace_period = "1s"
 #[test]
 fn a_replacement_that_dies_soon_after_a_recreate_is_restarted() {
     let project = Project::new("w-recrash");
-    project.write(&sleepers(1));
-    let d = Daemon::watch(&project, "1h");
-    d.wait_until("1 container runs", T, || exactly_running(&project, 1));
-    d.wait_line(0, "Applied:", T);
+    let d = Daemon::watch_sleepers(&project, 1, "1h");
     let web1 = format!("{}-web-1", project.name());
     let events = Recorder::start(&project);
 

@@ -56,10 +56,7 @@ fn saves_by_rename_and_in_place_are_both_applied() {
 #[test]
 fn invalid_saves_are_reported_and_change_nothing() {
     let project = Project::new("w-invalid");
-    project.write(&sleepers(2));
-    let d = Daemon::watch(&project, "3s");
-    d.wait_until("2 containers run", T, || exactly_running(&project, 2));
-    d.wait_line(0, "Applied:", T);
+    let d = Daemon::watch_sleepers(&project, 2, "3s");
     d.wait_until("the initial apply has released the lock", T, || {
         lock_released(&project)
     });
@@ -107,10 +104,7 @@ fn invalid_saves_are_reported_and_change_nothing() {
 #[test]
 fn a_burst_of_saves_is_applied_once_or_twice_ending_in_the_last_content() {
     let project = Project::new("w-burst");
-    project.write(&sleepers(1));
-    let d = Daemon::watch(&project, "1h");
-    d.wait_until("1 container runs", T, || exactly_running(&project, 1));
-    d.wait_line(0, "Applied:", T);
+    let d = Daemon::watch_sleepers(&project, 1, "1h");
 
     let mark = d.mark();
     for n in 1..=20 {
@@ -233,11 +227,8 @@ fn json_output_is_one_object_per_line_with_time_and_event() {
 #[test]
 fn sighup_runs_a_pass_that_repairs_drift_no_event_reports() {
     let project = Project::new("w-hup");
-    project.write(&sleepers(1));
     // A resync of an hour: only SIGHUP can make it look again.
-    let d = Daemon::watch(&project, "1h");
-    d.wait_until("1 container runs", T, || exactly_running(&project, 1));
-    d.wait_line(0, "Applied:", T);
+    let d = Daemon::watch_sleepers(&project, 1, "1h");
 
     let mark = d.mark();
     d.signal(libc::SIGHUP);
@@ -267,6 +258,23 @@ fn sighup_runs_a_pass_that_repairs_drift_no_event_reports() {
 }
 
 #[test]
+fn starting_without_a_file_claims_no_last_good_configuration() {
+    let project = Project::new("w-start-nofile");
+    let d = Daemon::watch(&project, "1h");
+    let line = d.wait_line(0, "cannot read services.toml: no services.toml in", T);
+    assert!(
+        line.text.ends_with("; no valid configuration yet"),
+        "{line:?}"
+    );
+    d.wait_line(0, "no valid configuration yet; waiting for a valid save", T);
+    assert!(!d.transcript().contains("last good"), "{}", d.transcript());
+    save_by_rename(&project, &sleepers(1));
+    d.wait_until("the first save is applied", T, || {
+        exactly_running(&project, 1)
+    });
+}
+
+#[test]
 fn starting_with_an_invalid_file_waits_for_a_valid_save() {
     let project = Project::new("w-start-invalid");
     project.write("[services.web]\nimage = \"{image}\"\ncount = -1\n");
@@ -275,6 +283,11 @@ fn starting_with_an_invalid_file_waits_for_a_valid_save() {
     assert!(line.stderr && line.text.starts_with("error: "), "{line:?}");
     d.wait_line(0, "no valid configuration yet", T);
     assert!(project.containers().is_empty());
+    assert!(
+        !d.transcript().contains("last good"),
+        "claims a last good configuration it never had:\n{}",
+        d.transcript()
+    );
 
     save_by_rename(&project, &sleepers(2));
     d.wait_until("the first valid save is applied", T, || {

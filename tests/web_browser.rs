@@ -124,6 +124,30 @@ fn wait_text(c: &Client, what: &str, selector: &str, cond: impl Fn(&str) -> bool
     }
 }
 
+/// Finds `selector` and runs `step` on it; when the page replaced the
+/// element in between (it re-renders its live part on each event), finds it
+/// again and runs the step again.
+fn on_fresh<R, F, Fut>(c: &Client, selector: &str, step: F) -> R
+where
+    F: Fn(fantoccini::elements::Element) -> Fut,
+    Fut: Future<Output = Result<R, fantoccini::error::CmdError>>,
+{
+    let deadline = Instant::now() + T;
+    loop {
+        let result = support::block_on(async {
+            let e = c.find(Locator::Css(selector)).await?;
+            step(e).await
+        });
+        match result {
+            Ok(v) => return v,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference
+                    && Instant::now() < deadline => {}
+            Err(e) => panic!("`{selector}`: {e}"),
+        }
+    }
+}
+
 fn running(project: &Project, service: &str) -> usize {
     project
         .containers()
@@ -154,29 +178,29 @@ fn moving_the_slider_and_pressing_apply_scales_through_the_file() {
     support::block_on(c.execute("window.noReload = 'same page'; return 1;", vec![])).unwrap();
 
     let before = std::fs::read_to_string(project.file()).unwrap();
-    let slider = support::block_on(c.find(Locator::Css(
-        "article[data-service=\"web\"] input[type=\"range\"]",
-    )))
-    .unwrap();
+    // The page replaces its live part on every event: an element found
+    // just before that is stale, and the step is taken again on the fresh one.
+    let slider = "article[data-service=\"web\"] input[type=\"range\"]";
+    let max = on_fresh(&c, slider, |e| async move { e.attr("max").await });
     assert_eq!(
-        support::block_on(slider.attr("max")).unwrap().as_deref(),
+        max.as_deref(),
         Some("10"),
         "the slider goes to max(2×2, 10)"
     );
     // Two steps to the right with the keyboard, as a person would.
-    let right = String::from(char::from(fantoccini::key::Key::Right));
-    support::block_on(slider.send_keys(&right.repeat(2))).unwrap();
+    let right = String::from(char::from(fantoccini::key::Key::Right)).repeat(2);
+    on_fresh(&c, slider, |e| {
+        let keys = right.clone();
+        async move { e.send_keys(&keys).await }
+    });
     wait_text(
         &c,
         "the slider's number shows 4",
         "article[data-service=\"web\"] [data-role=\"target\"]",
         |t| t == "4",
     );
-    let apply = support::block_on(c.find(Locator::Css(
-        "article[data-service=\"web\"] button[type=\"submit\"]",
-    )))
-    .unwrap();
-    support::block_on(apply.click()).unwrap();
+    let apply = "article[data-service=\"web\"] button[type=\"submit\"]";
+    on_fresh(&c, apply, |e| async move { e.click().await.map(|_| ()) });
 
     // The file: only the count, comments and layout kept.
     web.daemon.wait_until("the file says 4", T, || {
@@ -194,23 +218,29 @@ fn moving_the_slider_and_pressing_apply_scales_through_the_file() {
     wait_text(&c, "the page shows 4 of 4", count, |t| t == "4/4 running");
     let marker = support::block_on(c.execute("return window.noReload;", vec![])).unwrap();
     assert_eq!(marker, "same page", "the page was reloaded");
-    let names = support::block_on(async {
-        let rows = c
-            .find_all(Locator::Css(
-                "article[data-service=\"web\"] tbody tr td:first-child",
-            ))
-            .await?;
-        let mut names = Vec::new();
-        for r in rows {
-            names.push(r.text().await?);
-        }
-        Ok::<_, fantoccini::error::CmdError>(names)
-    })
-    .unwrap();
+    // The rows' first cells, read in one script run: the page re-renders
+    // its rows live, and an element found before a re-render is stale.
     let expected: Vec<String> = (1..=4)
         .map(|i| format!("{}-web-{i}", project.name()))
         .collect();
-    assert_eq!(names, expected);
+    let deadline = Instant::now() + T;
+    loop {
+        let names = support::block_on(c.execute(
+            "return Array.from(document.querySelectorAll(\
+             'article[data-service=\"web\"] tbody tr td:first-child'))\
+             .map(td => td.textContent.trim());",
+            vec![],
+        ))
+        .unwrap();
+        if names == serde_json::json!(expected) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page's web rows are {names}, not {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     wait_text(&c, "the timeline shows the steps", "#events", |t| {
         t.contains(&format!("{}-web-4 create", project.name()))
     });

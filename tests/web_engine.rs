@@ -175,6 +175,38 @@ fn the_api_shows_the_engine_and_a_scale_goes_through_the_file() {
     });
 }
 
+/// With an overlay (`-f services.toml -f prod.toml`), a scale from the API
+/// edits the file of the chain that sets the count, as `muster scale`
+/// does: the overlay; the first file stays as it was.
+#[test]
+fn a_scale_edits_the_file_of_the_chain_that_sets_the_count() {
+    let project = Project::new("web-chain");
+    project.write(FILE);
+    let overlay = project.dir().join("prod.toml");
+    std::fs::write(&overlay, "[services.web]\ncount = 3 # production\n").unwrap();
+    let web = Web::start_with(&project, None, &["-f", "prod.toml"]);
+    let d = &web.daemon;
+    d.wait_until("3 web run", T, || running(&project, "web") == 3);
+    let base = file_text(&project);
+    let r = web.scale_raw("web", r#"{"count": 4}"#);
+    assert_eq!(r.status, 200, "{r:?}");
+    let reply = r.json();
+    assert_eq!(reply["changed"], true, "{reply}");
+    assert_eq!(reply["file"], "prod.toml", "{reply}");
+    assert_eq!(reply["plan"]["summary"]["create"], 1, "{reply}");
+    assert_eq!(
+        std::fs::read_to_string(&overlay).unwrap(),
+        "[services.web]\ncount = 4 # production\n"
+    );
+    assert_eq!(file_text(&project), base, "the first file was written");
+    d.wait_until("4 web containers run", T, || running(&project, "web") == 4);
+    assert_eq!(
+        web.services()["file"]["path"],
+        "services.toml + prod.toml",
+        "the page names the whole chain"
+    );
+}
+
 #[test]
 fn bad_scale_requests_are_refused_and_write_nothing() {
     let project = Project::new("web-bad");
@@ -234,6 +266,13 @@ fn bad_scale_requests_are_refused_and_write_nothing() {
         )
         .unwrap();
     assert_eq!(r.status, 413, "{r:?}");
+    // The body is left unread and the connection closed: the answer says so,
+    // or a client would send its next request on a dead connection.
+    assert_eq!(
+        r.headers.get("connection").and_then(|v| v.to_str().ok()),
+        Some("close"),
+        "{r:?}"
+    );
 
     // A Host that is not this server (DNS rebinding), on every route.
     for path in ["/", "/api/v1/services", "/metrics", "/api/v1/csrf"] {

@@ -28,6 +28,8 @@ pub struct Sources {
     pub files: Vec<PathBuf>,
     /// `--env-file`; default: `.env` beside the first file, when it exists.
     pub env_file: Option<PathBuf>,
+    /// `--project`: the project's name, whatever the files say.
+    pub project: Option<String>,
 }
 
 /// One file as read: its name as shown and its bytes.
@@ -45,6 +47,8 @@ pub struct Read {
     /// The first file's absolute directory (relative bind mounts, the
     /// default project name).
     pub dir: PathBuf,
+    /// `--project`, as in [`Sources::project`].
+    pub project: Option<String>,
 }
 
 fn unreadable(shown: &str, e: &std::io::Error, help: &str) -> Invalid {
@@ -62,22 +66,64 @@ fn unreadable(shown: &str, e: &std::io::Error, help: &str) -> Invalid {
     }
 }
 
+/// A services file that is not there, named with the directory muster
+/// looked in (a relative `-f` depends on where muster runs).
+fn not_found(shown: &str, path: &Path) -> Invalid {
+    let name = path
+        .file_name()
+        .map_or_else(|| shown.to_string(), |n| n.to_string_lossy().into_owned());
+    // `..` resolved, for the reader; the directory may be missing too.
+    let dir = dir_of(path);
+    let place = match std::fs::canonicalize(&dir) {
+        Ok(dir) => dir.display().to_string(),
+        Err(_) => format!("{} (no such directory)", dir.display()),
+    };
+    Invalid {
+        path: shown.to_string(),
+        text: Arc::from(""),
+        problems: vec![
+            Problem::new(
+                "muster::config::not_found",
+                format!("no {name} in {place}"),
+                None,
+            )
+            .help(
+                "run muster in the directory that holds it, or give its path with -f/--file \
+                 (or MUSTER_FILE); `muster import docker-compose.yml -o services.toml` writes one",
+            ),
+        ],
+    }
+}
+
+/// The absolute directory of `file`.
+fn dir_of(file: &Path) -> PathBuf {
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
 impl Sources {
-    /// `file`, then `overlays` over it; `env_file` instead of `.env`.
-    pub fn new(file: &Path, overlays: &[PathBuf], env_file: Option<&PathBuf>) -> Self {
+    /// `file`, then `overlays` over it; `env_file` instead of `.env`;
+    /// `project` instead of the files' name.
+    pub fn new(
+        file: &Path,
+        overlays: &[PathBuf],
+        env_file: Option<&PathBuf>,
+        project: Option<&str>,
+    ) -> Self {
         let mut files = vec![file.to_path_buf()];
         files.extend(overlays.iter().cloned());
         Sources {
             files,
             env_file: env_file.cloned(),
+            project: project.map(str::to_string),
         }
     }
 
     pub fn single(path: &Path) -> Self {
-        Sources {
-            files: vec![path.to_path_buf()],
-            env_file: None,
-        }
+        Sources::new(path, &[], None, None)
     }
 
     /// The files as messages name them: `services.toml + prod.toml`.
@@ -93,12 +139,7 @@ impl Sources {
 
     /// The first file's absolute directory.
     pub fn dir(&self) -> PathBuf {
-        let dir = self
-            .first()
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+        dir_of(self.first())
     }
 
     /// The `.env` file: `--env-file`, else `.env` beside the first file.
@@ -125,12 +166,13 @@ impl Sources {
         let mut files = Vec::new();
         for path in &self.files {
             let shown = path.display().to_string();
-            let bytes = read_capped(path).map_err(|e| {
-                unreadable(
+            let bytes = read_capped(path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => not_found(&shown, path),
+                _ => unreadable(
                     &shown,
                     &e,
                     "check the paths given with -f/--file or MUSTER_FILE",
-                )
+                ),
             })?;
             files.push(ReadFile { shown, bytes });
         }
@@ -151,6 +193,7 @@ impl Sources {
             files,
             env,
             dir: self.dir(),
+            project: self.project.clone(),
         })
     }
 
@@ -207,7 +250,13 @@ impl Read {
     /// [`Invalid`] with every problem found, each in its file.
     pub fn check(&self, process: &Vars, backend: Option<Backend>) -> Result<Desired, Invalid> {
         let vars = self.vars(process)?;
-        check_texts(&self.texts()?, &vars, &self.dir, backend)
+        check_texts(
+            &self.texts()?,
+            &vars,
+            &self.dir,
+            self.project.as_deref(),
+            backend,
+        )
     }
 
     /// The effective file (`muster config`): after interpolation and merge,
@@ -224,10 +273,30 @@ impl Read {
     ) -> Result<String, Invalid> {
         let vars = self.vars(process)?;
         let texts = self.texts()?;
-        let (merged, _) = checked(&texts, &vars, &self.dir, backend)?;
+        let (merged, _) = checked(&texts, &vars, &self.dir, self.project.as_deref(), backend)?;
         let bases = bases(&texts);
         let origin = |span: Range<usize>| texts[file_of(&bases, span.start)].0.clone();
         Ok(super::effective::render(&merged, &origin, show_sensitive))
+    }
+
+    /// The services the files declare, read but not checked (for shell
+    /// completion: a file in the middle of an edit still has names).
+    pub fn service_names(&self) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for f in &self.files {
+            let Ok(text) = text_of(&f.shown, &f.bytes) else {
+                continue;
+            };
+            let Ok(root) = DeTable::parse(text) else {
+                continue;
+            };
+            if let Some(DeValue::Table(services)) =
+                root.get_ref().get("services").map(Spanned::get_ref)
+            {
+                names.extend(services.iter().map(|(k, _)| k.get_ref().to_string()));
+            }
+        }
+        names
     }
 
     /// Which file `scale` edits for `service`: the last one that sets its
@@ -328,7 +397,7 @@ pub fn parse_str_as(
     backend: Option<Backend>,
 ) -> Result<Desired, Invalid> {
     let vars = Vars::from_process();
-    check_texts(&[(shown.to_string(), text)], &vars, dir, backend)
+    check_texts(&[(shown.to_string(), text)], &vars, dir, None, backend)
 }
 
 /// The `.env` file's variables.
@@ -459,7 +528,8 @@ fn located(texts: &[(String, &str)], mut problems: Vec<Problem>) -> Invalid {
     }
 }
 
-/// Checks the files `texts` (name as shown, text), merged in order.
+/// Checks the files `texts` (name as shown, text), merged in order, in
+/// directory `dir`; `project` (`--project`) instead of the files' name.
 ///
 /// # Errors
 /// [`Invalid`] with every problem found, each in its file.
@@ -467,9 +537,10 @@ pub(crate) fn check_texts(
     texts: &[(String, &str)],
     vars: &Vars,
     dir: &Path,
+    project: Option<&str>,
     backend: Option<Backend>,
 ) -> Result<Desired, Invalid> {
-    checked(texts, vars, dir, backend).map(|(_, desired)| desired)
+    checked(texts, vars, dir, project, backend).map(|(_, desired)| desired)
 }
 
 /// The merged tree and what it declares. A value that did not interpolate
@@ -478,10 +549,11 @@ fn checked<'t>(
     texts: &[(String, &'t str)],
     vars: &Vars,
     dir: &Path,
+    project: Option<&str>,
     backend: Option<Backend>,
 ) -> Result<(Spanned<DeTable<'t>>, Desired), Invalid> {
     let (merged, mut problems) = merge_texts(texts, vars).map_err(|p| located(texts, p))?;
-    match check_tree(&merged, dir, backend) {
+    match check_tree(&merged, dir, project, backend) {
         Ok(desired) if problems.is_empty() => Ok((merged, desired)),
         Ok(_) => Err(located(texts, problems)),
         Err(more) => {
@@ -652,7 +724,7 @@ mod tests {
 
     fn check(files: &[(&str, &str)]) -> Result<Desired, Invalid> {
         let texts: Vec<(String, &str)> = files.iter().map(|(n, t)| (n.to_string(), *t)).collect();
-        check_texts(&texts, &Vars::default(), Path::new("/srv/app"), None)
+        check_texts(&texts, &Vars::default(), Path::new("/srv/app"), None, None)
     }
 
     const BASE: &str = "project = \"shop\"\n[services.web]\nimage = \"nginx:1\"\ncount = 2\nenv = { A = \"1\", B = \"2\" }\nports = [\"80\"]\n[services.db]\nimage = \"pg:16\"\n";
@@ -757,14 +829,14 @@ mod tests {
         )];
         let mut vars = Vars::default();
         vars.dotenv.insert("IMG".into(), "busybox:1".into());
-        let d = check_texts(&texts, &vars, Path::new("/x"), None)
+        let d = check_texts(&texts, &vars, Path::new("/x"), None, None)
             .unwrap_or_else(|e| panic!("{}", e.render_plain()));
         assert_eq!(
             (d.services["web"].count, d.services["web"].image.as_str()),
             (2, "busybox:1")
         );
         vars.process.insert("N".into(), "7".into());
-        let d = check_texts(&texts, &vars, Path::new("/x"), None)
+        let d = check_texts(&texts, &vars, Path::new("/x"), None, None)
             .unwrap_or_else(|e| panic!("{}", e.render_plain()));
         assert_eq!(d.services["web"].count, 7);
     }
@@ -786,6 +858,7 @@ mod tests {
             ],
             env: None,
             dir: PathBuf::from("/srv/app"),
+            project: None,
         };
         let vars = Vars::default();
         let masked = read
@@ -814,6 +887,7 @@ mod tests {
             &vars,
             Path::new("/srv/app"),
             None,
+            None,
         )
         .unwrap_or_else(|e| panic!("{}", e.render_plain()));
         assert_eq!(
@@ -837,6 +911,7 @@ mod tests {
             }],
             env: Some(env),
             dir: PathBuf::from("/srv/app"),
+            project: None,
         };
         let d = read
             .check(&Vars::default(), None)

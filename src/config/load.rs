@@ -96,13 +96,15 @@ pub(crate) fn syntax_problems(errors: &[toml::de::Error]) -> Vec<Problem> {
 }
 
 /// Checks a parsed (interpolated, merged) tree: its shape against the JSON
-/// Schema, then the rules of [`validate`].
+/// Schema, then the rules of [`validate`]; `project` (`--project`)
+/// instead of the file's name.
 ///
 /// # Errors
 /// Every problem found, located in the tree's spans.
 pub(crate) fn check_tree(
     root: &Spanned<DeTable<'_>>,
     dir: &Path,
+    project: Option<&str>,
     backend: Option<Backend>,
 ) -> Result<Desired, Vec<Problem>> {
     let schema = file::schema();
@@ -184,7 +186,7 @@ pub(crate) fn check_tree(
             return Err(problems);
         }
     };
-    match validate::validate(&file, &declared, root, dir, backend) {
+    match validate::validate(&file, &declared, root, dir, project, backend) {
         Ok(desired) if problems.is_empty() => Ok(desired),
         Ok(_) => Err(problems),
         Err(more) => {

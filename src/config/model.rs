@@ -45,6 +45,19 @@ pub struct Placement {
 }
 
 impl Desired {
+    /// A project known by its name alone (`down` and `ps` with `--project`
+    /// when the file cannot be used): it declares no service, so every
+    /// unit that carries the project's label is an orphan.
+    pub fn named(project: &str, backend: Backend) -> Desired {
+        Desired {
+            project: project.to_string(),
+            backend,
+            services: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            swarm: SwarmSettings::default(),
+        }
+    }
+
     /// The engine names of the external volumes that services mount,
     /// sorted, unique: what must exist before an apply changes anything.
     pub fn external_volumes(&self) -> Vec<String> {
@@ -424,6 +437,21 @@ impl Service {
     }
 }
 
+/// The external volumes that a unit made from `shape` mounts (the
+/// `external:NAME:/path` entries of its `volumes`): what `down --volumes`
+/// keeps when there is no file to say which volumes are external.
+pub fn external_volumes_of(shape: &BTreeMap<String, String>) -> Vec<String> {
+    let volumes: Vec<String> = shape
+        .get("volumes")
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or_default();
+    volumes
+        .iter()
+        .filter_map(|v| v.strip_prefix("external:")?.split(':').next())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Digest of a shape map; stable across muster versions for the same map.
 pub fn hash_shape(shape: &BTreeMap<String, String>) -> String {
     let mut h = Sha256::new();
@@ -463,6 +491,19 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
         assert_eq!(format_duration(Duration::ZERO), "0s");
         assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
+    }
+
+    #[test]
+    fn a_shape_names_the_external_volumes_its_unit_mounts() {
+        let text = "[volumes.shared]\nexternal = true\nname = \"legacy-data\"\n\
+                    [services.web]\nimage = \"busybox\"\n\
+                    volumes = [\"shared:/srv:ro\", \"data:/data\", \"/etc/app:/etc/app\"]\n";
+        let desired =
+            crate::config::parse_str("services.toml", text, std::path::Path::new("/srv/shop"))
+                .unwrap();
+        let shape = desired.services["web"].shape();
+        assert_eq!(external_volumes_of(&shape), ["legacy-data"]);
+        assert!(external_volumes_of(&BTreeMap::new()).is_empty());
     }
 }
 

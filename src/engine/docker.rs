@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
+use bollard::exec::ResizeExecOptions;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointSettings,
-    HealthConfig, HealthStatusEnum, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, ContainerCreateResponse, ContainerSummary, ContainerSummaryStateEnum,
+    EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, NetworkCreateRequest,
+    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
@@ -28,9 +30,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{
-    Actual, Backend, ContainerSpec, Endpoint, EngineError, ErrorKind, Health, LABEL_LOCK,
-    LABEL_PROJECT, LockHolder, Published, Result, State, Status, Unit, UnitRequest, container_spec,
-    network_name,
+    Actual, Applied, Backend, ContainerSpec, Endpoint, EngineError, ErrorKind, ExecRequest, Health,
+    LABEL_APPLIED, LABEL_LOCK, LABEL_PROJECT, LABEL_RECORD_PROJECT, LockHolder, Published, Result,
+    State, Status, TermSize, Unit, UnitRequest, container_spec, network_name, record_name,
 };
 use crate::config::Restart;
 use crate::lock::LABEL_LOCK_PROJECT;
@@ -69,6 +71,9 @@ pub struct DockerEngine {
     /// handle created, or the one whose holder `try_lock` last reported (so
     /// that a dead holder's lock is taken over, and nobody else's).
     lock_ids: Arc<Mutex<HashMap<String, String>>>,
+    /// Per project, the record container the last `observe` found, which
+    /// `record` replaces (under the lock, so nobody else wrote one since).
+    record_ids: Arc<Mutex<HashMap<String, String>>>,
 }
 
 /// The words for a lost or absent engine: say so, then the client's detail.
@@ -299,6 +304,7 @@ impl DockerEngine {
             docker,
             endpoint,
             lock_ids: Arc::default(),
+            record_ids: Arc::default(),
         })
     }
 
@@ -312,10 +318,9 @@ impl DockerEngine {
         &self.docker
     }
 
-    async fn ensure_lock_image(&self) -> Result<()> {
-        if self.docker.inspect_image(LOCK_IMAGE).await.is_ok() {
-            return Ok(());
-        }
+    /// Imports the lock's empty image, which the lock and the record are
+    /// made from.
+    async fn import_lock_image(&self) -> Result<()> {
         // An empty tar archive: two zero blocks.
         let empty = bollard::body_full(vec![0u8; 1024].into());
         let options = CreateImageOptions {
@@ -329,6 +334,114 @@ impl DockerEngine {
             item.map_err(|e| map_err("creating the lock image", e))?;
         }
         Ok(())
+    }
+
+    /// Creates the marker container `name` (the lock, the record) with
+    /// `body`; when the engine lacks the lock's image (its only 404 here),
+    /// imports it and creates again. No inspect before: the image is there
+    /// on every apply but the first.
+    async fn create_marker(
+        &self,
+        name: &str,
+        body: &ContainerCreateBody,
+        doing: &str,
+    ) -> Result<ContainerCreateResponse> {
+        let create = || async {
+            let options = CreateContainerOptions {
+                name: Some(name.to_string()),
+                ..Default::default()
+            };
+            self.docker
+                .create_container(Some(options), body.clone())
+                .await
+                .map_err(|e| map_err(doing, e))
+        };
+        match create().await {
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                self.import_lock_image().await?;
+                create().await
+            }
+            other => other,
+        }
+    }
+
+    /// The record container of `project`, if muster made it: its id and
+    /// counts.
+    async fn record_container(&self, project: &str) -> Result<Option<(String, Applied)>> {
+        let inspected = self
+            .docker
+            .inspect_container(&record_name(project), None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| map_err(format!("reading the record of project {project}"), e));
+        let Some(c) = super::found(inspected)? else {
+            return Ok(None);
+        };
+        // A record is never started.
+        if c.state.and_then(|s| s.running).unwrap_or(false) {
+            return Ok(None);
+        }
+        let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
+        Ok(super::read_record(project, &labels)
+            .zip(c.id)
+            .map(|(a, id)| (id, a)))
+    }
+
+    /// The id of each image of `images` that the engine has, inspected
+    /// all at once.
+    pub(super) async fn image_ids(&self, images: &[String]) -> Result<BTreeMap<String, String>> {
+        let inspected = futures_util::future::join_all(images.iter().map(|image| async move {
+            let inspected = self
+                .docker
+                .inspect_image(image)
+                .await
+                .map_err(|e| map_err(format!("inspecting image {image}"), e));
+            super::found(inspected).map(|i| i.and_then(|i| i.id).map(|id| (image.clone(), id)))
+        }))
+        .await;
+        inspected
+            .into_iter()
+            .filter_map(Result::transpose)
+            .collect()
+    }
+
+    /// Removes the record container `id`. By id: a container of the
+    /// record's name that is not the record stays, and a create fails
+    /// naming it.
+    async fn remove_record(&self, id: &str, doing: &str) -> Result<()> {
+        super::gone_is_done(
+            self.docker
+                .remove_container(id, None::<RemoveContainerOptions>)
+                .await
+                .map_err(|e| map_err(doing, e)),
+        )
+    }
+
+    /// The counts of the project's record; remembers its id for `record`.
+    async fn read_record(&self, project: &str) -> Result<Applied> {
+        let found = self.record_container(project).await?;
+        let mut ids = self.record_ids.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(match found {
+            Some((id, applied)) => {
+                ids.insert(project.to_string(), id);
+                applied
+            }
+            None => {
+                ids.remove(project);
+                Applied::new()
+            }
+        })
+    }
+}
+
+/// A container that is never started and only carries `labels` (the lock,
+/// the record), from the lock's empty image.
+fn marker(what: &str, labels: [(&str, String); 2]) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(LOCK_IMAGE.into()),
+        cmd: Some(vec![what.into()]),
+        labels: Some(labels.map(|(k, v)| (k.to_string(), v)).into()),
+        network_disabled: Some(true),
+        ..Default::default()
     }
 }
 
@@ -494,6 +607,92 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     }
 }
 
+/// Why an attached exec session ended early.
+enum Attach {
+    Engine(BollardError),
+    /// Writing to this process's stdout or stderr.
+    Local(std::io::Error),
+}
+
+type ExecOutput = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = std::result::Result<LogOutput, BollardError>> + Send>,
+>;
+type ExecInput = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+
+impl DockerEngine {
+    /// Runs an exec session until the command's output ends: its output to
+    /// this process's stdout and stderr, `stdin` to its input (closed when
+    /// `stdin` ends), each terminal size to the engine.
+    async fn attach(
+        &self,
+        exec_id: &str,
+        mut output: ExecOutput,
+        input: ExecInput,
+        stdin: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        sizes: Option<tokio::sync::mpsc::Receiver<TermSize>>,
+    ) -> std::result::Result<(), Attach> {
+        use std::io::Write as _;
+        // Fed on tasks of their own: a command that does not read its stdin
+        // must not hold up its output.
+        let mut feeds = vec![tokio::spawn(feed_stdin(input, stdin))];
+        if let Some(sizes) = sizes {
+            let (docker, id) = (self.docker.clone(), exec_id.to_string());
+            feeds.push(tokio::spawn(feed_sizes(docker, id, sizes)));
+        }
+        let drained = async {
+            while let Some(item) = output.next().await {
+                // The user's own session: its bytes go through unchanged.
+                match item.map_err(Attach::Engine)? {
+                    LogOutput::StdErr { message } => std::io::stderr().write_all(&message),
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        let mut out = std::io::stdout();
+                        out.write_all(&message).and_then(|()| out.flush())
+                    }
+                    LogOutput::StdIn { .. } => Ok(()),
+                }
+                .map_err(Attach::Local)?;
+            }
+            Ok(())
+        }
+        .await;
+        for feed in feeds {
+            feed.abort();
+        }
+        drained
+    }
+}
+
+/// Writes `stdin` to an exec's input, then closes it.
+async fn feed_stdin(mut input: ExecInput, mut stdin: tokio::sync::mpsc::Receiver<Vec<u8>>) {
+    use tokio::io::AsyncWriteExt as _;
+    while let Some(bytes) = stdin.recv().await {
+        // A command that stopped reading is no error: its exit code says
+        // how it ended.
+        if input.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+    let _ = input.shutdown().await;
+}
+
+/// Gives an exec's pseudo-terminal each size of `sizes`.
+async fn feed_sizes(
+    docker: Docker,
+    exec_id: String,
+    mut sizes: tokio::sync::mpsc::Receiver<TermSize>,
+) {
+    while let Some(size) = sizes.recv().await {
+        let resize = ResizeExecOptions {
+            height: size.rows,
+            width: size.columns,
+        };
+        // A size that does not reach the engine leaves the old one.
+        if let Err(e) = docker.resize_exec(&exec_id, resize).await {
+            tracing::debug!("engine: resizing exec {exec_id}: {e}");
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Backend for DockerEngine {
     fn endpoint(&self) -> Endpoint {
@@ -504,6 +703,20 @@ impl Backend for DockerEngine {
     }
 
     async fn observe(&self, project: &str, images: &[String]) -> Result<Actual> {
+        let (units, applied, image_ids) = tokio::join!(
+            self.units(project),
+            self.read_record(project),
+            self.image_ids(images)
+        );
+        let (units, applied, image_ids) = (units?, applied?, image_ids?);
+        Ok(Actual {
+            units,
+            image_ids,
+            applied,
+        })
+    }
+
+    async fn units(&self, project: &str) -> Result<Vec<Unit>> {
         tracing::debug!("engine: list the containers of {project}");
         let options = ListContainersOptions {
             all: true,
@@ -517,23 +730,7 @@ impl Backend for DockerEngine {
             .map_err(|e| map_err(format!("listing the containers of project {project}"), e))?;
         let mut units: Vec<Unit> = list.into_iter().filter_map(to_unit).collect();
         units.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut image_ids = BTreeMap::new();
-        for image in images {
-            match self.docker.inspect_image(image).await {
-                Ok(i) => {
-                    if let Some(id) = i.id {
-                        image_ids.insert(image.clone(), id);
-                    }
-                }
-                Err(e) => {
-                    let err = map_err(format!("inspecting image {image}"), e);
-                    if err.kind != ErrorKind::NotFound {
-                        return Err(err);
-                    }
-                }
-            }
-        }
-        Ok(Actual { units, image_ids })
+        Ok(units)
     }
 
     async fn pull(&self, image: &str) -> Result<()> {
@@ -575,17 +772,12 @@ impl Backend for DockerEngine {
     }
 
     async fn volume_owner(&self, name: &str) -> Result<Option<Option<String>>> {
-        match self.docker.inspect_volume(name).await {
-            Ok(v) => Ok(Some(v.labels.get(LABEL_PROJECT).cloned())),
-            Err(e) => {
-                let err = map_err(format!("inspecting volume {name}"), e);
-                if err.kind == ErrorKind::NotFound {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        let inspected = self
+            .docker
+            .inspect_volume(name)
+            .await
+            .map_err(|e| map_err(format!("inspecting volume {name}"), e));
+        Ok(super::found(inspected)?.map(|v| v.labels.get(LABEL_PROJECT).cloned()))
     }
 
     async fn create(&self, unit: &UnitRequest<'_>) -> Result<()> {
@@ -615,19 +807,26 @@ impl Backend for DockerEngine {
             .map_err(|e| map_err(format!("starting {name}"), e))
     }
 
-    async fn exec(&self, name: &str, cmd: &[String]) -> Result<i64> {
-        use bollard::container::LogOutput;
-        use bollard::exec::{CreateExecOptions, StartExecResults};
+    async fn exec(&self, name: &str, request: ExecRequest) -> Result<i64> {
+        use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
         use std::io::Write as _;
         let doing = format!("running a command in {name}");
+        let ExecRequest {
+            cmd,
+            stdin,
+            tty: sizes,
+        } = request;
+        let tty = sizes.is_some();
         let exec = self
             .docker
             .create_exec(
                 name,
                 CreateExecOptions {
+                    attach_stdin: Some(true),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
-                    cmd: Some(cmd.to_vec()),
+                    tty: Some(tty),
+                    cmd: Some(cmd),
                     ..Default::default()
                 },
             )
@@ -635,21 +834,22 @@ impl Backend for DockerEngine {
             .map_err(|e| map_err(&doing, e))?;
         let started = self
             .docker
-            .start_exec(&exec.id, None)
+            .start_exec(
+                &exec.id,
+                Some(StartExecOptions {
+                    tty,
+                    ..Default::default()
+                }),
+            )
             .await
             .map_err(|e| map_err(&doing, e))?;
-        if let StartExecResults::Attached { mut output, .. } = started {
-            // The user's own session: its bytes go through unchanged.
-            while let Some(item) = output.next().await {
-                let written = match item.map_err(|e| map_err(&doing, e))? {
-                    LogOutput::StdErr { message } => std::io::stderr().write_all(&message),
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        std::io::stdout().write_all(&message)
-                    }
-                    LogOutput::StdIn { .. } => Ok(()),
-                };
-                written.map_err(|e| EngineError::new(&doing, ErrorKind::Other, e.to_string()))?;
-            }
+        if let StartExecResults::Attached { output, input } = started {
+            self.attach(&exec.id, output, input, stdin, sizes)
+                .await
+                .map_err(|e| match e {
+                    Attach::Engine(e) => map_err(&doing, e),
+                    Attach::Local(e) => EngineError::new(&doing, ErrorKind::Other, e.to_string()),
+                })?;
         }
         let _ = std::io::stdout().flush();
         let inspect = self
@@ -769,36 +969,24 @@ impl Backend for DockerEngine {
     }
 
     async fn try_lock(&self, project: &str, me: &LockHolder) -> Result<Option<LockHolder>> {
-        self.ensure_lock_image().await?;
         let name = lock_name(project);
         let doing = format!("taking the lock of project {project}");
         let holder = serde_json::to_string(me)
             .map_err(|e| EngineError::new(&doing, ErrorKind::Other, e.to_string()))?;
-        let body = ContainerCreateBody {
-            image: Some(LOCK_IMAGE.into()),
-            cmd: Some(vec!["lock".into()]),
-            labels: Some(HashMap::from([
-                (LABEL_LOCK.to_string(), holder),
-                (LABEL_LOCK_PROJECT.to_string(), project.to_string()),
-            ])),
-            network_disabled: Some(true),
-            ..Default::default()
-        };
-        let options = CreateContainerOptions {
-            name: Some(name.clone()),
-            ..Default::default()
-        };
-        match self.docker.create_container(Some(options), body).await {
+        let body = marker(
+            "lock",
+            [
+                (LABEL_LOCK, holder),
+                (LABEL_LOCK_PROJECT, project.to_string()),
+            ],
+        );
+        match self.create_marker(&name, &body, &doing).await {
             Ok(created) => {
                 self.remember_lock(project, created.id);
                 return Ok(None);
             }
-            Err(e) => {
-                let err = map_err(&doing, e);
-                if err.kind != ErrorKind::Conflict {
-                    return Err(err);
-                }
-            }
+            Err(err) if err.kind != ErrorKind::Conflict => return Err(err),
+            Err(_) => {}
         }
         // Not found here: released since the create; the caller tries
         // again after a pause.
@@ -861,6 +1049,45 @@ impl Backend for DockerEngine {
         )
     }
 
+    async fn record(&self, project: &str, applied: &Applied) -> Result<()> {
+        let doing = format!("writing the record of project {project}");
+        let found = {
+            let mut ids = self.record_ids.lock().unwrap_or_else(|p| p.into_inner());
+            ids.remove(project)
+        };
+        if let Some(id) = found {
+            self.remove_record(&id, &doing).await?;
+        }
+        if applied.is_empty() {
+            return Ok(());
+        }
+        let json = serde_json::to_string(applied)
+            .map_err(|e| EngineError::new(&doing, ErrorKind::Other, e.to_string()))?;
+        let body = marker(
+            "record",
+            [
+                (LABEL_APPLIED, json),
+                (LABEL_RECORD_PROJECT, project.to_string()),
+            ],
+        );
+        let name = record_name(project);
+        let create = || self.create_marker(&name, &body, &doing);
+        match create().await {
+            // A record that this handle's last observe did not see.
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                let Some((id, _)) = self.record_container(project).await? else {
+                    return Err(e);
+                };
+                self.remove_record(&id, &doing).await?;
+                create().await?;
+            }
+            other => {
+                other?;
+            }
+        }
+        Ok(())
+    }
+
     async fn volumes(&self, project: &str) -> Result<Vec<String>> {
         let options = ListVolumesOptions {
             filters: Some(filters(&[("label", format!("{LABEL_PROJECT}={project}"))])),
@@ -904,22 +1131,21 @@ impl Backend for DockerEngine {
     }
 
     fn starts(&self, project: &str) -> futures_util::stream::BoxStream<'static, Result<String>> {
-        let options = bollard::query_parameters::EventsOptions {
-            filters: Some(filters(&[
-                ("type", "container".into()),
-                ("label", format!("{LABEL_PROJECT}={project}")),
-                ("event", "start".into()),
-            ])),
-            ..Default::default()
-        };
-        self.docker
-            .events(Some(options))
-            .map(|item| {
-                let m = item.map_err(|e| map_err("following the engine's events", e))?;
-                let attributes = m.actor.and_then(|a| a.attributes).unwrap_or_default();
-                Ok(attributes.get("name").cloned().unwrap_or_default())
-            })
+        self.container_events(project, &["start"], None)
+            .map(|e| e.map(|e| e.container))
             .boxed()
+    }
+
+    fn changes(
+        &self,
+        project: &str,
+        since: std::time::SystemTime,
+    ) -> Option<futures_util::stream::BoxStream<'static, Result<super::Event>>> {
+        Some(self.container_events(
+            project,
+            &["start", "die", "destroy", "health_status"],
+            Some(since),
+        ))
     }
 
     async fn remove_network(&self, project: &str) -> Result<()> {
@@ -977,17 +1203,30 @@ impl DockerEngine {
         &self,
         project: &str,
     ) -> futures_util::stream::BoxStream<'static, Result<super::Event>> {
+        self.container_events(
+            project,
+            &["die", "stop", "kill", "destroy", "oom", "health_status"],
+            None,
+        )
+    }
+
+    /// The project's container events of the given actions, from `since`
+    /// (replayed by the engine) or from now on.
+    fn container_events(
+        &self,
+        project: &str,
+        actions: &[&str],
+        since: Option<std::time::SystemTime>,
+    ) -> futures_util::stream::BoxStream<'static, Result<super::Event>> {
+        let mut pairs = vec![
+            ("type", "container".to_string()),
+            ("label", format!("{LABEL_PROJECT}={project}")),
+        ];
+        pairs.extend(actions.iter().map(|a| ("event", (*a).to_string())));
+        let since = since.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
         let options = bollard::query_parameters::EventsOptions {
-            filters: Some(filters(&[
-                ("type", "container".into()),
-                ("label", format!("{LABEL_PROJECT}={project}")),
-                ("event", "die".into()),
-                ("event", "stop".into()),
-                ("event", "kill".into()),
-                ("event", "destroy".into()),
-                ("event", "oom".into()),
-                ("event", "health_status".into()),
-            ])),
+            filters: Some(filters(&pairs)),
+            since: since.map(|d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos())),
             ..Default::default()
         };
         self.docker
@@ -1027,13 +1266,11 @@ pub(super) fn logs_options(request: super::LogRequest) -> LogsOptions {
 
 /// The engine's log frames as lines.
 pub(super) fn log_lines(
-    stream: impl futures_util::Stream<
-        Item = std::result::Result<bollard::container::LogOutput, BollardError>,
-    > + Send
+    stream: impl futures_util::Stream<Item = std::result::Result<LogOutput, BollardError>>
+    + Send
     + 'static,
     doing: String,
 ) -> futures_util::stream::BoxStream<'static, Result<super::LogLine>> {
-    use bollard::container::LogOutput;
     stream
         .flat_map(move |item| {
             let lines = match item {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::{
-    Actual, Backend, ContainerSpec, Endpoint, EngineError, ErrorKind, Event, Health, LABEL_PROJECT,
-    LockHolder, Result, State, Status, Unit, UnitRequest, container_spec,
+    Actual, Applied, Backend, ContainerSpec, Endpoint, EngineError, ErrorKind, Event, Health,
+    LABEL_PROJECT, LockHolder, Result, State, Status, Unit, UnitRequest, container_spec,
 };
 
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct MemState {
     pub networks: BTreeSet<String>,
     pub volumes: BTreeMap<String, String>,
     pub lock: Option<LockHolder>,
+    /// Each project's record (not in `calls`: it is not a unit's change).
+    pub records: BTreeMap<String, Applied>,
     /// Every mutating call, in order, e.g. `create shop-web-1`.
     pub calls: Vec<String>,
     /// Containers whose start fails.
@@ -119,7 +121,12 @@ impl MemoryEngine {
                 .iter()
                 .filter_map(|i| s.images.get(i).map(|id| (i.clone(), id.clone())))
                 .collect();
-            Actual { units, image_ids }
+            let applied = s.records.get(project).cloned().unwrap_or_default();
+            Actual {
+                units,
+                image_ids,
+                applied,
+            }
         })
     }
 
@@ -373,6 +380,17 @@ impl Backend for MemoryEngine {
 
     async fn unlock(&self, _project: &str) -> Result<()> {
         self.with(|s| s.lock = None);
+        Ok(())
+    }
+
+    async fn record(&self, project: &str, applied: &Applied) -> Result<()> {
+        self.with(|s| {
+            if applied.is_empty() {
+                s.records.remove(project);
+            } else {
+                s.records.insert(project.to_string(), applied.clone());
+            }
+        });
         Ok(())
     }
 

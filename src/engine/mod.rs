@@ -5,7 +5,7 @@
 //! here that implements [`Backend`]. This module does no I/O itself; only
 //! the backends talk to an engine, and only `docker.rs` imports bollard.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crate::config::Service;
@@ -27,6 +27,36 @@ pub const LABEL_HASH: &str = "io.muster.config-hash";
 pub const LABEL_CONFIG: &str = "io.muster.config";
 /// On the lock container: who holds the project's lock.
 pub const LABEL_LOCK: &str = "io.muster.lock";
+/// On the project's record (a container that never runs; a config on a
+/// swarm): the count of each service that muster last applied, as JSON.
+pub const LABEL_APPLIED: &str = "io.muster.applied";
+/// On the record: the project whose record it is. Only an object carrying
+/// it is read or replaced as a record; it is not the project label, so the
+/// record is never taken for a unit.
+pub const LABEL_RECORD_PROJECT: &str = "io.muster.record-project";
+
+/// The name of the project's record.
+pub fn record_name(project: &str) -> String {
+    format!("{project}-muster-record")
+}
+
+/// The count of each service that muster last applied to a project.
+pub type Applied = BTreeMap<String, u32>;
+
+/// The counts of a record's [`LABEL_APPLIED`] (empty when unreadable), if
+/// it is the record of `project` (by [`LABEL_RECORD_PROJECT`]): `None` for
+/// an object of the record's name that is not, which muster leaves alone.
+fn read_record(project: &str, labels: &HashMap<String, String>) -> Option<Applied> {
+    if labels.get(LABEL_RECORD_PROJECT).map(String::as_str) != Some(project) {
+        return None;
+    }
+    Some(
+        labels
+            .get(LABEL_APPLIED)
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default(),
+    )
+}
 
 /// The name of container `ordinal` of `service`.
 pub fn container_name(project: &str, service: &str, ordinal: u32) -> String {
@@ -161,6 +191,10 @@ pub struct Actual {
     pub units: Vec<Unit>,
     /// For each image reference asked about and present: its image id.
     pub image_ids: BTreeMap<String, String>,
+    /// What the project's record says muster last applied (empty when it
+    /// has none): tells a unit that vanished from one never made, and a
+    /// service scaled up from 0 from a new one.
+    pub applied: Applied,
 }
 
 /// Who holds a project's lock.
@@ -253,6 +287,15 @@ pub(crate) fn gone_is_done(result: Result<()>) -> Result<()> {
     }
 }
 
+/// Looking up what may not exist: a not-found answer is `None`.
+pub(crate) fn found<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// What muster asks a backend to make: one unit of `service`.
 #[derive(Debug, Clone, Copy)]
 pub struct UnitRequest<'a> {
@@ -267,6 +310,25 @@ pub struct UnitRequest<'a> {
     pub replicas: u32,
     /// The file's `[swarm]` settings (used by the swarm backend only).
     pub swarm: crate::config::SwarmSettings,
+}
+
+/// What `muster exec` runs in a container, and how it is attached.
+#[derive(Debug)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    /// The command's stdin, chunk by chunk; when the sender goes away, the
+    /// command's stdin is closed (it reads end of file).
+    pub stdin: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    /// `Some`: run the command on a pseudo-terminal, sized by each
+    /// [`TermSize`] received (the first at start, then on each change).
+    pub tty: Option<tokio::sync::mpsc::Receiver<TermSize>>,
+}
+
+/// A terminal's size in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TermSize {
+    pub columns: u16,
+    pub rows: u16,
 }
 
 /// How one unit is doing, for readiness.
@@ -312,6 +374,12 @@ pub trait Backend: Send + Sync {
     /// and the ids of the given image references that the engine has.
     async fn observe(&self, project: &str, images: &[String]) -> Result<Actual>;
 
+    /// The project's units alone, for a caller that needs neither images
+    /// nor the record (readiness, restart, logs).
+    async fn units(&self, project: &str) -> Result<Vec<Unit>> {
+        Ok(self.observe(project, &[]).await?.units)
+    }
+
     /// Pulls an image that is not present.
     async fn pull(&self, image: &str) -> Result<()>;
 
@@ -336,10 +404,11 @@ pub trait Backend: Send + Sync {
 
     async fn start(&self, name: &str) -> Result<()>;
 
-    /// Runs `cmd` in the running container `name` (for `muster exec`),
-    /// its output written to this process's stdout and stderr as it comes;
-    /// its exit code. Backends whose units are not containers refuse.
-    async fn exec(&self, name: &str, _cmd: &[String]) -> Result<i64> {
+    /// Runs a command in the running container `name` (for `muster exec`),
+    /// attached as `request` says, its output written to this process's
+    /// stdout and stderr as it comes; its exit code. Backends whose units
+    /// are not containers refuse.
+    async fn exec(&self, name: &str, _request: ExecRequest) -> Result<i64> {
         Err(EngineError::new(
             format!("running a command in {name}"),
             ErrorKind::Other,
@@ -380,11 +449,27 @@ pub trait Backend: Send + Sync {
     /// `logs -f`). Ends, or yields an error, when the engine goes away.
     fn starts(&self, project: &str) -> futures_util::stream::BoxStream<'static, Result<String>>;
 
+    /// The project's unit state changes (start, die, destroy, health
+    /// status) from `since` on, replayed by the engine where it can, to wake
+    /// readiness waits. `None`: the backend has no such events, and
+    /// readiness polls.
+    fn changes(
+        &self,
+        _project: &str,
+        _since: std::time::SystemTime,
+    ) -> Option<futures_util::stream::BoxStream<'static, Result<Event>>> {
+        None
+    }
+
     /// Takes the project's lock. `Ok(None)`: taken; `Ok(Some(holder))`: held by another.
     async fn try_lock(&self, project: &str, me: &LockHolder) -> Result<Option<LockHolder>>;
 
     /// Releases the project's lock (also used to clear a dead holder's).
     async fn unlock(&self, project: &str) -> Result<()>;
+
+    /// Replaces the project's record of what muster applied ([`Actual::applied`]);
+    /// an empty one removes it.
+    async fn record(&self, project: &str, applied: &Applied) -> Result<()>;
 
     /// The project's volumes (by label).
     async fn volumes(&self, project: &str) -> Result<Vec<String>>;

@@ -24,11 +24,12 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
+use super::LABEL_RECORD_PROJECT;
 use super::docker::{DockerEngine, NetworkKind, filters, map_err, nanos};
 use super::{
-    Actual, Backend, Endpoint, EngineError, ErrorKind, Event, Health, LABEL_CONFIG, LABEL_HASH,
-    LABEL_LOCK, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder, Replicas, Result, State,
-    Status, Task, Unit, UnitRequest, network_name,
+    Actual, Applied, Backend, Endpoint, EngineError, ErrorKind, Event, Health, LABEL_APPLIED,
+    LABEL_CONFIG, LABEL_HASH, LABEL_LOCK, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder,
+    Replicas, Result, State, Status, Task, Unit, UnitRequest, network_name, record_name,
 };
 use crate::config::{
     EndpointMode, Mode, PublishMode, Restart, Service, UpdateOrder, VolumeSource, hash_shape,
@@ -193,8 +194,8 @@ impl SwarmEngine {
     /// The manager's id of `image`, empty when it does not have it (the
     /// nodes resolve it from a registry).
     async fn image_id(&self, image: &str) -> Result<String> {
-        let actual = self.docker.observe("", &[image.to_string()]).await?;
-        Ok(actual.image_ids.get(image).cloned().unwrap_or_default())
+        let ids = self.docker.image_ids(&[image.to_string()]).await?;
+        Ok(ids.get(image).cloned().unwrap_or_default())
     }
 }
 
@@ -484,19 +485,37 @@ fn convergence(
         .and_then(|t| t.restart_policy.as_ref())
         .and_then(|r| r.condition)
         != Some(TaskSpecRestartPolicyConditionEnum::NONE);
-    let since = service.updated_at.clone().unwrap_or_default();
+    // This deployment's tasks: created since the service was made or its
+    // last rolling update began, and of its current template. Not since
+    // its `updated_at`: the swarm bumps that at every write of the service
+    // object, its allocator's too, which can come after the first tasks
+    // failed (seen under load: a task that could not start went unseen
+    // until ready_timeout).
+    let since = [
+        service.created_at.as_deref(),
+        service
+            .update_status
+            .as_ref()
+            .and_then(|u| u.started_at.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(unix_millis)
+    .max()
+    .unwrap_or(0);
     let running = tasks
         .iter()
         .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
         .count() as u32;
     let template = spec.and_then(|s| s.task_template.as_ref());
+    let of_template = |t: &&&bollard::models::Task| match (&t.spec, template) {
+        (Some(task), Some(template)) => of_current_spec(task, template),
+        _ => false,
+    };
     let current = tasks
         .iter()
         .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
-        .filter(|t| match (&t.spec, template) {
-            (Some(task), Some(template)) => of_current_spec(task, template),
-            _ => false,
-        })
+        .filter(of_template)
         .count() as u32;
     let coming = tasks.iter().any(|t| {
         t.desired_state == Some(TaskState::RUNNING)
@@ -504,7 +523,8 @@ fn convergence(
     });
     let failed = tasks
         .iter()
-        .filter(|t| t.created_at.clone().unwrap_or_default() >= since)
+        .filter(|t| t.created_at.as_deref().and_then(unix_millis).unwrap_or(0) >= since)
+        .filter(of_template)
         .filter(|t| is_failure(t.status.as_ref().and_then(|s| s.state)))
         .max_by_key(|t| t.created_at.clone())
         .map(|t| {
@@ -707,8 +727,13 @@ impl Backend for SwarmEngine {
             });
         }
         units.sort_by(|a, b| a.name.cmp(&b.name));
-        let image_ids = self.docker.observe("", images).await?.image_ids;
-        Ok(Actual { units, image_ids })
+        let image_ids = self.docker.image_ids(images).await?;
+        let applied = self.read_record(project).await?;
+        Ok(Actual {
+            units,
+            image_ids,
+            applied,
+        })
     }
 
     async fn pull(&self, image: &str) -> Result<()> {
@@ -917,6 +942,39 @@ impl Backend for SwarmEngine {
         )
     }
 
+    async fn record(&self, project: &str, applied: &Applied) -> Result<()> {
+        let doing = format!("writing the record of project {project}");
+        let name = record_name(project);
+        if self.record_config(project).await?.is_some() {
+            super::gone_is_done(
+                self.client()
+                    .delete_config(&name)
+                    .await
+                    .map_err(|e| map_err(&doing, e)),
+            )?;
+        }
+        if applied.is_empty() {
+            return Ok(());
+        }
+        let json = serde_json::to_string(applied)
+            .map_err(|e| EngineError::new(&doing, ErrorKind::Other, e.to_string()))?;
+        let spec = ConfigSpec {
+            name: Some(name),
+            labels: Some(HashMap::from([
+                (LABEL_APPLIED.to_string(), json),
+                (LABEL_RECORD_PROJECT.to_string(), project.to_string()),
+            ])),
+            // The data is not read; the counts are in a label.
+            data: Some("cmVjb3Jk".into()),
+            templating: None,
+        };
+        self.client()
+            .create_config(spec)
+            .await
+            .map_err(|e| map_err(&doing, e))?;
+        Ok(())
+    }
+
     async fn volumes(&self, project: &str) -> Result<Vec<String>> {
         self.docker.volumes(project).await
     }
@@ -942,10 +1000,22 @@ impl Backend for SwarmEngine {
         super::docker::log_lines(stream, format!("reading the logs of service {name}"))
     }
 
-    /// A swarm unit is a service that outlives its tasks: its log stream
-    /// already follows the tasks it starts.
-    fn starts(&self, _project: &str) -> futures_util::stream::BoxStream<'static, Result<String>> {
-        futures_util::stream::pending().boxed()
+    /// The services of the project created from now on ([`Self::events`]'
+    /// `create`s): a swarm unit is a service that outlives its tasks, and
+    /// its log stream already follows them, restarts included.
+    fn starts(&self, project: &str) -> futures_util::stream::BoxStream<'static, Result<String>> {
+        self.events(project)
+            .filter_map(|event| {
+                let name = match event {
+                    Ok(e) if e.action == "create" && !e.container.starts_with("node ") => {
+                        Some(Ok(e.container))
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                };
+                async move { name }
+            })
+            .boxed()
     }
 
     fn events(&self, project: &str) -> futures_util::stream::BoxStream<'static, Result<Event>> {
@@ -995,6 +1065,26 @@ impl Backend for SwarmEngine {
 /// Marks the lock's config object as muster's, for this project.
 const LOCK_PROJECT: &str = "io.muster.lock-project";
 
+impl SwarmEngine {
+    /// The record config of `project`, if muster made it: its counts.
+    async fn record_config(&self, project: &str) -> Result<Option<Applied>> {
+        let inspected = self
+            .client()
+            .inspect_config(&record_name(project))
+            .await
+            .map_err(|e| map_err(format!("reading the record of project {project}"), e));
+        let Some(c) = super::found(inspected)? else {
+            return Ok(None);
+        };
+        let labels = c.spec.and_then(|s| s.labels).unwrap_or_default();
+        Ok(super::read_record(project, &labels))
+    }
+
+    async fn read_record(&self, project: &str) -> Result<Applied> {
+        Ok(self.record_config(project).await?.unwrap_or_default())
+    }
+}
+
 /// The lock's config object.
 pub fn lock_name(project: &str) -> String {
     format!("{project}-muster-lock")
@@ -1012,6 +1102,57 @@ mod tests {
             Some(1_795_947_072_123)
         );
         assert_eq!(unix_millis("garbage"), None);
+    }
+
+    /// A failed task of the service's template, created after the service
+    /// and before the allocator's later write of it, is this deployment's
+    /// failure; one of another template, or older than the service, is not.
+    #[test]
+    fn a_failure_counts_from_the_services_creation_not_its_last_write() {
+        let template = TaskSpec {
+            container_spec: Some(bollard::models::TaskSpecContainerSpec {
+                image: Some("img:1".into()),
+                ..Default::default()
+            }),
+            restart_policy: Some(bollard::models::TaskSpecRestartPolicy {
+                condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let service = bollard::models::Service {
+            created_at: Some("2026-11-29T16:21:44.100Z".into()),
+            updated_at: Some("2026-11-29T16:21:47.000Z".into()),
+            spec: Some(bollard::models::ServiceSpec {
+                task_template: Some(template.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let failed = |created: &str, spec: TaskSpec| bollard::models::Task {
+            created_at: Some(created.into()),
+            spec: Some(spec),
+            status: Some(bollard::models::TaskStatus {
+                state: Some(TaskState::FAILED),
+                err: Some("exec: \"/no/such/program\": not found".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let this = failed("2026-11-29T16:21:44.101Z", template.clone());
+        let c = convergence(&service, &[&this]);
+        assert!(
+            c.failure
+                .as_deref()
+                .is_some_and(|f| f.contains("/no/such/program")),
+            "{:?}",
+            c.failure
+        );
+        let mut other = template.clone();
+        other.force_update = Some(1);
+        let before = failed("2026-11-29T16:21:43.900Z", template);
+        let another = failed("2026-11-29T16:21:44.200Z", other);
+        assert_eq!(convergence(&service, &[&before, &another]).failure, None);
     }
 
     fn service(text: &str) -> (crate::config::Desired, String) {

@@ -1164,6 +1164,7 @@ fn refused(key: &str, item: &Item) -> Option<String> {
     let mut services = Table::new();
     services.insert("x", Item::Table(service));
     let mut doc = DocumentMut::new();
+    doc.insert("project", value("x"));
     doc.insert("services", Item::Table(services));
     let invalid = config::parse_str("services.toml", &doc.to_string(), Path::new(".")).err()?;
     let why = invalid.problems.first().map(|p| {
@@ -1318,11 +1319,13 @@ pub fn run(printer: &Printer, req: &ImportRequest) -> Result<(), Error> {
         .and_then(Path::parent)
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // Absolute, so that the project name comes from the directory's name.
+    let out_dir = std::path::absolute(out_dir).unwrap_or_else(|_| out_dir.to_path_buf());
     let out_shown = req
         .out
         .as_ref()
         .map_or("services.toml".to_string(), |p| p.display().to_string());
-    let desired = config::parse_str(&out_shown, &imported.toml, out_dir).map_err(|invalid| {
+    let desired = config::parse_str(&out_shown, &imported.toml, &out_dir).map_err(|invalid| {
         let why = if imported
             .warnings
             .iter()

@@ -72,14 +72,14 @@ impl Drop for Server {
 /// or no CSRF token can be made.
 pub async fn launch(
     listen: Option<&Listen>,
-    file: &std::path::Path,
+    sources: crate::config::Sources,
     prune: bool,
     clock: fn() -> String,
 ) -> Result<Option<(Arc<State>, Server)>, String> {
     let Some(listen) = listen else {
         return Ok(None);
     };
-    let state = State::new(listen.clone(), file.to_path_buf(), prune, clock)
+    let state = State::new(listen.clone(), sources, prune, clock)
         .map_err(|e| format!("cannot make the page's CSRF token: {e}"))?;
     let state = Arc::new(state);
     let server = start(state.clone()).await?;
@@ -122,11 +122,24 @@ fn router(state: Arc<State>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(middleware::map_response(close_after_too_large))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
         .with_state(state)
+}
+
+/// A body refused for its size is left unread, and the server then closes
+/// the connection: say so, or a client reuses it and its next request
+/// meets a closed socket.
+async fn close_after_too_large(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// A refusal or failure: the status and one line saying why, as JSON.
@@ -411,63 +424,53 @@ async fn scale(
     }
 }
 
-/// The steps of `muster scale`: the file must be valid before and after,
-/// only the count changes, and the write is refused if the file changed
-/// since it was read.
+/// The steps of `muster scale` ([`crate::environments::scale_edits`]): the
+/// files must be valid before and after, only the count changes, in the
+/// file of the chain that sets it, and the write is refused if that file
+/// changed since it was read.
 fn rewrite(state: &State, name: &str, count: u32) -> Result<Scaled, Refusal> {
-    let path = &state.file;
-    let shown = path.display().to_string();
-    let dir = file_dir(path);
-    let internal = |doing: &str, e: &dyn std::fmt::Display| {
-        Refusal(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("{doing} {shown}: {e}"),
-        )
-    };
-    let bytes = crate::config::read_capped(path).map_err(|e| internal("reading", &e))?;
-    let before = crate::config::parse_bytes(&shown, &bytes, &dir).map_err(|invalid| {
-        Refusal(
-            StatusCode::CONFLICT,
-            format!(
-                "{shown} is invalid; fix it before scaling ({})",
-                first_line(&invalid.render_plain())
-            ),
-        )
-    })?;
-    if !before.services.contains_key(name) {
-        let names: Vec<&str> = before.services.keys().map(String::as_str).collect();
-        return Err(Refusal(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "no service `{name}` in {shown}; its services are: {}",
-                names.join(", ")
-            ),
-        ));
-    }
-    let old = String::from_utf8(bytes).map_err(|e| internal("reading", &e))?;
-    let new = crate::environments::rewrite_counts(&old, &[(name.to_string(), count)])
-        .map_err(|e| internal("editing", &e))?;
-    let mut after = crate::config::parse_str(&shown, &new, &dir).map_err(|invalid| {
-        Refusal(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "{name} = {count} would make the file invalid: {}",
-                first_line(&invalid.render_plain())
-            ),
-        )
-    })?;
-    let changed = new != old;
-    if changed {
-        crate::safe_file::write_replacing(path, new.as_bytes(), Some(old.as_bytes())).map_err(
-            |e| {
-                // safe_file's refusal of a file changed since it was read.
-                if e.kind() == std::io::ErrorKind::Other {
-                    Refusal(StatusCode::CONFLICT, format!("writing {shown}: {e}"))
-                } else {
-                    internal("writing", &e)
-                }
+    use crate::environments::ScaleRefusal;
+    let sources = &state.sources;
+    let (edits, mut after) =
+        crate::environments::scale_edits(sources, &[(name.to_string(), count)]).map_err(
+            |refusal| match refusal {
+                ScaleRefusal::Before(invalid) => Refusal(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "{} is invalid; fix it before scaling ({})",
+                        sources.shown(),
+                        first_line(&invalid.render_plain())
+                    ),
+                ),
+                ScaleRefusal::Usage(text) => Refusal(StatusCode::BAD_REQUEST, text),
+                ScaleRefusal::After(invalid) => Refusal(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "{name} = {count} would make the file invalid: {}",
+                        first_line(&invalid.render_plain())
+                    ),
+                ),
+                ScaleRefusal::Other(text) => Refusal(StatusCode::INTERNAL_SERVER_ERROR, text),
             },
         )?;
+    // One target: one file, the one that sets its count.
+    let Some(edit) = edits.into_iter().next() else {
+        return Err(Refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("no file of {} sets the count of {name}", sources.shown()),
+        ));
+    };
+    let shown = edit.shown.clone();
+    if edit.changed() {
+        crate::environments::write_edit(sources, &edit).map_err(|e| {
+            // safe_file's refusal of a file changed since it was read.
+            let status = if e.kind() == std::io::ErrorKind::Other {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            Refusal(status, format!("writing {shown}: {e}"))
+        })?;
     }
     let (current, actual) = state.desired_and_actual();
     let plan = match (current, actual) {
@@ -487,8 +490,8 @@ fn rewrite(state: &State, name: &str, count: u32) -> Result<Scaled, Refusal> {
         service: name.to_string(),
         count,
         file: shown.clone(),
-        changed,
-        diff: crate::render::file_diff(&shown, &old, &new, false),
+        changed: edit.changed(),
+        diff: crate::render::file_diff(&shown, &edit.old, &edit.new, false),
         plan,
     })
 }
@@ -498,12 +501,4 @@ fn first_line(text: &str) -> &str {
         .next()
         .unwrap_or("")
         .trim_start_matches("error: ")
-}
-
-fn file_dir(path: &std::path::Path) -> std::path::PathBuf {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }

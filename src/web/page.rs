@@ -102,7 +102,9 @@ fn meta(out: &mut String, view: &View) {
 }
 
 fn service(out: &mut String, s: &PsService, file_valid: bool) {
-    let settled = s.running == s.desired as usize && s.containers.len() == s.desired as usize;
+    // The daemon's view always has a file.
+    let desired = s.desired.unwrap_or_default();
+    let settled = s.running == desired as usize && s.containers.len() == desired as usize;
     let name = escape(&s.service);
     let _ = writeln!(
         out,
@@ -112,7 +114,7 @@ fn service(out: &mut String, s: &PsService, file_valid: bool) {
         escape(s.mode),
         if settled { "ok" } else { "warn" },
         s.running,
-        s.desired,
+        desired,
     );
     let disabled = if file_valid { "" } else { " disabled" };
     let _ = writeln!(
@@ -122,8 +124,7 @@ fn service(out: &mut String, s: &PsService, file_valid: bool) {
          <input type=\"range\" name=\"count\" min=\"0\" max=\"{max}\" value=\"{desired}\"{disabled}></label>\
          <button type=\"submit\"{disabled}>Apply</button>\
          <span class=\"result\" data-role=\"result\" role=\"status\"></span></form>",
-        desired = s.desired,
-        max = slider_max(s.desired),
+        max = slider_max(desired),
     );
     if s.containers.is_empty() {
         out.push_str("<p class=\"empty\">no containers</p>\n");
@@ -139,8 +140,12 @@ fn service(out: &mut String, s: &PsService, file_valid: bool) {
                     b.failures,
                     escape(&unix_time(b.next_restart))
                 ),
-                None if !c.up_to_date => "<span class=\"warn\">out of date</span>".into(),
-                None => String::new(),
+                None => c.needs.as_ref().map_or_else(String::new, |needs| {
+                    format!(
+                        "<span class=\"warn\">needs {}</span>",
+                        escape(&needs.to_string())
+                    )
+                }),
             };
             let _ = writeln!(
                 out,
@@ -295,7 +300,7 @@ mod tests {
             services: vec![PsService {
                 service: "web".into(),
                 mode: "parallel",
-                desired: 3,
+                desired: Some(3),
                 running: 1,
                 containers: vec![PsContainer {
                     name: name.into(),
@@ -303,7 +308,8 @@ mod tests {
                     state: crate::engine::State::Running,
                     health: None,
                     status: status.into(),
-                    up_to_date: true,
+                    up_to_date: Some(true),
+                    needs: None,
                     ports: Vec::new(),
                     backoff: None,
                     replicas: None,

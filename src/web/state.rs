@@ -5,7 +5,6 @@
 //! engine I/O (observe only) in that task.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -112,7 +111,9 @@ struct Inner {
 
 /// Shared between the daemon's loop and the web server.
 pub struct State {
-    pub(super) file: PathBuf,
+    /// The daemon's files (`-f` chain, `.env`): a scale edits the one
+    /// that sets the count.
+    pub(super) sources: crate::config::Sources,
     pub(super) prune: bool,
     pub(super) csrf: String,
     pub(super) listen: super::Listen,
@@ -132,13 +133,13 @@ impl State {
     /// When no CSRF token can be made (no random source).
     pub fn new(
         listen: super::Listen,
-        file: PathBuf,
+        sources: crate::config::Sources,
         prune: bool,
         clock: fn() -> String,
     ) -> std::io::Result<State> {
         let (events, _) = broadcast::channel(256);
         Ok(State {
-            file,
+            sources,
             prune,
             csrf: super::security::random_token()?,
             listen,
@@ -309,7 +310,7 @@ impl State {
         View {
             project: inner.desired.as_ref().map(|d| d.project.clone()),
             file: FileView {
-                path: self.file.display().to_string(),
+                path: self.sources.shown(),
                 valid: inner.problems.is_none(),
                 problems: inner.problems.clone(),
             },
@@ -368,7 +369,12 @@ impl State {
         let counts: BTreeMap<String, (u32, usize)> = ps
             .services
             .iter()
-            .map(|s| (s.service.clone(), (s.desired, s.running)))
+            .map(|s| {
+                (
+                    s.service.clone(),
+                    (s.desired.unwrap_or_default(), s.running),
+                )
+            })
             .collect();
         let in_backoff: BTreeMap<String, usize> = ps
             .services

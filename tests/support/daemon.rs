@@ -42,6 +42,32 @@ pub fn lock_name(project: &Project) -> String {
     format!("{}-muster-lock", project.name())
 }
 
+/// Takes the project's lock as a live muster would (this test process,
+/// described as `command`): a created lock container, removed by the
+/// project's cleanup.
+pub fn hold_lock(project: &Project, command: &str) {
+    let holder = muster::lock::me(command);
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(super::image().to_string()),
+        labels: Some(std::collections::HashMap::from([
+            (
+                muster::engine::LABEL_LOCK.to_string(),
+                serde_json::to_string(&holder).unwrap(),
+            ),
+            (
+                muster::lock::LABEL_LOCK_PROJECT.to_string(),
+                project.name().to_string(),
+            ),
+        ])),
+        ..Default::default()
+    };
+    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+        .name(&lock_name(project))
+        .build();
+    super::block_on(super::docker().create_container(Some(options), body))
+        .unwrap_or_else(|e| panic!("cannot take the lock of {}: {e}", project.name()));
+}
+
 /// Whether the project's lock is free (the daemon prints `Applied:` just
 /// before it releases the lock).
 pub fn lock_released(project: &Project) -> bool {
@@ -128,6 +154,32 @@ impl Daemon {
             project,
             &["watch", "--debounce", "100ms", "--resync", resync],
         )
+    }
+
+    /// [`Daemon::watch`] of `n` sleepers (written to `project`'s file),
+    /// returned once its first pass has them running and said `Applied:`.
+    pub fn watch_sleepers(project: &Project, n: u32, resync: &str) -> Daemon {
+        project.write(&super::fixtures::sleepers(n));
+        let d = Daemon::watch(project, resync);
+        let t = Duration::from_secs(30);
+        d.wait_until(&format!("{n} sleepers run"), t, || {
+            exactly_running(project, n)
+        });
+        d.wait_line(0, "Applied:", t);
+        d
+    }
+
+    /// Asserts that no line since `mark` holds any of `words` (`what`: the
+    /// mistake such a line would be).
+    pub fn assert_never_said(&self, mark: usize, words: &[&str], what: &str) {
+        let log: Vec<String> = self.lines_since(mark).into_iter().map(|l| l.text).collect();
+        for word in words {
+            assert!(
+                !log.iter().any(|l| l.contains(word)),
+                "{what} ({word}):\n{}",
+                log.join("\n")
+            );
+        }
     }
 
     pub fn pid(&self) -> u32 {

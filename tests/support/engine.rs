@@ -89,6 +89,15 @@ pub fn remove_force(name: &str) {
         .unwrap_or_else(|e| panic!("docker rm -f {name}: {e}"));
 }
 
+/// `docker stop -t 1 name`: the container must exist.
+pub fn stop_by_hand(name: &str) {
+    let stop = bollard::query_parameters::StopContainerOptionsBuilder::default()
+        .t(1)
+        .build();
+    block_on(docker().stop_container(name, Some(stop)))
+        .unwrap_or_else(|e| panic!("docker stop {name}: {e}"));
+}
+
 /// Whether a container of that name exists.
 pub fn exists(name: &str) -> bool {
     block_on(docker().inspect_container(name, None)).is_ok()

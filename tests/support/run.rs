@@ -73,7 +73,32 @@ pub fn muster_process(dir: &Path) -> std::process::Command {
 
 /// [`muster_process`] with another build of muster (e.g. a release build).
 pub fn muster_binary(binary: &Path, dir: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(binary);
+    plain(std::process::Command::new(binary), dir)
+}
+
+/// Runs the shell command `line` in `project`'s directory on a
+/// pseudo-terminal (`script`, from util-linux), with this build of muster first
+/// on its `PATH` and the environment of [`muster_process`]: what the
+/// terminal showed (with its `\r\n`s) and the exit code of `line`.
+pub fn on_a_terminal(project: &Project, line: &str) -> Outcome {
+    let muster = Path::new(env!("CARGO_BIN_EXE_muster"));
+    let path = std::env::join_paths(
+        std::iter::once(muster.parent().unwrap().to_path_buf()).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )),
+    )
+    .unwrap();
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", line, "/dev/null"]).env("PATH", path);
+    assert_cmd::Command::from_std(plain(script, project.dir()))
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {line:?} under script (bsdutils): {e}"))
+        .into()
+}
+
+/// `cmd` in `dir`, without colour and the caller's muster settings.
+fn plain(mut cmd: std::process::Command, dir: &Path) -> std::process::Command {
     cmd.current_dir(dir)
         .env("NO_COLOR", "1")
         .env_remove("MUSTER_PROJECT")

@@ -49,8 +49,15 @@ impl Web {
     /// Starts the daemon (resync an hour: it acts on saves and events
     /// only) and waits until its web face answers.
     pub fn start(project: &Project, token: Option<&str>) -> Web {
+        Web::start_with(project, token, &[])
+    }
+
+    /// [`Web::start`] with more global arguments before `watch` (`-f
+    /// overlay.toml`).
+    pub fn start_with(project: &Project, token: Option<&str>, global: &[&str]) -> Web {
         let addr = format!("127.0.0.1:{}", free_port());
-        let mut args = vec![
+        let mut args = global.to_vec();
+        args.extend([
             "watch",
             "--debounce",
             "100ms",
@@ -58,7 +65,7 @@ impl Web {
             "1h",
             "--listen",
             addr.as_str(),
-        ];
+        ]);
         if let Some(t) = token {
             std::fs::write(project.dir().join("token"), format!("{t}\n")).unwrap();
             args.extend(["--token-file", "token"]);

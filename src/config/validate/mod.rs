@@ -29,7 +29,8 @@ use super::model::Desired;
 pub use cross::MAX_TOTAL_CONTAINERS;
 pub use units::parse_duration;
 
-/// Checks `file` (parsed from `root`, in directory `dir`).
+/// Checks `file` (parsed from `root`, in directory `dir`); `project`
+/// (`--project`, already checked) names the project instead of the file.
 ///
 /// # Errors
 /// Every problem found, located.
@@ -40,6 +41,7 @@ pub(crate) fn validate(
     declared: &BTreeSet<String>,
     root: &Spanned<DeTable<'_>>,
     dir: &Path,
+    project: Option<&str>,
     backend: Option<Backend>,
 ) -> Result<Desired, Vec<Problem>> {
     let backend = backend.or(file.backend).unwrap_or(Backend::Docker);
@@ -47,7 +49,7 @@ pub(crate) fn validate(
         root,
         problems: Vec::new(),
     };
-    let project = v.project(file.project.as_deref(), dir);
+    let project = v.project(file.project.as_deref(), project, dir);
     let volumes = v.declared_volumes(file.volumes.as_ref());
     let mut services = BTreeMap::new();
     for (name, raw) in &file.services {
@@ -94,27 +96,34 @@ fn swarm_settings(raw: Option<&super::file::Swarm>) -> super::model::SwarmSettin
     }
 }
 
-/// The default project name: the directory's name, sanitised.
-pub fn default_project(dir: &Path) -> String {
+/// The default project name: the directory's name, sanitised (lower
+/// case; a character other than a letter, digit, `-` or `_` becomes `-`;
+/// leading `-` and `_` dropped).
+///
+/// # Errors
+/// What is left of the name (maybe nothing) when that is empty or fewer
+/// than half of the name's characters survive as they are: a name made
+/// mostly of dashes is no one's idea of the project's name.
+pub fn default_project(dir: &Path) -> Result<String, String> {
     let raw = dir
         .file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
         .unwrap_or_default();
-    let mut out: String = raw
+    let kept = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let name: String = raw.chars().map(|c| if kept(c) { c } else { '-' }).collect();
+    let name = name.trim_start_matches(['-', '_']).to_string();
+    // `name` is ASCII: its length is the number of characters of `raw` it
+    // comes from, at the end.
+    let survived = raw
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    out = out.trim_start_matches(['-', '_']).to_string();
-    if out.is_empty() {
-        "default".into()
+        .rev()
+        .take(name.len())
+        .filter(|c| kept(*c))
+        .count();
+    if name.is_empty() || survived * 2 < raw.chars().count() {
+        Err(name)
     } else {
-        out
+        Ok(name)
     }
 }
 
@@ -157,11 +166,12 @@ impl Validator<'_, '_> {
             .push(Problem::new(code, msg, span).label(label).help(help));
     }
 
-    fn project(&mut self, given: Option<&str>, dir: &Path) -> String {
-        let Some(p) = given else {
-            return default_project(dir);
-        };
-        if !valid_name(p) {
+    /// The project's name: `chosen` (`--project`), else the file's, else
+    /// the directory's.
+    fn project(&mut self, given: Option<&str>, chosen: Option<&str>, dir: &Path) -> String {
+        if let Some(p) = given
+            && !valid_name(p)
+        {
             self.err(
                 "muster::config::invalid_name",
                 format!("project name {p:?} is not valid"),
@@ -169,7 +179,33 @@ impl Validator<'_, '_> {
                 "use lower-case letters, digits, `-` and `_`, starting with a letter or digit",
             );
         }
-        p.to_string()
+        if let Some(p) = chosen.or(given) {
+            return p.to_string();
+        }
+        default_project(dir).unwrap_or_else(|left| {
+            let name = dir.file_name().unwrap_or(dir.as_os_str()).to_string_lossy();
+            let left = if left.is_empty() {
+                "nothing is left of it".to_string()
+            } else {
+                format!("only {left:?} is left of it")
+            };
+            self.problems.push(
+                Problem::new(
+                    "muster::config::unnamed_project",
+                    format!(
+                        "the file names no project, and its directory's name {name:?} does not \
+                         make one: {left} once sanitised"
+                    ),
+                    None,
+                )
+                .label("no `project` in the file")
+                .help(
+                    "name the project: add project = \"NAME\" at the top of the file \
+                     (lower-case letters, digits, `-` and `_`), or give --project NAME",
+                ),
+            );
+            left
+        })
     }
 }
 
@@ -273,7 +309,43 @@ mod tests {
 
     #[test]
     fn project_names_are_sanitised() {
-        assert_eq!(default_project(Path::new("/x/My Shop")), "my-shop");
-        assert_eq!(default_project(Path::new("/")), "default");
+        let named = |dir: &str| default_project(Path::new(dir));
+        assert_eq!(named("/x/My Shop"), Ok("my-shop".into()));
+        assert_eq!(named("/x/.shop_2"), Ok("shop_2".into()));
+        assert_eq!(named("/x/café"), Ok("caf-".into()));
+        // Nothing, or less than half, is left: no name.
+        assert_eq!(named("/"), Err(String::new()));
+        assert_eq!(named("/x/日本語"), Err(String::new()));
+        assert_eq!(named("/x/プロジェクト1"), Err("1".into()));
+        assert_eq!(named("/x/über straße"), Ok("ber-stra-e".into()));
+    }
+
+    #[test]
+    fn a_directory_name_that_makes_no_project_name_is_an_error_unless_one_is_given() {
+        let text = "[services.web]\nimage = \"busybox\"\n";
+        let dir = Path::new("/srv/日本語");
+        let invalid = parse_str("services.toml", text, dir).unwrap_err();
+        assert_eq!(invalid.problems.len(), 1);
+        assert_eq!(invalid.problems[0].code, "muster::config::unnamed_project");
+        let named = format!("project = \"shop\"\n{text}");
+        assert_eq!(
+            parse_str("services.toml", &named, dir).unwrap().project,
+            "shop"
+        );
+        let chosen =
+            crate::config::Sources::new(&dir.join("services.toml"), &[], None, Some("cli"));
+        let read = crate::config::Read {
+            files: vec![crate::config::ReadFile {
+                shown: "services.toml".into(),
+                bytes: text.as_bytes().to_vec(),
+            }],
+            env: None,
+            dir: dir.to_path_buf(),
+            project: chosen.project,
+        };
+        let desired = read
+            .check(&crate::config::interpolate::Vars::default(), None)
+            .unwrap();
+        assert_eq!(desired.project, "cli");
     }
 }
