@@ -127,7 +127,8 @@ impl Trigger {
 /// What wakes the daemon.
 #[derive(Debug)]
 pub enum Msg {
-    File,
+    /// A file of the chain (or the `.env`) changed: its name.
+    File(String),
     Event(Event),
     EngineLost(String),
     Hup,
@@ -244,6 +245,7 @@ pub async fn serve(
     d.connect().await;
     let mut reasons: Vec<Trigger> = vec!["start".into()];
     let mut file_due: Option<Instant> = None;
+    let mut saved: Vec<String> = Vec::new();
     let mut next_resync = Instant::now() + d.s.resync;
     'main: loop {
         if !reasons.is_empty() {
@@ -276,7 +278,12 @@ pub async fn serve(
         }
         for m in msgs {
             match m {
-                Msg::File => file_due = Some(Instant::now() + d.s.debounce),
+                Msg::File(name) => {
+                    if !saved.contains(&name) {
+                        saved.push(name);
+                    }
+                    file_due = Some(Instant::now() + d.s.debounce);
+                }
                 Msg::Event(e) => {
                     if let Some(why) = d.on_event(&e).await {
                         reasons.push(why);
@@ -293,9 +300,10 @@ pub async fn serve(
         let now = Instant::now();
         if file_due.is_some_and(|t| t <= now) {
             file_due = None;
+            let names = std::mem::take(&mut saved).join(", ");
             if d.reload_file() {
                 d.forget_plan();
-                reasons.push(format!("{} saved", file_name(&d.s.file)).into());
+                reasons.push(format!("{names} saved").into());
             }
         }
         if d.next_reconnect.is_some_and(|t| t <= now) && d.connect().await {
@@ -351,6 +359,7 @@ fn watch_file(
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
+    let shown = file_name(file);
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(event) = res
             && !event.kind.is_access()
@@ -359,7 +368,7 @@ fn watch_file(
                 .iter()
                 .any(|p| p.file_name() == Some(name.as_os_str()))
         {
-            let _ = tx.send(Msg::File);
+            let _ = tx.send(Msg::File(shown.clone()));
         }
     })
     .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;

@@ -187,6 +187,10 @@ fn a_scale_edits_the_file_of_the_chain_that_sets_the_count() {
     let web = Web::start_with(&project, None, &["-f", "prod.toml"]);
     let d = &web.daemon;
     d.wait_until("3 web run", T, || running(&project, "web") == 3);
+    // The reply's plan is made from the daemon's last look at the engine.
+    d.wait_until("the API shows what the engine runs", T, || {
+        api_state(&web.services()) == engine_state(&project)
+    });
     let base = file_text(&project);
     let r = web.scale_raw("web", r#"{"count": 4}"#);
     assert_eq!(r.status, 200, "{r:?}");
@@ -200,6 +204,11 @@ fn a_scale_edits_the_file_of_the_chain_that_sets_the_count() {
     );
     assert_eq!(file_text(&project), base, "the first file was written");
     d.wait_until("4 web containers run", T, || running(&project, "web") == 4);
+    d.wait_until("the daemon names the file that was saved", T, || {
+        web.services()["last_pass"]["trigger"]
+            .as_str()
+            .is_some_and(|t| t.contains("prod.toml saved") && !t.contains("services.toml"))
+    });
     assert_eq!(
         web.services()["file"]["path"],
         "services.toml + prod.toml",
