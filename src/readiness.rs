@@ -8,7 +8,7 @@
 //! `apply --wait` and by `restart`. Does engine I/O through the
 //! [`Backend`] trait.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +39,11 @@ pub struct Readiness<'a> {
     wakers: Mutex<HashMap<String, watch::Sender<u64>>>,
     /// When each unit last died, as the events told.
     died: Mutex<HashMap<String, Instant>>,
+    /// The units whose `start` the events told.
+    started: Mutex<HashSet<String>>,
+    /// Whether the event stream was ever lost: from then on, what the
+    /// events did not tell proves nothing.
+    lost: AtomicBool,
     /// Whether the backend has events to wake waits.
     evented: AtomicBool,
 }
@@ -51,6 +56,8 @@ impl<'a> Readiness<'a> {
             since: SystemTime::now(),
             wakers: Mutex::default(),
             died: Mutex::default(),
+            started: Mutex::default(),
+            lost: AtomicBool::new(false),
             evented: AtomicBool::new(false),
         }
     }
@@ -75,16 +82,20 @@ impl<'a> Readiness<'a> {
                 return std::future::pending().await;
             };
             while let Some(Ok(e)) = events.next().await {
-                if e.action == "die" {
-                    self.died
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(e.container.clone(), Instant::now());
+                match e.action.as_str() {
+                    "die" => {
+                        lock(&self.died).insert(e.container.clone(), Instant::now());
+                    }
+                    "start" => {
+                        lock(&self.started).insert(e.container.clone());
+                    }
+                    _ => {}
                 }
                 self.wake(Some(&e.container));
             }
             // Lost: every wait checks again, and the stream is replayed
             // from the start.
+            self.lost.store(true, Ordering::Relaxed);
             self.wake(None);
             tokio::time::sleep(Duration::from_millis(200)).await;
             stream = self.backend.changes(self.project, self.since);
@@ -93,10 +104,7 @@ impl<'a> Readiness<'a> {
 
     /// Wakes the waits of `name` (of every unit with `None`).
     fn wake(&self, name: Option<&str>) {
-        let wakers = self
-            .wakers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let wakers = lock(&self.wakers);
         match name {
             Some(name) => {
                 if let Some(w) = wakers.get(name) {
@@ -108,9 +116,7 @@ impl<'a> Readiness<'a> {
     }
 
     fn subscribe(&self, name: &str) -> watch::Receiver<u64> {
-        self.wakers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.wakers)
             .entry(name.to_string())
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
@@ -190,8 +196,10 @@ impl<'a> Readiness<'a> {
     /// Checks that containers started by this apply without a healthcheck
     /// kept running for `settle` after their start (`started`: name and
     /// when it started). The settle times run alongside the rest of the
-    /// work; this waits only for what is left of the last one, then one
-    /// list call (and the events seen) tell whether any of them exited.
+    /// work; this waits only for what is left of the last one. The events
+    /// then tell whether any of them died, once they told every start (the
+    /// stream is live and delivered at least that far); otherwise, or when
+    /// one died, one list call tells.
     ///
     /// # Errors
     /// [`ApplyError::NotReady`] for one that exited; engine errors.
@@ -207,13 +215,15 @@ impl<'a> Readiness<'a> {
             return Ok(());
         }
         tokio::time::sleep_until((last + settle).into()).await;
-        let died = |name: &str, since: Instant| {
-            self.died
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(name)
-                .is_some_and(|t| *t >= since)
+        let died =
+            |name: &str, since: Instant| lock(&self.died).get(name).is_some_and(|t| *t >= since);
+        let told = !self.lost.load(Ordering::Relaxed) && {
+            let seen = lock(&self.started);
+            started.iter().all(|(name, _)| seen.contains(name))
         };
+        if told && !started.iter().any(|(name, since)| died(name, *since)) {
+            return Ok(());
+        }
         let units = self.backend.units(self.project).await?;
         for (name, since) in started {
             let unit = units.iter().find(|u| &u.name == name);
@@ -272,4 +282,8 @@ pub async fn wait_all(
         ))
     });
     readiness.around(try_join_all(waits)).await.map(|_| ())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -119,6 +119,49 @@ fn parallel_scale_0_5_2_0_keeps_exactly_ordinals_1_to_count_with_labels_names_an
 /// muster's record of what it applied: a container removed outside muster
 /// is planned as "missing" (not a scale-up), a service scaled up from 0 is
 /// `~` (it is not new), and `down` removes the record.
+/// A parallel container whose command fails at once fails the apply
+/// (exit 1), named with its exit and its last lines, though nothing waits
+/// for it: the settle check at the end of its service catches it, whether
+/// the engine's events or the list call tell it.
+#[test]
+fn a_parallel_container_that_exits_at_once_fails_the_apply() {
+    let project = Project::new("settle");
+    project.write(&format!(
+        "project = \"{{project}}\"\n\n{}\n[services.bad]\nimage = \"{{image}}\"\ncount = 2\ncommand = [\"sh\", \"-c\", \"echo cannot bind the port; exit 3\"]\n",
+        support::sleeper_service("web", "{image}", 3)
+    ));
+    let out = muster_exits(&project, &["apply"], 1);
+    let p = project.name();
+    assert!(
+        out.stderr.contains("exited right after it started")
+            && out.stderr.contains(&format!("{p}-bad-")),
+        "{out}"
+    );
+    assert!(out.stderr.contains("cannot bind the port"), "{out}");
+    assert!(
+        out.stderr.contains("exited (3)") || out.stderr.contains("Exited (3)"),
+        "{out}"
+    );
+    // The sleepers are up; the failed ones are left exited for the next apply.
+    let states: Vec<(String, String)> = project
+        .containers()
+        .into_iter()
+        .map(|c| (c.name, c.state))
+        .collect();
+    for k in 1..=3 {
+        assert!(
+            states.contains(&(format!("{p}-web-{k}"), "running".into())),
+            "{states:?}"
+        );
+    }
+    assert!(
+        states
+            .iter()
+            .any(|(n, s)| n.starts_with(&format!("{p}-bad-")) && s == "exited"),
+        "{states:?}"
+    );
+}
+
 #[test]
 fn a_vanished_container_is_missing_and_a_scale_up_from_zero_is_not_new() {
     let project = Project::new("vanish");
