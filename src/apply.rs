@@ -106,9 +106,14 @@ struct Run<'a> {
     reporter: &'a dyn Reporter,
     readiness: &'a Readiness<'a>,
     failed: AtomicBool,
+    /// Services whose steps are not all done yet; a service's final
+    /// settle check does not count.
+    busy: watch::Sender<usize>,
 }
 
-/// Applies `plan` (computed from `desired`) to `engine`.
+/// Applies `plan` (computed from `desired`) to `engine`. `then` runs once
+/// every step succeeded, while the last settle checks still wait (it is
+/// not run after a failure); the apply returns once both are done.
 ///
 /// # Errors
 /// The first failure: an engine call, or a container that did not start or
@@ -119,6 +124,7 @@ pub async fn apply(
     plan: &Plan,
     options: &Options,
     reporter: &dyn Reporter,
+    then: impl Future<Output = ()>,
 ) -> Result<(), ApplyError> {
     let readiness = Readiness::new(engine, &desired.project);
     let run = Run {
@@ -130,8 +136,40 @@ pub async fn apply(
         reporter,
         readiness: &readiness,
         failed: AtomicBool::new(false),
+        busy: watch::channel(plan.services.len()).0,
     };
-    readiness.around(run.all(desired, plan)).await
+    let mut busy = run.busy.subscribe();
+    let steps = async {
+        let result = run.all(desired, plan).await;
+        if result.is_err() {
+            run.failed.store(true, Ordering::SeqCst);
+        }
+        run.busy.send_replace(0);
+        result
+    };
+    let then = async {
+        let _ = busy.wait_for(|n| *n == 0).await;
+        if !run.failed.load(Ordering::SeqCst) {
+            then.await;
+        }
+    };
+    readiness
+        .around(async { tokio::join!(steps, then).0 })
+        .await
+}
+
+/// Tells [`Run::busy`] once that a service's steps are done.
+struct StepsDone<'r> {
+    busy: &'r watch::Sender<usize>,
+    told: AtomicBool,
+}
+
+impl StepsDone<'_> {
+    fn tell(&self) {
+        if !self.told.swap(true, Ordering::SeqCst) {
+            self.busy.send_modify(|n| *n = n.saturating_sub(1));
+        }
+    }
 }
 
 impl<'a> Run<'a> {
@@ -179,7 +217,15 @@ impl<'a> Run<'a> {
                 })
                 .collect();
             async move {
-                let result = self.after(sp, needed).await;
+                let done = StepsDone {
+                    busy: &self.busy,
+                    told: AtomicBool::new(false),
+                };
+                let result = self.after(sp, needed, &done).await;
+                if result.is_err() {
+                    self.failed.store(true, Ordering::SeqCst);
+                }
+                done.tell();
                 finished.send_replace(Some(result.clone()));
                 result
             }
@@ -192,6 +238,7 @@ impl<'a> Run<'a> {
         &self,
         sp: &ServicePlan,
         needed: Vec<(&ServicePlan, watch::Receiver<Finished>)>,
+        done: &StepsDone<'_>,
     ) -> Result<(), ApplyError> {
         let Some(service) = &sp.service else {
             return Ok(());
@@ -219,7 +266,7 @@ impl<'a> Run<'a> {
                 wait.await?;
             }
         }
-        self.service(service, sp).await
+        self.service(service, sp, done).await
     }
 
     /// Runs `step` for each change, `width` at a time, reporting each. After
@@ -259,7 +306,12 @@ impl<'a> Run<'a> {
         first_error(results)
     }
 
-    async fn service(&self, service: &Service, sp: &ServicePlan) -> Result<(), ApplyError> {
+    async fn service(
+        &self,
+        service: &Service,
+        sp: &ServicePlan,
+        done: &StepsDone<'_>,
+    ) -> Result<(), ApplyError> {
         let todo: Vec<&Change> = sp
             .changes
             .iter()
@@ -331,6 +383,7 @@ impl<'a> Run<'a> {
         let started = started
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        done.tell();
         let settle = settle.min(PARALLEL_SETTLE);
         let what = Waiting::Settled { settle };
         self.told(

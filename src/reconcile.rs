@@ -132,17 +132,21 @@ pub async fn pass(
             stop: options.stop.clone(),
             ..apply::Options::new(options.parallel)
         };
-        let result = apply::apply(backend, desired, &current, &apply_options, observer).await;
+        // The record is written while the last settle checks wait.
+        let record = remember(backend, desired, options, &actual);
+        let result =
+            apply::apply(backend, desired, &current, &apply_options, observer, record).await;
         observer.applied(&current);
         result?;
-        remember(backend, desired, options, &actual).await;
         Ok(Outcome::Applied(current))
     })
     .await
 }
 
 /// Records what this pass applied over `actual` ([`Actual::applied`]),
-/// when that changed. A record that cannot be written is told, not failed:
+/// when that changed: once every step succeeded, alongside the last settle
+/// checks (a container that then exits is still there, to be started, not
+/// missing). A record that cannot be written is told, not failed:
 /// the engine has what the file says, and only the wording of a later
 /// plan (a unit that vanished, a service scaled up from 0) depends on it.
 async fn remember(backend: &dyn Backend, desired: &Desired, options: &Options, actual: &Actual) {
@@ -351,7 +355,7 @@ pub async fn down(
             stop: options.stop.clone(),
             ..apply::Options::new(options.parallel)
         };
-        apply::apply(backend, &nothing, &plan, &apply_options, observer).await?;
+        apply::apply(backend, &nothing, &plan, &apply_options, observer, async {}).await?;
         backend.record(&desired.project, &Applied::new()).await?;
         let network_kept = remove_network(backend, &desired.project).await?;
         let mut removed = Vec::new();

@@ -118,7 +118,7 @@ proptest! {
         }
         let images = vec![IMG.to_string()];
         let first = plan(&want, &engine.snapshot("p", &images), true);
-        block_on(apply::apply(&engine, &want, &first, &quick(3), &Quiet)).unwrap();
+        block_on(apply::apply(&engine, &want, &first, &quick(3), &Quiet, async {})).unwrap();
         let again = plan(&want, &engine.snapshot("p", &images), true);
         prop_assert!(again.is_empty(), "second plan not empty: {:?}", again.changes().collect::<Vec<_>>());
         let actual = engine.snapshot("p", &images);
@@ -139,7 +139,7 @@ fn sequential_service_creates_each_container_after_the_previous_started() {
     );
     let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
     let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
-    block_on(apply::apply(&engine, &want, &p, &quick(8), &Quiet)).unwrap();
+    block_on(apply::apply(&engine, &want, &p, &quick(8), &Quiet, async {})).unwrap();
     assert_eq!(
         engine.take_calls(),
         [
@@ -168,11 +168,11 @@ fn start_first_replaces_under_a_temporary_name_then_renames() {
     let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
     let old = desired(&text("1"));
     let p = plan(&old, &engine.snapshot("p", &[IMG.into()]), false);
-    block_on(apply::apply(&engine, &old, &p, &quick(8), &Quiet)).unwrap();
+    block_on(apply::apply(&engine, &old, &p, &quick(8), &Quiet, async {})).unwrap();
     engine.take_calls();
     let new = desired(&text("2"));
     let p = plan(&new, &engine.snapshot("p", &[IMG.into()]), false);
-    block_on(apply::apply(&engine, &new, &p, &quick(8), &Quiet)).unwrap();
+    block_on(apply::apply(&engine, &new, &p, &quick(8), &Quiet, async {})).unwrap();
     assert_eq!(
         engine.take_calls(),
         [
@@ -192,7 +192,7 @@ fn a_container_that_fails_to_start_stops_its_sequential_service_there() {
     let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
     engine.with(|s| s.failing.insert("p-db-2".into()));
     let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
-    let err = block_on(apply::apply(&engine, &want, &p, &quick(8), &Quiet)).unwrap_err();
+    let err = block_on(apply::apply(&engine, &want, &p, &quick(8), &Quiet, async {})).unwrap_err();
     assert!(err.to_string().contains("p-db-2"), "{err}");
     let names: Vec<String> = engine.with(|s| s.containers.keys().cloned().collect());
     assert_eq!(names, ["p-db-1", "p-db-2"]);
@@ -207,7 +207,7 @@ fn an_external_volume_is_mounted_by_its_own_name_and_never_created() {
     );
     let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
     let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
-    block_on(apply::apply(&engine, &want, &p, &quick(8), &Quiet)).unwrap();
+    block_on(apply::apply(&engine, &want, &p, &quick(8), &Quiet, async {})).unwrap();
     assert_eq!(
         engine.take_calls(),
         [
@@ -233,4 +233,41 @@ fn an_external_volume_is_mounted_by_its_own_name_and_never_created() {
         ]
     );
     assert!(engine.with(|s| !s.volumes.contains_key("legacy-data")));
+}
+
+/// What the apply runs once every step succeeded (the record) sees every
+/// container made; after a failure it does not run.
+#[test]
+fn then_runs_once_every_step_succeeded_and_never_after_a_failure() {
+    let text = "project = \"p\"\n[services.web]\nimage = \"img:1\"\ncount = 3\n\
+                [services.api]\nimage = \"img:1\"\ndepends_on = [\"web\"]\n";
+    let want = desired(text);
+    let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
+    let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
+    let seen = std::sync::Mutex::new(None);
+    let then = async {
+        let running = engine.with(|s| {
+            s.containers
+                .values()
+                .filter(|c| c.state == State::Running)
+                .count()
+        });
+        *seen.lock().unwrap() = Some(running);
+    };
+    block_on(apply::apply(&engine, &want, &p, &quick(8), &Quiet, then)).unwrap();
+    assert_eq!(*seen.lock().unwrap(), Some(4));
+
+    for failing in ["p-web-2", "p-api-1"] {
+        let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
+        engine.with(|s| s.failing.insert(failing.into()));
+        let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let then = async { ran.store(true, std::sync::atomic::Ordering::SeqCst) };
+        let err = block_on(apply::apply(&engine, &want, &p, &quick(8), &Quiet, then)).unwrap_err();
+        assert!(err.to_string().contains(failing), "{err}");
+        assert!(
+            !ran.load(std::sync::atomic::Ordering::SeqCst),
+            "ran after {failing} failed"
+        );
+    }
 }
