@@ -8,7 +8,7 @@
 //! `apply --wait` and by `restart`. Does engine I/O through the
 //! [`Backend`] trait.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +30,14 @@ use crate::waiting::{Tell, Waiting, told};
 const POLL_WITH_EVENTS: Duration = Duration::from_secs(1);
 const POLL_WITHOUT_EVENTS: Duration = Duration::from_millis(250);
 
+/// Where a unit's last `start` and `die` came among the events of one
+/// stream (1 for the first event).
+#[derive(Debug, Default, Clone, Copy)]
+struct Told {
+    start: Option<u64>,
+    die: Option<u64>,
+}
+
 /// The waits of one apply (or one `--wait`, one `restart`) on a project.
 pub struct Readiness<'a> {
     backend: &'a dyn Backend,
@@ -39,8 +47,8 @@ pub struct Readiness<'a> {
     wakers: Mutex<HashMap<String, watch::Sender<u64>>>,
     /// When each unit last died, as the events told.
     died: Mutex<HashMap<String, Instant>>,
-    /// The units whose `start` the events told.
-    started: Mutex<HashSet<String>>,
+    /// Where each unit's last `start` and last `die` came in the events.
+    told: Mutex<HashMap<String, Told>>,
     /// Whether the event stream was ever lost: from then on, what the
     /// events did not tell proves nothing.
     lost: AtomicBool,
@@ -56,7 +64,7 @@ impl<'a> Readiness<'a> {
             since: SystemTime::now(),
             wakers: Mutex::default(),
             died: Mutex::default(),
-            started: Mutex::default(),
+            told: Mutex::default(),
             lost: AtomicBool::new(false),
             evented: AtomicBool::new(false),
         }
@@ -77,17 +85,23 @@ impl<'a> Readiness<'a> {
         &self,
         mut stream: Option<BoxStream<'static, crate::engine::Result<crate::engine::Event>>>,
     ) -> Infallible {
+        let mut n: u64 = 0;
         loop {
             let Some(mut events) = stream.take() else {
                 return std::future::pending().await;
             };
             while let Some(Ok(e)) = events.next().await {
+                n += 1;
                 match e.action.as_str() {
                     "die" => {
                         lock(&self.died).insert(e.container.clone(), Instant::now());
+                        lock(&self.told).entry(e.container.clone()).or_default().die = Some(n);
                     }
                     "start" => {
-                        lock(&self.started).insert(e.container.clone());
+                        lock(&self.told)
+                            .entry(e.container.clone())
+                            .or_default()
+                            .start = Some(n);
                     }
                     _ => {}
                 }
@@ -197,9 +211,9 @@ impl<'a> Readiness<'a> {
     /// kept running for `settle` after their start (`started`: name and
     /// when it started). The settle times run alongside the rest of the
     /// work; this waits only for what is left of the last one. The events
-    /// then tell whether any of them died, once they told every start (the
-    /// stream is live and delivered at least that far); otherwise, or when
-    /// one died, one list call tells.
+    /// then tell that none of them died since its start, once they told
+    /// every start (the stream is live and delivered at least that far);
+    /// otherwise, or when one died, one list call tells.
     ///
     /// # Errors
     /// [`ApplyError::NotReady`] for one that exited; engine errors.
@@ -217,11 +231,14 @@ impl<'a> Readiness<'a> {
         tokio::time::sleep_until((last + settle).into()).await;
         let died =
             |name: &str, since: Instant| lock(&self.died).get(name).is_some_and(|t| *t >= since);
-        let told = !self.lost.load(Ordering::Relaxed) && {
-            let seen = lock(&self.started);
-            started.iter().all(|(name, _)| seen.contains(name))
+        let alive = !self.lost.load(Ordering::Relaxed) && {
+            let told = lock(&self.told);
+            started.iter().all(|(name, _)| {
+                told.get(name)
+                    .is_some_and(|t| t.start.is_some() && t.die < t.start)
+            })
         };
-        if told && !started.iter().any(|(name, since)| died(name, *since)) {
+        if alive {
             return Ok(());
         }
         let units = self.backend.units(self.project).await?;
