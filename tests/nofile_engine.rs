@@ -7,7 +7,7 @@
 mod support;
 
 use support::{
-    Project, block_on, docker, hold_lock, muster_exits, muster_ok, record_events, run_foreign,
+    Project, create_volume, hold_lock, muster_exits, muster_ok, record_events, run_foreign,
     sleepers_of_project,
 };
 
@@ -27,21 +27,6 @@ volumes = ["data-{ordinal}:/data", "legacy:/legacy"]
 init = true
 stop_grace_period = "1s"
 "#;
-
-fn create_volume(name: &str, labels: &[(&str, &str)]) {
-    let request = bollard::models::VolumeCreateRequest {
-        name: Some(name.to_string()),
-        labels: Some(
-            labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
-        ..Default::default()
-    };
-    block_on(docker().create_volume(request))
-        .unwrap_or_else(|e| panic!("cannot create volume {name}: {e}"));
-}
 
 #[test]
 fn down_and_ps_with_project_go_by_the_labels_when_the_file_is_missing_or_invalid() {

@@ -9,8 +9,8 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    Project, exists, id_and_state, ids, lock_name, muster, muster_exits, muster_ok, names,
-    record_events, run_foreign,
+    Project, create_volume, exists, id_and_state, ids, lock_name, muster, muster_exits, muster_ok,
+    names, record_events, run_foreign,
 };
 
 const TWO: &str = r#"project = "{project}"
@@ -312,21 +312,6 @@ fn containers_without_the_project_label_are_never_touched_by_apply_prune_or_down
         [foreign_volumes[1].clone(), foreign_volumes[0].clone()],
         "down --volumes removed a volume without the project's label"
     );
-}
-
-fn create_volume(name: &str, labels: &[(&str, &str)]) {
-    let request = bollard::models::VolumeCreateRequest {
-        name: Some(name.to_string()),
-        labels: Some(
-            labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
-        ..Default::default()
-    };
-    support::block_on(support::docker().create_volume(request))
-        .unwrap_or_else(|e| panic!("cannot create volume {name}: {e}"));
 }
 
 #[test]

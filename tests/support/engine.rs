@@ -241,6 +241,22 @@ pub fn rfc3339_nanos(s: &str) -> i128 {
     i128::from(secs) * 1_000_000_000 + i128::from(frac_nanos)
 }
 
+/// Creates volume `name` with `labels`, as a user would by hand.
+pub fn create_volume(name: &str, labels: &[(&str, &str)]) {
+    let request = bollard::models::VolumeCreateRequest {
+        name: Some(name.to_string()),
+        labels: Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    block_on(docker().create_volume(request))
+        .unwrap_or_else(|e| panic!("cannot create volume {name}: {e}"));
+}
+
 /// The labels of volume `name`.
 pub fn volume_labels(name: &str) -> BTreeMap<String, String> {
     block_on(docker().inspect_volume(name))
