@@ -140,7 +140,7 @@ pub async fn apply(
     };
     let mut busy = run.busy.subscribe();
     let steps = async {
-        let result = run.all(desired, plan).await;
+        let result = run.all(plan).await;
         if result.is_err() {
             run.failed.store(true, Ordering::SeqCst);
         }
@@ -173,7 +173,7 @@ impl StepsDone<'_> {
 }
 
 impl<'a> Run<'a> {
-    async fn all(&'a self, desired: &Desired, plan: &'a Plan) -> Result<(), ApplyError> {
+    async fn all(&'a self, plan: &'a Plan) -> Result<(), ApplyError> {
         // Removals, dependents first.
         for sp in plan.services.iter().rev() {
             let removes: Vec<&Change> = sp
@@ -197,7 +197,7 @@ impl<'a> Run<'a> {
             .changes()
             .any(|c| matches!(c.action, Action::Create | Action::Recreate | Action::Update));
         if creates {
-            self.engine.ensure_network(&desired.project).await?;
+            self.engine.ensure_network(self.project).await?;
         }
         // The graph: each service waits for what it depends on (earlier in
         // `plan.services`, which is in `depends_on` order) to be done.
@@ -369,8 +369,7 @@ impl<'a> Run<'a> {
         // settle is checked with the others'); start-first ones settle
         // before the container they replace goes.
         let width = service.update.parallelism.max(1) as usize;
-        let inline =
-            service.update.order == UpdateOrder::StartFirst || self.layout != Layout::Containers;
+        let inline = service.update.order == UpdateOrder::StartFirst;
         let wait = if inline { settle } else { Duration::ZERO };
         self.each(recreates, width, |c| async move {
             self.converge(service, c, Some(wait)).await?;
@@ -525,19 +524,15 @@ impl<'a> Run<'a> {
     async fn create_and_start(&self, unit: &UnitRequest<'_>) -> Result<(), ApplyError> {
         self.ensure_volumes(unit).await?;
         self.engine.create(unit).await?;
-        if self.layout.replicated(unit.service) || self.layout == Layout::SwarmServices {
+        if self.layout == Layout::SwarmServices {
             return Ok(());
         }
         if let Err(e) = self.engine.start(unit.name).await {
             if e.kind == ErrorKind::Unreachable {
                 return Err(e.into());
             }
-            let logs = self.engine.logs(unit.name, 20).await.unwrap_or_default();
-            return Err(ApplyError::NotReady {
-                container: unit.name.to_string(),
-                why: format!("failed to start: {}", e.message),
-                logs,
-            });
+            let why = format!("failed to start: {}", e.message);
+            return Err(self.readiness.not_ready(unit.name, why).await);
         }
         Ok(())
     }

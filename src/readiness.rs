@@ -31,11 +31,12 @@ const POLL_WITH_EVENTS: Duration = Duration::from_secs(1);
 const POLL_WITHOUT_EVENTS: Duration = Duration::from_millis(250);
 
 /// Where a unit's last `start` and `die` came among the events of one
-/// stream (1 for the first event).
+/// stream (1 for the first event), and when its last `die` came in.
 #[derive(Debug, Default, Clone, Copy)]
 struct Told {
     start: Option<u64>,
     die: Option<u64>,
+    died_at: Option<Instant>,
 }
 
 /// The waits of one apply (or one `--wait`, one `restart`) on a project.
@@ -45,9 +46,7 @@ pub struct Readiness<'a> {
     since: SystemTime,
     /// Bumped at each event of a unit, by name.
     wakers: Mutex<HashMap<String, watch::Sender<u64>>>,
-    /// When each unit last died, as the events told.
-    died: Mutex<HashMap<String, Instant>>,
-    /// Where each unit's last `start` and last `die` came in the events.
+    /// Each unit's last `start` and last `die`, as the events told.
     told: Mutex<HashMap<String, Told>>,
     /// Whether the event stream was ever lost: from then on, what the
     /// events did not tell proves nothing.
@@ -63,7 +62,6 @@ impl<'a> Readiness<'a> {
             project,
             since: SystemTime::now(),
             wakers: Mutex::default(),
-            died: Mutex::default(),
             told: Mutex::default(),
             lost: AtomicBool::new(false),
             evented: AtomicBool::new(false),
@@ -94,8 +92,10 @@ impl<'a> Readiness<'a> {
                 n += 1;
                 match e.action.as_str() {
                     "die" => {
-                        lock(&self.died).insert(e.container.clone(), Instant::now());
-                        lock(&self.told).entry(e.container.clone()).or_default().die = Some(n);
+                        let mut told = lock(&self.told);
+                        let t = told.entry(e.container.clone()).or_default();
+                        t.die = Some(n);
+                        t.died_at = Some(Instant::now());
                     }
                     "start" => {
                         lock(&self.told)
@@ -153,7 +153,7 @@ impl<'a> Readiness<'a> {
         let mut woken = self.subscribe(name);
         let began = Instant::now();
         let deadline = began + service.ready_timeout;
-        let settled = began + settle.min(service.ready_timeout / 2);
+        let settled = began + settle;
         let most = if self.evented.load(Ordering::Relaxed) {
             POLL_WITH_EVENTS
         } else {
@@ -229,8 +229,12 @@ impl<'a> Readiness<'a> {
             return Ok(());
         }
         tokio::time::sleep_until((last + settle).into()).await;
-        let died =
-            |name: &str, since: Instant| lock(&self.died).get(name).is_some_and(|t| *t >= since);
+        let died = |name: &str, since: Instant| {
+            lock(&self.told)
+                .get(name)
+                .and_then(|t| t.died_at)
+                .is_some_and(|t| t >= since)
+        };
         let alive = !self.lost.load(Ordering::Relaxed) && {
             let told = lock(&self.told);
             started.iter().all(|(name, _)| {
@@ -254,7 +258,8 @@ impl<'a> Readiness<'a> {
         Ok(())
     }
 
-    async fn not_ready(&self, name: &str, why: String) -> ApplyError {
+    /// The error for `name`, with the tail of its logs.
+    pub(crate) async fn not_ready(&self, name: &str, why: String) -> ApplyError {
         let logs = self.backend.logs(name, 20).await.unwrap_or_default();
         ApplyError::NotReady {
             container: name.to_string(),
