@@ -91,8 +91,8 @@ impl Context {
         self.sources().load(self.backend)
     }
 
-    /// The file; or, when it cannot be used and `--project` names the
-    /// project, the project by its name alone (`None` for the file), so
+    /// The file (with `true`); or, when it cannot be used and `--project`
+    /// names the project, the project by its name alone (with `false`), so
     /// that `down` and `ps` find it by its labels on the engine, as
     /// `docker compose -p NAME down` does. Says so on stderr.
     ///

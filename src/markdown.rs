@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use crate::config::plural;
 use crate::plan::{Action, Change, FieldChange, Plan, ServicePlan};
-use crate::render::summary_line;
+use crate::render::{holds_suffix, summary_line};
 
 /// The marker of an action, as in the text plan.
 fn marker(action: Action) -> &'static str {
@@ -212,7 +212,7 @@ pub fn plan_markdown(plan: &Plan, endpoint: impl std::fmt::Display) -> String {
     }
     let orphans: Vec<_> = plan.orphans.iter().filter(|_| !plan.pruned).collect();
     for o in &orphans {
-        let holds = o.holds_text().map_or(String::new(), |h| format!("; {h}"));
+        let holds = holds_suffix(o);
         let _ = writeln!(
             out,
             "- orphan {}: {} (use `--prune` to remove){holds}",

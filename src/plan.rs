@@ -260,23 +260,6 @@ pub struct HeldPort {
     pub wanted_by: String,
 }
 
-impl std::fmt::Display for HeldPort {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "host port {}, which {} needs", self.port, self.wanted_by)
-    }
-}
-
-impl Orphan {
-    /// `it holds host port 80, which site needs` (`None` when it holds none).
-    pub fn holds_text(&self) -> Option<String> {
-        if self.holds.is_empty() {
-            return None;
-        }
-        let each: Vec<String> = self.holds.iter().map(ToString::to_string).collect();
-        Some(format!("it holds {}", each.join(" and ")))
-    }
-}
-
 /// The whole diff.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {

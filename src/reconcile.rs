@@ -212,7 +212,11 @@ fn check_ports(plan: &Plan) -> Result<(), Error> {
     if plan.pruned {
         return Ok(());
     }
-    let Some((o, holds)) = plan.orphans.iter().find_map(|o| Some((o, o.holds_text()?))) else {
+    let Some((o, holds)) = plan
+        .orphans
+        .iter()
+        .find_map(|o| Some((o, crate::render::holds(o)?)))
+    else {
         return Ok(());
     };
     let message = format!(

@@ -7,7 +7,7 @@ use crate::backoff::BackoffRecord;
 use crate::config::plural;
 use crate::error::Error;
 use crate::output::Paint;
-use crate::plan::{Action, Change, FieldChange, Layout, Plan, Reason, ServicePlan};
+use crate::plan::{Action, Change, FieldChange, Layout, Orphan, Plan, Reason, ServicePlan};
 
 /// The marker of an action: `+` green, `-` red, `~` yellow, `>` cyan.
 fn marker(p: Paint, action: Action) -> String {
@@ -191,7 +191,7 @@ pub fn plan_text(plan: &Plan, endpoint: impl std::fmt::Display, color: bool) -> 
         }
     }
     for o in plan.orphans.iter().filter(|_| !plan.pruned) {
-        let holds = o.holds_text().map_or(String::new(), |h| format!("; {h}"));
+        let holds = holds_suffix(o);
         let _ = writeln!(
             out,
             "{} {}  orphan  {} (use --prune to remove){holds}",
@@ -714,4 +714,22 @@ impl PsService {
             containers,
         }
     }
+}
+
+/// `it holds host port 80, which site needs` (`None` when `o` holds none).
+pub fn holds(o: &Orphan) -> Option<String> {
+    if o.holds.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = o
+        .holds
+        .iter()
+        .map(|h| format!("host port {}, which {} needs", h.port, h.wanted_by))
+        .collect();
+    Some(format!("it holds {}", each.join(" and ")))
+}
+
+/// [`holds`] after an orphan's line: `; it holds …`, or nothing.
+pub fn holds_suffix(o: &Orphan) -> String {
+    holds(o).map_or(String::new(), |h| format!("; {h}"))
 }

@@ -52,7 +52,7 @@ impl Drop for RawMode {
 
 /// The size of the terminal on stdout; `None` without one, or when it
 /// does not know its size.
-pub fn size() -> Option<TermSize> {
+fn size() -> Option<TermSize> {
     let mut ws = libc::winsize {
         ws_row: 0,
         ws_col: 0,

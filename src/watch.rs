@@ -905,16 +905,18 @@ impl Daemon<'_> {
                     // none: another muster did it while this one waited.
                     let by = observer.waited_for.lock().ok().and_then(|w| *w);
                     self.log_line(&already_applied(by), true);
-                } else if held.is_empty() && triggers.iter().all(|t| t.then.is_some()) {
-                    // Units stopped or removed that the file does not want
-                    // (another muster's scale-down, an orphan): not drift.
-                    self.forget_plan();
-                    tracing::debug!("{why}: {summary}");
                 } else if held.is_empty() {
                     // The engine is as the file says: a later plan, even the
                     // same one, is news.
                     self.forget_plan();
-                    self.log_line(&format!("{why}: {summary}"), false);
+                    if triggers.iter().all(|t| t.then.is_some()) {
+                        // Units stopped or removed that the file does not
+                        // want (another muster's scale-down, an orphan):
+                        // not drift.
+                        tracing::debug!("{why}: {summary}");
+                    } else {
+                        self.log_line(&format!("{why}: {summary}"), false);
+                    }
                 } else {
                     self.log_line(
                         &format!("{why}: {} waits out its back-off", held.join(", ")),

@@ -96,7 +96,7 @@ fn not_found(shown: &str, path: &Path) -> Invalid {
 }
 
 /// The absolute directory of `file`.
-fn dir_of(file: &Path) -> PathBuf {
+pub(crate) fn dir_of(file: &Path) -> PathBuf {
     let dir = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -1313,14 +1313,8 @@ pub fn run(printer: &Printer, req: &ImportRequest) -> Result<(), Error> {
             crate::sanitize::text(&w.message)
         ));
     }
-    let out_dir = req
-        .out
-        .as_deref()
-        .and_then(Path::parent)
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     // Absolute, so that the project name comes from the directory's name.
-    let out_dir = std::path::absolute(out_dir).unwrap_or_else(|_| out_dir.to_path_buf());
+    let out_dir = crate::config::dir_of(req.out.as_deref().unwrap_or(Path::new("services.toml")));
     let out_shown = req
         .out
         .as_ref()
