@@ -406,8 +406,10 @@ impl<'a> Run<'a> {
         name: &str,
         settle: Duration,
     ) -> Result<(), ApplyError> {
-        let what = Waiting::ready(service);
-        self.told(name, what, self.readiness.ready(service, name, settle))
+        self.readiness
+            .ready_told(service, name, settle, |who, what| {
+                self.reporter.waiting(who, what);
+            })
             .await
     }
 

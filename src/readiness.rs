@@ -207,6 +207,21 @@ impl<'a> Readiness<'a> {
         }
     }
 
+    /// [`Readiness::ready`]; `tell` hears of the wait once it has lasted.
+    ///
+    /// # Errors
+    /// As [`Readiness::ready`].
+    pub async fn ready_told(
+        &self,
+        service: &Service,
+        name: &str,
+        settle: Duration,
+        tell: impl Fn(&str, &Waiting),
+    ) -> Result<(), ApplyError> {
+        let what = Waiting::ready(service);
+        told(|| tell(name, &what), self.ready(service, name, settle)).await
+    }
+
     /// Checks that containers started by this apply without a healthcheck
     /// kept running for `settle` after their start (`started`: name and
     /// when it started). The settle times run alongside the rest of the
@@ -297,11 +312,7 @@ pub async fn wait_all(
         if containers && listed_ready(service, u) {
             return None;
         }
-        let what = Waiting::ready(service);
-        Some(told(
-            move || tell(&u.name, &what),
-            readiness.ready(service, &u.name, Duration::ZERO),
-        ))
+        Some(readiness.ready_told(service, &u.name, Duration::ZERO, tell))
     });
     readiness.around(try_join_all(waits)).await.map(|_| ())
 }

@@ -85,9 +85,9 @@ impl Restart<'_> {
         told(|| (self.tell)(name, &what), stop).await?;
         self.backend.start(name).await?;
         if ready {
-            let what = Waiting::ready(service);
-            let wait = self.readiness.ready(service, name, Duration::ZERO);
-            told(|| (self.tell)(name, &what), wait).await?;
+            self.readiness
+                .ready_told(service, name, Duration::ZERO, self.tell)
+                .await?;
         }
         (self.done)(name, began.elapsed());
         Ok(())
