@@ -31,8 +31,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{
     Actual, Applied, Backend, ContainerSpec, Endpoint, EngineError, ErrorKind, ExecRequest, Health,
-    LABEL_APPLIED, LABEL_LOCK, LABEL_PROJECT, LABEL_RECORD_PROJECT, LockHolder, Published, Result,
-    State, Status, TermSize, Unit, UnitRequest, container_spec, network_name, record_name,
+    LABEL_LOCK, LABEL_PROJECT, LockHolder, Published, Result, State, Status, TermSize, Unit,
+    UnitRequest, container_spec, network_name, record_name,
 };
 use crate::config::Restart;
 use crate::lock::LABEL_LOCK_PROJECT;
@@ -1061,15 +1061,7 @@ impl Backend for DockerEngine {
         if applied.is_empty() {
             return Ok(());
         }
-        let json = serde_json::to_string(applied)
-            .map_err(|e| EngineError::new(&doing, ErrorKind::Other, e.to_string()))?;
-        let body = marker(
-            "record",
-            [
-                (LABEL_APPLIED, json),
-                (LABEL_RECORD_PROJECT, project.to_string()),
-            ],
-        );
+        let body = marker("record", super::record_labels(project, applied, &doing)?);
         let name = record_name(project);
         let create = || self.create_marker(&name, &body, &doing);
         match create().await {

@@ -58,6 +58,21 @@ fn read_record(project: &str, labels: &HashMap<String, String>) -> Option<Applie
     )
 }
 
+/// The labels of the record of `project` that says `applied`: what
+/// [`read_record`] reads.
+fn record_labels(
+    project: &str,
+    applied: &Applied,
+    doing: &str,
+) -> Result<[(&'static str, String); 2]> {
+    let json = serde_json::to_string(applied)
+        .map_err(|e| EngineError::new(doing, ErrorKind::Other, e.to_string()))?;
+    Ok([
+        (LABEL_APPLIED, json),
+        (LABEL_RECORD_PROJECT, project.to_string()),
+    ])
+}
+
 /// The name of container `ordinal` of `service`.
 pub fn container_name(project: &str, service: &str, ordinal: u32) -> String {
     format!("{project}-{service}-{ordinal}")

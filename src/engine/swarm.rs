@@ -24,12 +24,11 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use super::LABEL_RECORD_PROJECT;
 use super::docker::{DockerEngine, NetworkKind, filters, map_err, nanos};
 use super::{
-    Actual, Applied, Backend, Endpoint, EngineError, ErrorKind, Event, Health, LABEL_APPLIED,
-    LABEL_CONFIG, LABEL_HASH, LABEL_LOCK, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder,
-    Replicas, Result, State, Status, Task, Unit, UnitRequest, network_name, record_name,
+    Actual, Applied, Backend, Endpoint, EngineError, ErrorKind, Event, Health, LABEL_CONFIG,
+    LABEL_HASH, LABEL_LOCK, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder, Replicas,
+    Result, State, Status, Task, Unit, UnitRequest, network_name, record_name,
 };
 use crate::config::{
     EndpointMode, Mode, PublishMode, Restart, Service, UpdateOrder, VolumeSource, hash_shape,
@@ -956,14 +955,10 @@ impl Backend for SwarmEngine {
         if applied.is_empty() {
             return Ok(());
         }
-        let json = serde_json::to_string(applied)
-            .map_err(|e| EngineError::new(&doing, ErrorKind::Other, e.to_string()))?;
+        let labels = super::record_labels(project, applied, &doing)?;
         let spec = ConfigSpec {
             name: Some(name),
-            labels: Some(HashMap::from([
-                (LABEL_APPLIED.to_string(), json),
-                (LABEL_RECORD_PROJECT.to_string(), project.to_string()),
-            ])),
+            labels: Some(labels.map(|(k, v)| (k.to_string(), v)).into()),
             // The data is not read; the counts are in a label.
             data: Some("cmVjb3Jk".into()),
             templating: None,
