@@ -615,6 +615,19 @@ impl Backend for SwarmEngine {
     }
 
     async fn observe(&self, project: &str, images: &[String]) -> Result<Actual> {
+        let (units, applied, image_ids) = tokio::join!(
+            self.units(project),
+            self.read_record(project),
+            self.docker.image_ids(images)
+        );
+        Ok(Actual {
+            units: units?,
+            image_ids: image_ids?,
+            applied: applied?,
+        })
+    }
+
+    async fn units(&self, project: &str) -> Result<Vec<Unit>> {
         let label = format!("{LABEL_PROJECT}={project}");
         // A project that the docker backend runs here is not this backend's.
         let containers = self
@@ -726,13 +739,7 @@ impl Backend for SwarmEngine {
             });
         }
         units.sort_by(|a, b| a.name.cmp(&b.name));
-        let image_ids = self.docker.image_ids(images).await?;
-        let applied = self.read_record(project).await?;
-        Ok(Actual {
-            units,
-            image_ids,
-            applied,
-        })
+        Ok(units)
     }
 
     async fn pull(&self, image: &str) -> Result<()> {
