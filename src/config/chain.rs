@@ -279,12 +279,11 @@ impl Read {
         Ok(super::effective::render(&merged, &origin, show_sensitive))
     }
 
-    /// The services the files declare, read but not checked (for shell
-    /// completion: a file in the middle of an edit still has names).
-    pub fn service_names(&self) -> std::collections::BTreeSet<String> {
-        let mut names = std::collections::BTreeSet::new();
-        for f in &self.files {
-            let Ok(text) = text_of(&f.shown, &f.bytes) else {
+    /// Calls `f` with the index and the `[services]` table of each file
+    /// that parses (read, not checked).
+    fn each_services(&self, mut f: impl FnMut(usize, &DeTable<'_>)) {
+        for (i, file) in self.files.iter().enumerate() {
+            let Ok(text) = text_of(&file.shown, &file.bytes) else {
                 continue;
             };
             let Ok(root) = DeTable::parse(text) else {
@@ -293,9 +292,18 @@ impl Read {
             if let Some(DeValue::Table(services)) =
                 root.get_ref().get("services").map(Spanned::get_ref)
             {
-                names.extend(services.iter().map(|(k, _)| k.get_ref().to_string()));
+                f(i, services);
             }
         }
+    }
+
+    /// The services the files declare, read but not checked (for shell
+    /// completion: a file in the middle of an edit still has names).
+    pub fn service_names(&self) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        self.each_services(|_, services| {
+            names.extend(services.iter().map(|(k, _)| k.get_ref().to_string()));
+        });
         names
     }
 
@@ -306,25 +314,15 @@ impl Read {
     pub fn count_owner(&self, service: &str) -> (usize, Option<String>) {
         let mut declared = None;
         let mut owner = None;
-        for (i, f) in self.files.iter().enumerate() {
-            let Ok(text) = text_of(&f.shown, &f.bytes) else {
-                continue;
-            };
-            let Ok(root) = DeTable::parse(text) else {
-                continue;
-            };
-            let Some(table) = root
-                .get_ref()
-                .get("services")
-                .and_then(|s| s.get_ref().get(service))
-            else {
-                continue;
+        self.each_services(|i, services| {
+            let Some(table) = services.get(service) else {
+                return;
             };
             declared.get_or_insert(i);
             if let Some(c) = table.get_ref().get("count") {
                 owner = Some((i, c.get_ref().as_str().map(str::to_string)));
             }
-        }
+        });
         owner.unwrap_or((declared.unwrap_or(0), None))
     }
 }
