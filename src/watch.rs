@@ -248,7 +248,10 @@ pub async fn serve(
     let mut saved: Vec<String> = Vec::new();
     let mut next_resync = Instant::now() + d.s.resync;
     'main: loop {
-        if !reasons.is_empty() {
+        // A save not yet read goes first: a pass never plans from a file
+        // older than one already saved (another muster may be applying the
+        // new one, and its stops and removals are what woke this pass).
+        if !reasons.is_empty() && file_due.is_none() {
             let why = std::mem::take(&mut reasons);
             d.pass(&why).await;
             next_resync = Instant::now() + d.s.resync;
@@ -909,13 +912,18 @@ impl Daemon<'_> {
                     // The engine is as the file says: a later plan, even the
                     // same one, is news.
                     self.forget_plan();
-                    if triggers.iter().all(|t| t.then.is_some()) {
-                        // Units stopped or removed that the file does not
-                        // want (another muster's scale-down, an orphan):
-                        // not drift.
+                    // Units stopped or removed that the file does not want
+                    // (another muster's scale-down or apply, an orphan) are
+                    // not drift: only the other triggers are said.
+                    let said: Vec<&str> = triggers
+                        .iter()
+                        .filter(|t| t.then.is_none())
+                        .map(|t| t.why.as_str())
+                        .collect();
+                    if said.is_empty() {
                         tracing::debug!("{why}: {summary}");
                     } else {
-                        self.log_line(&format!("{why}: {summary}"), false);
+                        self.log_line(&format!("{}: {summary}", said.join(", ")), false);
                     }
                 } else {
                     self.log_line(

@@ -108,6 +108,44 @@ fn removals_by_another_muster_are_not_drift() {
     assert!(exactly_running(&project, 1), "{}", d.transcript());
 }
 
+/// A save, then at once `muster apply` in a terminal: the daemon does not
+/// act on the terminal apply's stops and removals with the file it read
+/// before the save (which would undo that apply for a moment); it reads
+/// the save first, and finds the work done.
+#[test]
+fn a_save_applied_by_another_muster_is_not_undone_by_the_daemon() {
+    let project = Project::new("w-saved");
+    project.write(&support::sleepers_of_project(2));
+    // A long debounce: the terminal apply runs well inside it.
+    let d = Daemon::start(&project, &["watch", "--debounce", "2s", "--resync", "1h"]);
+    d.wait_until("2 sleepers run", T, || exactly_running(&project, 2));
+    d.wait_line(0, "Applied:", T);
+    let mark = d.mark();
+    let newer = support::sleepers_of_project(1).replace(
+        "stop_grace_period",
+        "env = { GENERATION = \"2\" }\nstop_grace_period",
+    );
+    project.write(&newer);
+    support::muster_ok(&project, &["apply"]);
+    let web1 = format!("{}-web-1", project.name());
+    let id = support::id_and_state(&web1).0;
+    d.wait_line(mark, "services.toml saved", T);
+    // The daemon's pass for the save, then time for any event.
+    std::thread::sleep(Duration::from_secs(3));
+    d.assert_never_said(
+        mark,
+        &["outside muster", "back-off", "crashed"],
+        "the terminal apply's stops and removals acted on with the older file",
+    );
+    assert_eq!(
+        support::id_and_state(&web1).0,
+        id,
+        "web-1 was recreated:\n{}",
+        d.transcript()
+    );
+    assert!(exactly_running(&project, 1), "{}", d.transcript());
+}
+
 /// A trigger line ends with its outcome also when another muster did the
 /// work while the daemon waited for the lock.
 #[test]
