@@ -644,6 +644,9 @@ pub async fn pull(ctx: &Context, printer: &Printer) -> Result<Done, Error> {
     if failed.is_empty() {
         Ok(Done::Ok)
     } else {
-        Err(Error::Pull(failed))
+        Err(Error::Pull {
+            failed,
+            missing: false,
+        })
     }
 }

@@ -25,9 +25,13 @@ pub enum Error {
     /// A saved plan that cannot be applied; nothing changed.
     #[error(transparent)]
     SavedPlan(#[from] SavedPlanError),
-    /// Images that are not on the engine and cannot be pulled; nothing changed.
-    #[error("{}", pull_text(.0))]
-    Pull(Vec<EngineError>),
+    /// Images that cannot be pulled: with `missing`, images the engine
+    /// lacks, for an apply that then changed nothing (else `muster pull`).
+    #[error("{}", pull_text(failed, *missing))]
+    Pull {
+        failed: Vec<EngineError>,
+        missing: bool,
+    },
     /// `scale --apply`: the files were changed, then the apply failed;
     /// they are ahead of the engine.
     #[error("{source}")]
@@ -42,18 +46,21 @@ pub enum Error {
     Other(String),
 }
 
-fn pull_text(failures: &[EngineError]) -> String {
+fn pull_text(failures: &[EngineError], missing: bool) -> String {
     let mut out = String::new();
     for e in failures {
         out.push_str(&format!("{e}\n"));
     }
-    out.push_str(&format!(
-        "{} not on the engine and cannot be pulled; nothing was changed",
-        if failures.len() == 1 {
-            "an image is"
-        } else {
-            "images are"
+    let (one, more) = (failures.len() == 1, failures.len());
+    out.push_str(&match (missing, one) {
+        (true, true) => {
+            "an image is not on the engine and cannot be pulled; nothing was changed".into()
         }
-    ));
+        (true, false) => {
+            "images are not on the engine and cannot be pulled; nothing was changed".into()
+        }
+        (false, true) => "an image could not be pulled".into(),
+        (false, false) => format!("{more} images could not be pulled"),
+    });
     out
 }

@@ -201,7 +201,10 @@ async fn pull(
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(Error::Pull(failed))
+        Err(Error::Pull {
+            failed,
+            missing: true,
+        })
     }
 }
 

@@ -370,7 +370,7 @@ pub fn error_text(e: &Error, color: bool) -> String {
     {
         let _ = write!(out, "\n{}", last_lines(container, logs));
     }
-    if let Error::Pull(failed) = e {
+    if let Error::Pull { failed, .. } = e {
         let mut registries: Vec<&str> = failed
             .iter()
             .filter_map(|f| f.doing.strip_prefix("pulling image "))

@@ -280,6 +280,12 @@ fn muster_pull_pulls_every_image_and_reports_all_failures() {
         out.stderr.contains(&gone1) && out.stderr.contains(&gone2),
         "not every failure is reported:\n{out}"
     );
+    // `pull` also pulls what the engine has: it claims nothing of that.
+    assert!(
+        out.stderr.contains("2 images could not be pulled")
+            && !out.stderr.contains("not on the engine"),
+        "{out}"
+    );
     assert!(
         out.stderr.contains("`docker login 127.0.0.1:5000`"),
         "no next step:\n{out}"
