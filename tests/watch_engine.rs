@@ -275,6 +275,14 @@ stop_grace_period = "1s"
         transcript.contains(&format!("{crash1} crashed")) && transcript.contains("| boom"),
         "the crash's last output is not in the log:\n{transcript}"
     );
+    // At each failure, not once: every death in the window but the first
+    // (which the first apply's own error shows) has its lines.
+    let told = transcript.matches(&format!("{crash1} crashed")).count();
+    assert!(
+        told + 1 >= deaths.len(),
+        "{told} crashes told of {} deaths:\n{transcript}",
+        deaths.len()
+    );
     let plans = transcript
         .lines()
         .filter(|l| support::is_plan_header(l, &project))
