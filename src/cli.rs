@@ -686,10 +686,7 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
                 .transpose()
                 .map_err(Error::Usage)?;
             let settings = crate::watch::Settings {
-                file: ctx.file.clone(),
-                overlays: ctx.overlays.clone(),
-                env_file: ctx.env_file.clone(),
-                project: ctx.project.clone(),
+                sources: ctx.sources(),
                 backend: ctx.backend,
                 debounce,
                 resync: resync.max(Duration::from_secs(1)),

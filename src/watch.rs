@@ -42,12 +42,9 @@ use crate::waiting::Waiting;
 /// How the daemon runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub file: PathBuf,
-    /// `-f` files after the first, merged over it.
-    pub overlays: Vec<PathBuf>,
-    /// `--env-file`.
-    pub env_file: Option<PathBuf>,
-    pub project: Option<String>,
+    /// The files (`-f`, `--env-file`) and `--project`, as every command
+    /// reads them.
+    pub sources: config::Sources,
     /// `--backend`: overrides the file's.
     pub backend: Option<BackendKind>,
     pub debounce: Duration,
@@ -58,17 +55,6 @@ pub struct Settings {
     pub json: bool,
     /// `--listen`: serve the status page, the API and the metrics there.
     pub listen: Option<crate::web::Listen>,
-}
-
-impl Settings {
-    fn sources(&self) -> config::Sources {
-        config::Sources::new(
-            &self.file,
-            &self.overlays,
-            self.env_file.as_ref(),
-            self.project.as_deref(),
-        )
-    }
 }
 
 /// How the daemon reaches its backend, at start and after the engine went
@@ -206,14 +192,15 @@ pub async fn serve(
     let Inbox { tx, mut rx, stop } = inbox;
     // Every file of the chain and the `.env`: a save of any is a reload.
     let _watchers = s
-        .sources()
+        .sources
         .watched()
         .iter()
         .map(|f| watch_file(f, tx.clone()))
         .collect::<Result<Vec<_>, _>>()?;
-    let (web, _server) = crate::web::launch(s.listen.as_ref(), s.sources(), s.prune, timestamp)
-        .await?
-        .unzip();
+    let (web, _server) =
+        crate::web::launch(s.listen.as_ref(), s.sources.clone(), s.prune, timestamp)
+            .await?
+            .unzip();
     let mut d = Daemon {
         s,
         printer,
@@ -233,7 +220,7 @@ pub async fn serve(
         web,
         last_plan: Mutex::new(None),
     };
-    d.log_line(&format!("watching {}", d.s.sources().shown()), false);
+    d.log_line(&format!("watching {}", d.s.sources.shown()), false);
     if let Some(l) = &d.s.listen {
         d.log_line(&format!("status page on http://{}/", l.addr), false);
     }
@@ -621,7 +608,7 @@ impl Daemon<'_> {
     /// Reads the file; true when its content changed since the last read
     /// and it is valid (it is then the configuration in force).
     fn reload_file(&mut self) -> bool {
-        let read = match self.s.sources().read() {
+        let read = match self.s.sources.read() {
             Ok(r) => r,
             Err(e) => {
                 let h = Some(u64::MAX);
@@ -680,7 +667,7 @@ impl Daemon<'_> {
                 if !self.s.json {
                     self.log_error(&format!(
                         "{} is invalid; {}, changing nothing",
-                        self.s.file.display(),
+                        self.s.sources.first().display(),
                         self.keeping()
                     ));
                     self.printer.err(&invalid.render_plain());
@@ -872,7 +859,7 @@ impl Daemon<'_> {
             stop: Some(self.stop.clone()),
             lock_when_idle: false,
             targeted: false,
-            command: format!("muster watch -f {}", self.s.file.display()),
+            command: format!("muster watch -f {}", self.s.sources.first().display()),
         };
         let observer = PassObserver {
             log: self.log(),

@@ -65,10 +65,7 @@ fn start(
     engine: &Arc<MemoryEngine>,
 ) -> (muster::watch::Remote, std::thread::JoinHandle<()>) {
     let settings = Settings {
-        file: dir.join("services.toml"),
-        overlays: Vec::new(),
-        env_file: None,
-        project: None,
+        sources: muster::config::Sources::single(&dir.join("services.toml")),
         backend: None,
         debounce: Duration::from_millis(50),
         resync: Duration::from_secs(3600),
