@@ -232,7 +232,17 @@ pub async fn apply_saved(
         save: None,
         targets: Vec::new(),
     };
-    run_apply(ctx, printer, &req, apply, &desired, Some(&saved)).await
+    let backend = ctx.connect(&desired).await?;
+    run_apply(
+        ctx,
+        printer,
+        &req,
+        apply,
+        backend.as_ref(),
+        &desired,
+        Some(&saved),
+    )
+    .await
 }
 
 /// `apply`: the pipeline, printing the plan and each step.
@@ -246,18 +256,20 @@ pub async fn apply(
     apply: &ApplyRequest,
 ) -> Result<Done, Error> {
     let desired = targeted(ctx.load()?, &req.targets)?;
-    run_apply(ctx, printer, req, apply, &desired, None).await
+    let backend = ctx.connect(&desired).await?;
+    run_apply(ctx, printer, req, apply, backend.as_ref(), &desired, None).await
 }
 
+/// The apply of `desired` on `backend`, which the caller connected.
 async fn run_apply(
     ctx: &Context,
     printer: &Printer,
     req: &PlanRequest,
     apply: &ApplyRequest,
+    backend: &dyn Backend,
     desired: &Desired,
     saved: Option<&SavedPlan>,
 ) -> Result<Done, Error> {
-    let backend = ctx.connect(desired).await?;
     let observer = StepPrinter {
         saved,
         ..StepPrinter::new(printer, req.output)
@@ -266,7 +278,7 @@ async fn run_apply(
         targeted: !req.targets.is_empty(),
         ..ctx.options(req.prune, apply, true)
     };
-    let outcome = reconcile::pass(backend.as_ref(), desired, &options, &observer).await;
+    let outcome = reconcile::pass(backend, desired, &options, &observer).await;
     observer.finish();
     match outcome? {
         Outcome::UpToDate(plan) => print_plan(printer, &plan, &backend.endpoint(), req.output),
@@ -485,7 +497,7 @@ pub async fn scale_and_apply(
 ) -> Result<Done, Error> {
     // A file that says N beside an engine that could not be told is the
     // drift this avoids: the engine must answer before the file changes.
-    ctx.connect(&ctx.load()?).await?;
+    let backend = ctx.connect(&ctx.load()?).await?;
     let changed = crate::environments::scale(&ctx.sources(), printer, targets)?;
     let plan = PlanRequest {
         output: Format::Text,
@@ -493,21 +505,22 @@ pub async fn scale_and_apply(
         save: None,
         targets: Vec::new(),
     };
-    self::apply(ctx, printer, &plan, apply)
-        .await
-        .map_err(|e| Error::FileAhead {
-            files: if changed.is_empty() {
-                vec![ctx.sources().shown()]
-            } else {
-                changed
-            },
-            counts: targets
-                .iter()
-                .map(|(name, count)| format!("{name}={count}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-            source: Box::new(e),
-        })
+    let applied = match ctx.load() {
+        Ok(desired) => {
+            let backend = backend.as_ref();
+            run_apply(ctx, printer, &plan, apply, backend, &desired, None).await
+        }
+        Err(invalid) => Err(invalid.into()),
+    };
+    applied.map_err(|e| Error::FileAhead {
+        files: if changed.is_empty() {
+            vec![ctx.sources().shown()]
+        } else {
+            changed
+        },
+        counts: targets.to_vec(),
+        source: Box::new(e),
+    })
 }
 
 /// `apply --wait`: after [`apply`], waits until every container of the
@@ -521,9 +534,9 @@ pub async fn apply_and_wait(
     req: &PlanRequest,
     apply: &ApplyRequest,
 ) -> Result<Done, Error> {
-    let done = self::apply(ctx, printer, req, apply).await?;
     let desired = targeted(ctx.load()?, &req.targets)?;
     let backend = ctx.connect(&desired).await?;
+    let done = run_apply(ctx, printer, req, apply, backend.as_ref(), &desired, None).await?;
     printer.info("waiting until every container is ready");
     crate::readiness::wait_all(backend.as_ref(), &desired, &waits(printer)).await?;
     printer.info("every container is ready");

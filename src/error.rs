@@ -38,8 +38,8 @@ pub enum Error {
     FileAhead {
         /// The files that now hold the counts, as shown.
         files: Vec<String>,
-        /// `web=5 worker=2`.
-        counts: String,
+        /// The counts the files now say, by service.
+        counts: Vec<(String, u32)>,
         source: Box<Error>,
     },
     #[error("{0}")]

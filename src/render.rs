@@ -357,6 +357,8 @@ pub fn error_text(e: &Error, color: bool) -> String {
     } = e
     {
         let verb = if files.len() == 1 { "says" } else { "say" };
+        let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{s}={n}")).collect();
+        let counts = counts.join(" ");
         return format!(
             "{}\n  {} now {verb} {counts}, and the engine does not yet: run `muster apply` to finish",
             error_text(source, color),
