@@ -9,7 +9,9 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Outcome, Project, block_on, docker, lock_name, muster_process, shows_a_panic};
+use support::{
+    Outcome, Project, block_on, docker, hold_lock, lock_name, muster_process, shows_a_panic,
+};
 
 const VALID: &str = r#"project = "{project}"
 
@@ -208,28 +210,7 @@ fn every_error_path_exits_with_its_documented_code_and_never_shows_a_panic() {
 
     // 1: the project's lock is held by a live process (this one).
     let lock = lock_name(&project);
-    let holder = muster::lock::me("a test holding the lock");
-    block_on(async {
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(support::image().to_string()),
-            labels: Some(std::collections::HashMap::from([
-                (
-                    muster::engine::LABEL_LOCK.to_string(),
-                    serde_json::to_string(&holder).unwrap(),
-                ),
-                (
-                    muster::lock::LABEL_LOCK_PROJECT.to_string(),
-                    project.name().to_string(),
-                ),
-            ])),
-            ..Default::default()
-        };
-        let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
-            .name(&lock)
-            .build();
-        docker().create_container(Some(options), body).await
-    })
-    .unwrap();
+    hold_lock(&project, "a test holding the lock");
     for args in [
         &["apply", "--lock-timeout", "1s"][..],
         &["down", "--lock-timeout", "1s"],

@@ -459,31 +459,8 @@ fn sigterm_while_waiting_for_the_lock_exits_promptly() {
     });
 
     // Another muster (this test process, alive on this host) holds the lock.
-    let holder = muster::lock::me("a test holding the lock");
     let lock = lock_name(&project);
-    support::block_on(async {
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(support::image().to_string()),
-            labels: Some(std::collections::HashMap::from([
-                (
-                    muster::engine::LABEL_LOCK.to_string(),
-                    serde_json::to_string(&holder).unwrap(),
-                ),
-                (
-                    muster::lock::LABEL_LOCK_PROJECT.to_string(),
-                    project.name().to_string(),
-                ),
-            ])),
-            ..Default::default()
-        };
-        let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
-            .name(&lock)
-            .build();
-        support::docker()
-            .create_container(Some(options), body)
-            .await
-    })
-    .unwrap();
+    hold_lock(&project, "a test holding the lock");
 
     let mark = d.mark();
     support::save_by_rename(&project, &sleepers(2));
