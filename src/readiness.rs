@@ -37,6 +37,8 @@ struct Told {
     start: Option<u64>,
     die: Option<u64>,
     died_at: Option<Instant>,
+    /// The exit code its last `die` told.
+    exit_code: Option<i64>,
 }
 
 /// The waits of one apply (or one `--wait`, one `restart`) on a project.
@@ -96,6 +98,7 @@ impl<'a> Readiness<'a> {
                         let t = told.entry(e.container.clone()).or_default();
                         t.die = Some(n);
                         t.died_at = Some(Instant::now());
+                        t.exit_code = e.exit_code;
                     }
                     "start" => {
                         lock(&self.told)
@@ -244,11 +247,12 @@ impl<'a> Readiness<'a> {
             return Ok(());
         }
         tokio::time::sleep_until((last + settle).into()).await;
+        // The exit code of a death since `since`, as the events told it.
         let died = |name: &str, since: Instant| {
             lock(&self.told)
                 .get(name)
-                .and_then(|t| t.died_at)
-                .is_some_and(|t| t >= since)
+                .filter(|t| t.died_at.is_some_and(|at| at >= since))
+                .map(|t| t.exit_code)
         };
         let alive = !self.lost.load(Ordering::Relaxed) && {
             let told = lock(&self.told);
@@ -263,12 +267,17 @@ impl<'a> Readiness<'a> {
         let units = self.backend.units(self.project).await?;
         for (name, since) in started {
             let unit = units.iter().find(|u| &u.name == name);
-            let exited = unit.is_some_and(|u| matches!(u.state, State::Exited | State::Dead));
-            if exited || died(name, *since) {
-                let status = unit.map_or(String::new(), |u| format!(" ({})", u.status));
-                let why = format!("exited right after it started{status}");
-                return Err(self.not_ready(name, why).await);
-            }
+            // The engine tells the `die` before its list shows the
+            // container exited: the list's status is said only once it does.
+            let exited = unit.filter(|u| matches!(u.state, State::Exited | State::Dead));
+            let status = match (exited, died(name, *since)) {
+                (Some(u), _) => format!(" ({})", u.status),
+                (None, Some(Some(code))) => format!(" (exit code {code})"),
+                (None, Some(None)) => String::new(),
+                (None, None) => continue,
+            };
+            let why = format!("exited right after it started{status}");
+            return Err(self.not_ready(name, why).await);
         }
         Ok(())
     }

@@ -139,7 +139,7 @@ fn a_parallel_container_that_exits_at_once_fails_the_apply() {
     );
     assert!(out.stderr.contains("cannot bind the port"), "{out}");
     assert!(
-        out.stderr.contains("exited (3)") || out.stderr.contains("Exited (3)"),
+        out.stderr.contains("(exit code 3)") || out.stderr.contains("(Exited (3)"),
         "{out}"
     );
     // The sleepers are up; the failed ones are left exited for the next apply.
