@@ -94,12 +94,6 @@ pub fn temporary_name(name: &str) -> String {
     format!("{name}-next")
 }
 
-/// The name a stop-first replacement gives the container it replaces, so
-/// that its successor can be created under the name while it stops.
-pub fn retired_name(name: &str) -> String {
-    format!("{name}-old")
-}
-
 /// How a service's work ended, once it has.
 type Finished = Option<Result<(), ApplyError>>;
 
@@ -495,9 +489,6 @@ impl<'a> Run<'a> {
                 engine.rename(&temp, &c.unit).await?;
                 return Ok(());
             }
-            Action::Recreate if self.layout == Layout::Containers && service.ports.is_empty() => {
-                self.replace_stop_first(service, c).await?;
-            }
             Action::Recreate => {
                 self.remove(&c.unit, grace).await?;
                 self.create_and_start(&self.request(service, c, &c.unit))
@@ -512,57 +503,6 @@ impl<'a> Run<'a> {
             self.ready(service, &c.unit, settle).await?;
         }
         Ok(())
-    }
-
-    /// A stop-first replacement of a container that publishes no host
-    /// port, its steps overlapped: the old container leaves its name
-    /// (renamed to [`retired_name`]) and is stopped while its successor is
-    /// created under the name; the successor starts as soon as the engine
-    /// tells the old one died, while the engine still tears the old one's
-    /// network down, and the old one is removed after. The old container
-    /// is down before the new one starts, as stop-first promises. Without
-    /// the engine's events the start waits for the stop to return; a
-    /// published host port waits for it too (the plain path), since the
-    /// engine frees the port only then.
-    async fn replace_stop_first(&self, service: &Service, c: &Change) -> Result<(), ApplyError> {
-        let engine = self.engine;
-        let grace = service.stop_grace_period;
-        let old = retired_name(&c.unit);
-        engine.rename(&c.unit, &old).await?;
-        let since = Instant::now();
-        let stop = self.told(&old, Waiting::Stop { grace }, engine.stop(&old, grace));
-        let mut stop = std::pin::pin!(stop);
-        let request = self.request(service, c, &c.unit);
-        let create = async {
-            self.ensure_volumes(&request).await?;
-            Ok::<_, ApplyError>(engine.create(&request).await?)
-        };
-        // The stop's outcome when it came before the death was told.
-        let (created, stopped) = tokio::join!(create, async {
-            tokio::select! {
-                biased;
-                r = &mut stop => Some(r),
-                () = self.readiness.died(&old, since) => None,
-            }
-        });
-        let stopped = match stopped {
-            Some(r) => Some(r),
-            None if created.is_err() => Some(stop.as_mut().await),
-            None => None,
-        };
-        if let Some(Err(e)) = stopped {
-            return Err(e.into());
-        }
-        created?;
-        let start = self.start(&c.unit);
-        let retire = async {
-            if stopped.is_none() {
-                stop.as_mut().await?;
-            }
-            self.remove(&old, grace).await
-        };
-        let (started, retired) = tokio::join!(start, retire);
-        started.and(retired)
     }
 
     /// The named volumes a container mounts; a unit that schedules its own
@@ -589,18 +529,12 @@ impl<'a> Run<'a> {
         if self.layout == Layout::SwarmServices {
             return Ok(());
         }
-        self.start(unit.name).await
-    }
-
-    /// Starts a created container; a refusal is the container's failure,
-    /// with its last lines.
-    async fn start(&self, name: &str) -> Result<(), ApplyError> {
-        if let Err(e) = self.engine.start(name).await {
+        if let Err(e) = self.engine.start(unit.name).await {
             if e.kind == ErrorKind::Unreachable {
                 return Err(e.into());
             }
             let why = format!("failed to start: {}", e.message);
-            return Err(self.readiness.not_ready(name, why).await);
+            return Err(self.readiness.not_ready(unit.name, why).await);
         }
         Ok(())
     }

@@ -240,8 +240,7 @@ async fn interrupted() {
 }
 
 /// The service of a container named `<project>-<service>-<n>`, or of its
-/// start-first replacement (`…-<n>-next`), or of the container a
-/// stop-first replacement retires (`…-<n>-old`); or of a swarm service named
+/// start-first replacement (`…-<n>-next`); or of a swarm service named
 /// `<project>_<service>` (one of `declared`) or `<project>_<service>-<n>`
 /// (an ordinal of a sequential one).
 fn service_of(project: &str, name: &str, declared: &dyn Fn(&str) -> bool) -> Option<String> {
@@ -251,10 +250,7 @@ fn service_of(project: &str, name: &str, declared: &dyn Fn(&str) -> bool) -> Opt
         Some(rest) => rest,
         None => rest.strip_prefix('-')?,
     };
-    let rest = rest
-        .strip_suffix("-next")
-        .or_else(|| rest.strip_suffix("-old"))
-        .unwrap_or(rest);
+    let rest = rest.strip_suffix("-next").unwrap_or(rest);
     let (service, ordinal) = rest.rsplit_once('-')?;
     ordinal
         .bytes()
@@ -281,7 +277,6 @@ mod tests {
         assert_eq!(of("shopx-web-1"), None);
         assert_eq!(of("shop-web-next"), None);
         assert_eq!(of("shop-web-1-next").as_deref(), Some("web"));
-        assert_eq!(of("shop-web-1-old").as_deref(), Some("web"));
         // Swarm services: replicated, an ordinal, a name ending in digits.
         assert_eq!(of("shop_web").as_deref(), Some("web"));
         assert_eq!(of("shop_db-3").as_deref(), Some("db"));

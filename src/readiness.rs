@@ -139,24 +139,6 @@ impl<'a> Readiness<'a> {
             .subscribe()
     }
 
-    /// Returns once the events tell that `name` died after `since`; never
-    /// when the backend has no events or the stream was lost (a wait that
-    /// races a surer one).
-    pub async fn died(&self, name: &str, since: Instant) {
-        let mut woken = self.subscribe(name);
-        loop {
-            let died = lock(&self.told)
-                .get(name)
-                .is_some_and(|t| t.died_at.is_some_and(|at| at >= since));
-            if died && !self.lost.load(Ordering::Relaxed) {
-                return;
-            }
-            if !self.evented.load(Ordering::Relaxed) || woken.changed().await.is_err() {
-                return std::future::pending().await;
-            }
-        }
-    }
-
     /// Waits until `name` of `service` runs, and is healthy when a
     /// healthcheck is declared. Without a healthcheck it must also keep
     /// running for `settle` from now: a command that fails at once is a

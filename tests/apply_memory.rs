@@ -185,34 +185,6 @@ fn start_first_replaces_under_a_temporary_name_then_renames() {
 }
 
 #[test]
-fn stop_first_retires_the_old_container_creates_under_its_name_then_removes_it() {
-    let text = |v: &str| {
-        format!("project = \"p\"\n[services.web]\nimage = \"img:1\"\nenv = {{ V = \"{v}\" }}\n")
-    };
-    let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
-    let old = desired(&text("1"));
-    let p = plan(&old, &engine.snapshot("p", &[IMG.into()]), false);
-    block_on(apply::apply(&engine, &old, &p, &quick(8), &Quiet, async {})).unwrap();
-    engine.take_calls();
-    let new = desired(&text("2"));
-    let p = plan(&new, &engine.snapshot("p", &[IMG.into()]), false);
-    block_on(apply::apply(&engine, &new, &p, &quick(8), &Quiet, async {})).unwrap();
-    // Without events the start waits for the stop's return.
-    assert_eq!(
-        engine.take_calls(),
-        [
-            "rename p-web-1 p-web-1-old",
-            "create p-web-1",
-            "stop p-web-1-old",
-            "start p-web-1",
-            "remove p-web-1-old"
-        ]
-    );
-    let names: Vec<String> = engine.with(|s| s.containers.keys().cloned().collect());
-    assert_eq!(names, ["p-web-1"]);
-}
-
-#[test]
 fn a_container_that_fails_to_start_stops_its_sequential_service_there() {
     let want = desired(
         "project = \"p\"\n[services.db]\nimage = \"img:1\"\nmode = \"sequential\"\ncount = 3\n",
