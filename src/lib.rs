@@ -42,6 +42,7 @@ pub mod sanitize;
 pub mod saved_plan;
 pub mod target;
 pub mod terminal;
+pub mod turns;
 pub mod waiting;
 pub mod watch;
 pub mod web;
