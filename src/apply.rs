@@ -41,7 +41,6 @@ use crate::config::{Desired, Mode, Service, UpdateOrder};
 use crate::engine::{Backend, ErrorKind, UnitRequest};
 use crate::plan::{Action, Change, Layout, Plan, ServicePlan};
 use crate::readiness::{Readiness, listed_ready};
-use crate::turns::{Side, Turns};
 use crate::waiting::{Waiting, told};
 
 /// How an apply runs.
@@ -110,7 +109,53 @@ struct Run<'a> {
     /// Services whose steps are not all done yet; a service's final
     /// settle check does not count.
     busy: watch::Sender<usize>,
-    turns: Turns,
+}
+
+/// Applies `plan` (computed from `desired`) to `engine`. `then` runs once
+/// every step succeeded, while the last settle checks still wait (it is
+/// not run after a failure); the apply returns once both are done.
+///
+/// # Errors
+/// The first failure: an engine call, or a container that did not start or
+/// become ready (with the tail of its logs).
+pub async fn apply(
+    engine: &dyn Backend,
+    desired: &Desired,
+    plan: &Plan,
+    options: &Options,
+    reporter: &dyn Reporter,
+    then: impl Future<Output = ()>,
+) -> Result<(), ApplyError> {
+    let readiness = Readiness::new(engine, &desired.project);
+    let run = Run {
+        engine,
+        project: &desired.project,
+        swarm: desired.swarm,
+        layout: plan.layout,
+        options,
+        reporter,
+        readiness: &readiness,
+        failed: AtomicBool::new(false),
+        busy: watch::channel(plan.services.len()).0,
+    };
+    let mut busy = run.busy.subscribe();
+    let steps = async {
+        let result = run.all(plan).await;
+        if result.is_err() {
+            run.failed.store(true, Ordering::SeqCst);
+        }
+        run.busy.send_replace(0);
+        result
+    };
+    let then = async {
+        let _ = busy.wait_for(|n| *n == 0).await;
+        if !run.failed.load(Ordering::SeqCst) {
+            then.await;
+        }
+    };
+    readiness
+        .around(async { tokio::join!(steps, then).0 })
+        .await
 }
 
 /// Tells [`Run::busy`] once that a service's steps are done.
@@ -372,10 +417,7 @@ impl<'a> Run<'a> {
     async fn remove(&self, unit: &str, grace: Duration) -> Result<(), ApplyError> {
         let what = Waiting::Stop { grace };
         Ok(self
-            .told(unit, what, async {
-                let _turn = self.turns.take(Side::Stop).await;
-                self.engine.remove(unit, grace).await
-            })
+            .told(unit, what, self.engine.remove(unit, grace))
             .await?)
     }
 
@@ -408,7 +450,7 @@ impl<'a> Run<'a> {
         let grace = service.stop_grace_period;
         match c.action {
             Action::Start => {
-                self.start(&c.unit).await?;
+                engine.start(&c.unit).await?;
             }
             Action::Create => {
                 self.create_and_start(&self.request(service, c, &c.unit))
@@ -440,7 +482,7 @@ impl<'a> Run<'a> {
                 let request = self.request(service, c, &temp);
                 self.ensure_volumes(&request).await?;
                 engine.create(&request).await?;
-                self.start(&temp).await?;
+                engine.start(&temp).await?;
                 let settle = wait.unwrap_or_else(|| self.settle(service));
                 self.ready(service, &temp, settle).await?;
                 self.remove(&c.unit, grace).await?;
@@ -487,7 +529,7 @@ impl<'a> Run<'a> {
         if self.layout == Layout::SwarmServices {
             return Ok(());
         }
-        if let Err(e) = self.start(unit.name).await {
+        if let Err(e) = self.engine.start(unit.name).await {
             if e.kind == ErrorKind::Unreachable {
                 return Err(e.into());
             }
@@ -495,12 +537,6 @@ impl<'a> Run<'a> {
             return Err(self.readiness.not_ready(unit.name, why).await);
         }
         Ok(())
-    }
-
-    /// Starts a container in its turn (see [`Turns`]).
-    async fn start(&self, name: &str) -> crate::engine::Result<()> {
-        let _turn = self.turns.take(Side::Start).await;
-        self.engine.start(name).await
     }
 
     async fn wait_service_ready(&self, sp: &ServicePlan) -> Result<(), ApplyError> {

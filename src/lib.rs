@@ -42,7 +42,6 @@ pub mod sanitize;
 pub mod saved_plan;
 pub mod target;
 pub mod terminal;
-pub mod turns;
 pub mod waiting;
 pub mod watch;
 pub mod web;
