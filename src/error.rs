@@ -51,16 +51,15 @@ fn pull_text(failures: &[EngineError], missing: bool) -> String {
     for e in failures {
         out.push_str(&format!("{e}\n"));
     }
-    let (one, more) = (failures.len() == 1, failures.len());
-    out.push_str(&match (missing, one) {
-        (true, true) => {
+    out.push_str(&match (missing, failures.len()) {
+        (true, 1) => {
             "an image is not on the engine and cannot be pulled; nothing was changed".into()
         }
-        (true, false) => {
+        (true, _) => {
             "images are not on the engine and cannot be pulled; nothing was changed".into()
         }
-        (false, true) => "an image could not be pulled".into(),
-        (false, false) => format!("{more} images could not be pulled"),
+        (false, 1) => "an image could not be pulled".into(),
+        (false, n) => format!("{n} images could not be pulled"),
     });
     out
 }
