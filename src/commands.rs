@@ -505,14 +505,12 @@ pub async fn scale_and_apply(
         save: None,
         targets: Vec::new(),
     };
-    let applied = match ctx.load() {
-        Ok(desired) => {
-            let backend = backend.as_ref();
-            run_apply(ctx, printer, &plan, apply, backend, &desired, None).await
-        }
-        Err(invalid) => Err(invalid.into()),
+    // The file as the scale left it.
+    let applied = async {
+        let desired = ctx.load()?;
+        run_apply(ctx, printer, &plan, apply, backend.as_ref(), &desired, None).await
     };
-    applied.map_err(|e| Error::FileAhead {
+    applied.await.map_err(|e| Error::FileAhead {
         files: if changed.is_empty() {
             vec![ctx.sources().shown()]
         } else {
