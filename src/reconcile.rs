@@ -425,6 +425,48 @@ mod tests {
         }
     }
 
+    struct Quiet;
+    impl crate::apply::Reporter for Quiet {
+        fn step(
+            &self,
+            _: &crate::plan::Change,
+            _: Duration,
+            _: &Result<(), crate::apply_error::ApplyError>,
+        ) {
+        }
+    }
+    impl Observer for Quiet {}
+
+    /// Docker 20.10 at times refuses to remove a network it keeps a stale
+    /// endpoint of (the engine's words kept by the memory engine): `down`
+    /// retries, then says so without failing; the next apply reuses it.
+    #[tokio::test]
+    async fn down_retries_a_network_the_engine_keeps_says_why_and_apply_reuses_it() {
+        let file = desired("project = \"p\"\n[services.web]\nimage = \"i:1\"\ncount = 2\n");
+        let engine = crate::engine::memory::MemoryEngine::with_images(&[("i:1", "sha256:1")]);
+        let network = crate::engine::network_name("p");
+        let opts = options(false, false);
+        pass(&engine, &file, &opts, &Quiet).await.unwrap();
+        // Kept twice, then let go: the retry removes it.
+        engine.with(|s| s.network_kept = 2);
+        let done = down(&engine, &file, false, &opts, &Quiet).await.unwrap();
+        assert_eq!(done.network_kept, None);
+        assert!(engine.with(|s| !s.networks.contains(&network)));
+        // Kept for good: `down` ends, the containers gone, and says why.
+        pass(&engine, &file, &opts, &Quiet).await.unwrap();
+        engine.with(|s| s.network_kept = u32::MAX);
+        let done = down(&engine, &file, false, &opts, &Quiet).await.unwrap();
+        let why = done.network_kept.expect("the kept network is said");
+        assert!(why.contains("has active endpoints"), "{why}");
+        assert!(engine.with(|s| s.containers.is_empty() && s.networks.contains(&network)));
+        // The next apply runs on the network the engine kept.
+        engine.take_calls();
+        pass(&engine, &file, &opts, &Quiet).await.unwrap();
+        let calls = engine.take_calls();
+        assert!(!calls.iter().any(|c| c.starts_with("network")), "{calls:?}");
+        assert_eq!(engine.with(|s| s.containers.len()), 2);
+    }
+
     #[test]
     fn the_record_keeps_what_is_still_there_and_what_a_target_left_alone() {
         let file = desired(

@@ -42,6 +42,9 @@ pub struct MemState {
     pub lock_calls: usize,
     pub lock_fault: Option<ErrorKind>,
     pub lock_fault_holder: Option<LockHolder>,
+    /// Removals of a network that fail as Docker 20.10's do when it keeps a
+    /// stale endpoint, before one succeeds.
+    pub network_kept: u32,
     next_id: u64,
 }
 
@@ -439,9 +442,18 @@ impl Backend for MemoryEngine {
 
     async fn remove_network(&self, project: &str) -> Result<()> {
         self.with(|s| {
-            s.networks.remove(&super::network_name(project));
-        });
-        Ok(())
+            let name = super::network_name(project);
+            if s.network_kept > 0 && s.networks.contains(&name) {
+                s.network_kept -= 1;
+                return Err(EngineError::new(
+                    format!("removing network {name}"),
+                    ErrorKind::Other,
+                    format!("error while removing network: network {name} id 13afb5e1 has active endpoints"),
+                ));
+            }
+            s.networks.remove(&name);
+            Ok(())
+        })
     }
 }
 
