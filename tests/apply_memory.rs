@@ -271,3 +271,81 @@ fn then_runs_once_every_step_succeeded_and_never_after_a_failure() {
         );
     }
 }
+
+/// Applies two parallel containers with their settle time on an evented
+/// engine whose event stream is lost after `cut` events (each replay at
+/// the same place); once both run, `p-web-1` dies when `dies`. The
+/// apply's outcome, and the list calls it made.
+fn apply_with_events(cut: Option<usize>, dies: bool) -> (Result<(), ApplyError>, usize) {
+    let want = desired("project = \"p\"\n[services.web]\nimage = \"img:1\"\ncount = 2\n");
+    let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
+    engine.with(|s| {
+        s.evented = true;
+        s.changes_cut = cut;
+    });
+    let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
+    let running = |name: &str| {
+        engine.with(|s| {
+            s.containers
+                .get(name)
+                .is_some_and(|c| c.state == State::Running)
+        })
+    };
+    let death = async {
+        for _ in 0..5000 {
+            if running("p-web-1") && running("p-web-2") {
+                if dies {
+                    engine.drift("p-web-1", "die", 3);
+                }
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        panic!("the apply never started both containers");
+    };
+    let options = apply::Options::new(8);
+    let (out, ()) = block_on(async {
+        tokio::join!(
+            apply::apply(&engine, &want, &p, &options, &Quiet, async {}),
+            death
+        )
+    });
+    (out, engine.with(|s| s.lists))
+}
+
+#[test]
+fn events_that_told_every_start_and_no_death_settle_an_apply_without_a_list_call() {
+    let (out, lists) = apply_with_events(None, false);
+    out.unwrap();
+    assert_eq!(lists, 0, "the events proved both containers alive");
+}
+
+#[test]
+fn a_death_the_events_tell_fails_the_apply_naming_the_container() {
+    let (out, _) = apply_with_events(None, true);
+    let err = out.unwrap_err().to_string();
+    assert!(
+        err.contains("p-web-1") && err.contains("exited right after it started"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_lost_event_stream_hands_the_settle_check_to_the_list_call() {
+    // Both starts told, then the stream is lost: the death that follows
+    // is never told, and only the list call can see it.
+    let (out, lists) = apply_with_events(Some(2), true);
+    let err = out.unwrap_err().to_string();
+    assert!(
+        err.contains("p-web-1") && err.contains("exited right after it started"),
+        "{err}"
+    );
+    assert_eq!(lists, 1);
+    // Nothing died: the list call, not the events, settles the apply.
+    let (out, lists) = apply_with_events(Some(2), false);
+    out.unwrap();
+    assert_eq!(
+        lists, 1,
+        "after the loss, what the events did not tell proves nothing"
+    );
+}

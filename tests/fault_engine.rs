@@ -13,8 +13,9 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use support::{
-    Daemon, Outcome, Project, Proxy, assert_converged, desired_of, exists, id_and_state, ids,
-    muster, muster_exits, muster_ok, muster_process, sleepers_of_project, wait_until,
+    Daemon, EventsCutter, Outcome, Project, Proxy, assert_converged, desired_of, exists,
+    id_and_state, ids, muster, muster_exits, muster_ok, muster_process, sleepers_of_project,
+    wait_until,
 };
 
 /// The hang guard of a command that must give up at once: the engine
@@ -148,6 +149,72 @@ fn apply_cut_in_the_middle(project: &Project, proxy: &mut Proxy) -> Outcome {
         "the cut came too late to test anything:\n{out}"
     );
     out
+}
+
+/// Sequential containers each ready at their first health probe, a
+/// second after their start: an apply of this file waits on health
+/// events for several seconds.
+const HEALTHY_CHAIN: &str = r#"project = "{project}"
+
+[services.chain]
+image = "{image}"
+count = 3
+mode = "sequential"
+command = ["sleep", "3600"]
+init = true
+stop_grace_period = "1s"
+ready_timeout = "60s"
+
+[services.chain.healthcheck]
+test = ["CMD", "true"]
+interval = "1s"
+timeout = "1s"
+retries = 3
+"#;
+
+#[test]
+fn an_apply_whose_event_stream_is_lost_midway_checks_again_and_completes() {
+    let project = Project::new("evcut");
+    project.write(HEALTHY_CHAIN);
+    let cutter = EventsCutter::start(&project.dir().join("engine.sock"));
+    let mut child = muster_process(project.dir())
+        .args(["-f", "services.toml", "--host", &cutter.url(), "apply"])
+        .spawn()
+        .unwrap();
+    let first = format!("{}-chain-1", project.name());
+    let last = format!("{}-chain-3", project.name());
+    wait_until("chain-1 runs", Duration::from_secs(60), || {
+        exists(&first) && id_and_state(&first).1 == "running"
+    });
+    // The apply's one event stream is open while chain-1 waits for its
+    // first health probe; from here on, no event reaches muster.
+    assert!(cutter.cut() >= 1, "no event stream was open to cut");
+    assert!(!exists(&last), "the cut came too late to test anything");
+    let cut = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if cut.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!(
+                "hang guard: the apply still ran 60s after its event stream was lost:\n{}",
+                Outcome::from(child.wait_with_output().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = Outcome::from(child.wait_with_output().unwrap());
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_converged(
+        &project,
+        &desired_of(&project.file(), &project),
+        "after an apply that lost its event stream",
+    );
+    // The waits after the cut were answered by status calls, while muster
+    // asked for the stream again (each time refused).
+    assert!(
+        cutter.event_requests() >= 2,
+        "muster never asked for the events again: {} request(s)",
+        cutter.event_requests()
+    );
 }
 
 /// The `error: …` line of a failed run.

@@ -45,6 +45,19 @@ pub struct MemState {
     /// Removals of a network that fail as Docker 20.10's do when it keeps a
     /// stale endpoint, before one succeeds.
     pub network_kept: u32,
+    /// Whether `changes` tells the starts, deaths and removals of
+    /// containers (off: the backend has no such events, and readiness
+    /// polls, as for most tests).
+    pub evented: bool,
+    /// Each `changes` stream ends after telling this many events: lost,
+    /// and every replay lost at the same place.
+    pub changes_cut: Option<usize>,
+    /// `changes` streams opened: the first, then one per reconnect.
+    pub changes_opened: usize,
+    /// List calls (`units`) made.
+    pub lists: usize,
+    /// What `changes` replays: every event told so far, in order.
+    told: Vec<(std::time::SystemTime, Event)>,
     next_id: u64,
 }
 
@@ -54,6 +67,8 @@ pub struct MemoryEngine {
     pub state: Mutex<MemState>,
     /// What [`MemoryEngine::drift`] tells the subscribers of `events`.
     events: tokio::sync::broadcast::Sender<Event>,
+    /// What the subscribers of `changes` hear (when [`MemState::evented`]).
+    changes: tokio::sync::broadcast::Sender<Event>,
 }
 
 impl Default for MemoryEngine {
@@ -61,6 +76,7 @@ impl Default for MemoryEngine {
         MemoryEngine {
             state: Mutex::default(),
             events: tokio::sync::broadcast::channel(1024).0,
+            changes: tokio::sync::broadcast::channel(1024).0,
         }
     }
 }
@@ -189,12 +205,37 @@ impl MemoryEngine {
             Some(id)
         });
         if let Some(id) = id {
-            let _ = self.events.send(Event {
+            let event = Event {
                 id,
                 container: name.to_string(),
                 action: action.to_string(),
                 exit_code: (action == "die").then_some(exit_code),
-            });
+            };
+            self.with(|s| self.tell(s, event.clone()));
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// Tells the subscribers of `changes` (and its replays) of `event`,
+    /// when the engine is evented. Called with the state held, so that a
+    /// stream opening sees each event once: in its replay or live.
+    fn tell(&self, s: &mut MemState, event: Event) {
+        if s.evented {
+            s.told.push((std::time::SystemTime::now(), event.clone()));
+            let _ = self.changes.send(event);
+        }
+    }
+
+    /// Tells `action` of container `name` (see [`MemoryEngine::tell`]).
+    fn tell_of(&self, s: &mut MemState, name: &str, action: &str) {
+        if let Some(id) = s.containers.get(name).map(|c| c.id.clone()) {
+            let event = Event {
+                id,
+                container: name.to_string(),
+                action: action.to_string(),
+                exit_code: (action == "die").then_some(1),
+            };
+            self.tell(s, event);
         }
     }
 }
@@ -214,6 +255,11 @@ impl Backend for MemoryEngine {
 
     async fn observe(&self, project: &str, images: &[String]) -> Result<Actual> {
         Ok(self.snapshot(project, images))
+    }
+
+    async fn units(&self, project: &str) -> Result<Vec<Unit>> {
+        self.with(|s| s.lists += 1);
+        Ok(self.snapshot(project, &[]).units)
     }
 
     async fn pull(&self, image: &str) -> Result<()> {
@@ -290,6 +336,7 @@ impl Backend for MemoryEngine {
                 .get_mut(name)
                 .ok_or_else(|| not_found(format!("stopping {name}")))?;
             c.state = State::Exited;
+            self.tell_of(s, name, "die");
             Ok(())
         })
     }
@@ -304,6 +351,7 @@ impl Backend for MemoryEngine {
             s.calls.push(format!("start {name}"));
             if failing {
                 c.state = State::Exited;
+                self.tell_of(s, name, "die");
                 return Err(EngineError::new(
                     format!("starting {name}"),
                     ErrorKind::Other,
@@ -311,12 +359,20 @@ impl Backend for MemoryEngine {
                 ));
             }
             c.state = State::Running;
+            self.tell_of(s, name, "start");
             Ok(())
         })
     }
 
     async fn remove(&self, name: &str, _grace: Duration) -> Result<()> {
         self.with(|s| {
+            if s.containers
+                .get(name)
+                .is_some_and(|c| c.state == State::Running)
+            {
+                self.tell_of(s, name, "die");
+            }
+            self.tell_of(s, name, "destroy");
             if s.containers.remove(name).is_some() {
                 s.calls.push(format!("remove {name}"));
             }
@@ -438,6 +494,39 @@ impl Backend for MemoryEngine {
                 async move { ours }
             })
             .boxed()
+    }
+
+    /// When evented: the events told since `since`, then those told from
+    /// now on; cut after [`MemState::changes_cut`] events.
+    fn changes(
+        &self,
+        project: &str,
+        since: std::time::SystemTime,
+    ) -> Option<futures_util::stream::BoxStream<'static, Result<Event>>> {
+        let prefix = format!("{project}-");
+        let (replay, live, cut) = self.with(|s| {
+            if !s.evented {
+                return None;
+            }
+            s.changes_opened += 1;
+            let replay: Vec<Result<Event>> = s
+                .told
+                .iter()
+                .filter(|(at, _)| *at >= since)
+                .map(|(_, e)| Ok(e.clone()))
+                .collect();
+            Some((replay, self.changes.subscribe(), s.changes_cut))
+        })?;
+        let stream = futures_util::stream::iter(replay)
+            .chain(tokio_stream_of(live))
+            .filter(move |e| {
+                let ours = e
+                    .as_ref()
+                    .map_or(true, |e| e.container.starts_with(&prefix));
+                async move { ours }
+            })
+            .take(cut.unwrap_or(usize::MAX));
+        Some(stream.boxed())
     }
 
     async fn remove_network(&self, project: &str) -> Result<()> {

@@ -80,3 +80,125 @@ impl Drop for Proxy {
         self.down();
     }
 }
+
+/// A proxy in front of the real engine's socket that passes every call
+/// and can cut the engine's event streams alone: [`EventsCutter::cut`]
+/// closes the connections that carry `GET …/events`, and from then on
+/// closes each new one as soon as its request comes.
+pub struct EventsCutter {
+    socket: PathBuf,
+    shared: std::sync::Arc<Cutter>,
+}
+
+#[derive(Default)]
+struct Cutter {
+    cut: std::sync::atomic::AtomicBool,
+    /// `GET …/events` requests seen.
+    requests: std::sync::atomic::AtomicUsize,
+    /// The client side of the connections that carry one, by number.
+    streams: std::sync::Mutex<Vec<(usize, std::os::unix::net::UnixStream)>>,
+    /// Connections so far: the next one's number.
+    connections: std::sync::atomic::AtomicUsize,
+}
+
+impl EventsCutter {
+    /// Listens on `socket`, forwarding to the engine's local socket.
+    pub fn start(socket: &Path) -> EventsCutter {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let target = docker_host();
+        let target = PathBuf::from(
+            target
+                .strip_prefix("unix://")
+                .unwrap_or_else(|| panic!("the proxy test needs a unix:// engine, not {target}")),
+        );
+        let _ = std::fs::remove_file(socket);
+        let listener = UnixListener::bind(socket).unwrap();
+        let shared = std::sync::Arc::new(Cutter::default());
+        let cutter = shared.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(engine) = UnixStream::connect(&target) else {
+                    continue;
+                };
+                let (c, e) = (client.try_clone().unwrap(), engine.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut &e, &mut &c);
+                    let _ = c.shutdown(std::net::Shutdown::Both);
+                });
+                let cutter = cutter.clone();
+                std::thread::spawn(move || cutter.forward(&client, &engine));
+            }
+        });
+        EventsCutter {
+            socket: socket.to_path_buf(),
+            shared,
+        }
+    }
+
+    /// The address to give muster: `unix://…`.
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Cuts every event stream, now and from now on; how many were open.
+    pub fn cut(&self) -> usize {
+        use std::sync::atomic::Ordering;
+        let mut streams = self.shared.streams.lock().unwrap();
+        self.shared.cut.store(true, Ordering::SeqCst);
+        for (_, s) in streams.iter() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        std::mem::take(&mut *streams).len()
+    }
+
+    /// How many `GET …/events` requests came so far.
+    pub fn event_requests(&self) -> usize {
+        self.shared
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Cutter {
+    /// Copies the client's requests to the engine, watching for the event
+    /// stream's.
+    fn forward(
+        &self,
+        client: &std::os::unix::net::UnixStream,
+        engine: &std::os::unix::net::UnixStream,
+    ) {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let me = self.connections.fetch_add(1, Ordering::SeqCst);
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let n = match (&*client).read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let line = buf[..n].split(|b| *b == b'\n').next().unwrap_or_default();
+            let line = String::from_utf8_lossy(line);
+            if line.starts_with("GET ") && line.contains("/events") {
+                self.requests.fetch_add(1, Ordering::SeqCst);
+                let mut streams = self.streams.lock().unwrap();
+                if self.cut.load(Ordering::SeqCst) {
+                    break;
+                }
+                streams.push((me, client.try_clone().unwrap()));
+            }
+            if (&*engine).write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        self.streams.lock().unwrap().retain(|(n, _)| *n != me);
+        let _ = client.shutdown(std::net::Shutdown::Both);
+        let _ = engine.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl Drop for EventsCutter {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
