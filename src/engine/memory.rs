@@ -52,8 +52,6 @@ pub struct MemState {
     /// Each `changes` stream ends after telling this many events: lost,
     /// and every replay lost at the same place.
     pub changes_cut: Option<usize>,
-    /// `changes` streams opened: the first, then one per reconnect.
-    pub changes_opened: usize,
     /// List calls (`units`) made.
     pub lists: usize,
     /// What `changes` replays: every event told so far, in order.
@@ -508,7 +506,6 @@ impl Backend for MemoryEngine {
             if !s.evented {
                 return None;
             }
-            s.changes_opened += 1;
             let replay: Vec<Result<Event>> = s
                 .told
                 .iter()
