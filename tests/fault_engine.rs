@@ -117,10 +117,27 @@ init = true
 stop_grace_period = "1s"
 "#;
 
+/// What `child` printed once it ended, killed with a panic (the hang
+/// guard) when it still runs `limit` after `what` happened.
+fn ended_within(mut child: std::process::Child, limit: Duration, what: &str) -> Outcome {
+    let since = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if since.elapsed() > limit {
+            let _ = child.kill();
+            panic!(
+                "hang guard: the apply still ran {limit:?} after {what}:\n{}",
+                Outcome::from(child.wait_with_output().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Outcome::from(child.wait_with_output().unwrap())
+}
+
 /// Starts an apply of [`CHAIN`] through `proxy`, cuts the connection once
 /// chain-3 exists, and returns what the apply printed (it must end).
 fn apply_cut_in_the_middle(project: &Project, proxy: &mut Proxy) -> Outcome {
-    let mut child = muster_process(project.dir())
+    let child = muster_process(project.dir())
         .args(["-f", "services.toml", "--host", &proxy.url(), "apply"])
         .spawn()
         .unwrap();
@@ -129,19 +146,8 @@ fn apply_cut_in_the_middle(project: &Project, proxy: &mut Proxy) -> Outcome {
         exists(&third)
     });
     proxy.down();
-    let cut = Instant::now();
     // Hang guard: nothing answers any more, so the apply must end.
-    while child.try_wait().unwrap().is_none() {
-        if cut.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!(
-                "hang guard: the apply still ran 30s after its connection was cut:\n{}",
-                Outcome::from(child.wait_with_output().unwrap())
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = Outcome::from(child.wait_with_output().unwrap());
+    let out = ended_within(child, Duration::from_secs(30), "its connection was cut");
     assert_eq!(out.code, Some(1), "{out}");
     assert!(!support::shows_a_panic(&out.stderr), "{out}");
     assert!(
@@ -177,7 +183,7 @@ fn an_apply_whose_event_stream_is_lost_midway_checks_again_and_completes() {
     let project = Project::new("evcut");
     project.write(HEALTHY_CHAIN);
     let cutter = EventsCutter::start(&project.dir().join("engine.sock"));
-    let mut child = muster_process(project.dir())
+    let child = muster_process(project.dir())
         .args(["-f", "services.toml", "--host", &cutter.url(), "apply"])
         .spawn()
         .unwrap();
@@ -190,18 +196,7 @@ fn an_apply_whose_event_stream_is_lost_midway_checks_again_and_completes() {
     // first health probe; from here on, no event reaches muster.
     assert!(cutter.cut() >= 1, "no event stream was open to cut");
     assert!(!exists(&last), "the cut came too late to test anything");
-    let cut = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if cut.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!(
-                "hang guard: the apply still ran 60s after its event stream was lost:\n{}",
-                Outcome::from(child.wait_with_output().unwrap())
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = Outcome::from(child.wait_with_output().unwrap());
+    let out = ended_within(child, Duration::from_secs(60), "its event stream was lost");
     assert_eq!(out.code, Some(0), "{out}");
     assert_converged(
         &project,
