@@ -1,8 +1,13 @@
 //! A `socat` proxy in front of the real engine's socket, that a test can
 //! take down and bring back.
 
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::engine::docker_host;
@@ -58,7 +63,7 @@ impl Proxy {
         wait_until(
             "the proxy accepts connections",
             Duration::from_secs(10),
-            || std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+            || UnixStream::connect(&socket).is_ok(),
         );
     }
 
@@ -87,24 +92,23 @@ impl Drop for Proxy {
 /// closes each new one as soon as its request comes.
 pub struct EventsCutter {
     socket: PathBuf,
-    shared: std::sync::Arc<Cutter>,
+    shared: Arc<Cutter>,
 }
 
 #[derive(Default)]
 struct Cutter {
-    cut: std::sync::atomic::AtomicBool,
+    cut: AtomicBool,
     /// `GET …/events` requests seen.
-    requests: std::sync::atomic::AtomicUsize,
+    requests: AtomicUsize,
     /// The client side of the connections that carry one, by number.
-    streams: std::sync::Mutex<Vec<(usize, std::os::unix::net::UnixStream)>>,
+    streams: Mutex<Vec<(usize, UnixStream)>>,
     /// Connections so far: the next one's number.
-    connections: std::sync::atomic::AtomicUsize,
+    connections: AtomicUsize,
 }
 
 impl EventsCutter {
     /// Listens on `socket`, forwarding to the engine's local socket.
     pub fn start(socket: &Path) -> EventsCutter {
-        use std::os::unix::net::{UnixListener, UnixStream};
         let target = docker_host();
         let target = PathBuf::from(
             target
@@ -113,7 +117,7 @@ impl EventsCutter {
         );
         let _ = std::fs::remove_file(socket);
         let listener = UnixListener::bind(socket).unwrap();
-        let shared = std::sync::Arc::new(Cutter::default());
+        let shared = Arc::new(Cutter::default());
         let cutter = shared.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
@@ -124,7 +128,7 @@ impl EventsCutter {
                 let (c, e) = (client.try_clone().unwrap(), engine.try_clone().unwrap());
                 std::thread::spawn(move || {
                     let _ = std::io::copy(&mut &e, &mut &c);
-                    let _ = c.shutdown(std::net::Shutdown::Both);
+                    let _ = c.shutdown(Shutdown::Both);
                 });
                 let cutter = cutter.clone();
                 std::thread::spawn(move || cutter.forward(&client, &engine));
@@ -143,33 +147,24 @@ impl EventsCutter {
 
     /// Cuts every event stream, now and from now on; how many were open.
     pub fn cut(&self) -> usize {
-        use std::sync::atomic::Ordering;
         let mut streams = self.shared.streams.lock().unwrap();
         self.shared.cut.store(true, Ordering::SeqCst);
         for (_, s) in streams.iter() {
-            let _ = s.shutdown(std::net::Shutdown::Both);
+            let _ = s.shutdown(Shutdown::Both);
         }
         std::mem::take(&mut *streams).len()
     }
 
     /// How many `GET …/events` requests came so far.
     pub fn event_requests(&self) -> usize {
-        self.shared
-            .requests
-            .load(std::sync::atomic::Ordering::SeqCst)
+        self.shared.requests.load(Ordering::SeqCst)
     }
 }
 
 impl Cutter {
     /// Copies the client's requests to the engine, watching for the event
     /// stream's.
-    fn forward(
-        &self,
-        client: &std::os::unix::net::UnixStream,
-        engine: &std::os::unix::net::UnixStream,
-    ) {
-        use std::io::{Read, Write};
-        use std::sync::atomic::Ordering;
+    fn forward(&self, client: &UnixStream, engine: &UnixStream) {
         let me = self.connections.fetch_add(1, Ordering::SeqCst);
         let mut buf = [0u8; 64 * 1024];
         loop {
@@ -192,8 +187,8 @@ impl Cutter {
             }
         }
         self.streams.lock().unwrap().retain(|(n, _)| *n != me);
-        let _ = client.shutdown(std::net::Shutdown::Both);
-        let _ = engine.shutdown(std::net::Shutdown::Both);
+        let _ = client.shutdown(Shutdown::Both);
+        let _ = engine.shutdown(Shutdown::Both);
     }
 }
 
