@@ -188,8 +188,8 @@ impl MemoryEngine {
     /// or `stop` it (it exits with `exit_code`). Subscribers of `events`
     /// hear of it as from a real engine.
     pub fn drift(&self, name: &str, action: &str, exit_code: i64) {
-        let id = self.with(|s| {
-            let id = s.containers.get(name).map(|c| c.id.clone())?;
+        let event = self.with(|s| {
+            let event = self.tell(s, name, action, exit_code)?;
             match action {
                 "destroy" => {
                     s.containers.remove(name);
@@ -200,41 +200,30 @@ impl MemoryEngine {
                     }
                 }
             }
-            Some(id)
+            Some(event)
         });
-        if let Some(id) = id {
-            let event = Event {
-                id,
-                container: name.to_string(),
-                action: action.to_string(),
-                exit_code: (action == "die").then_some(exit_code),
-            };
-            self.with(|s| self.tell(s, event.clone()));
+        if let Some(event) = event {
             let _ = self.events.send(event);
         }
     }
 
-    /// Tells the subscribers of `changes` (and its replays) of `event`,
-    /// when the engine is evented. Called with the state held, so that a
-    /// stream opening sees each event once: in its replay or live.
-    fn tell(&self, s: &mut MemState, event: Event) {
+    /// The event `action` of container `name` (`exit_code` for a `die`),
+    /// told to the subscribers of `changes` (and its replays) when the
+    /// engine is evented; `None` when there is no such container. Called
+    /// with the state held, so that a stream opening sees each event once:
+    /// in its replay or live.
+    fn tell(&self, s: &mut MemState, name: &str, action: &str, exit_code: i64) -> Option<Event> {
+        let event = Event {
+            id: s.containers.get(name)?.id.clone(),
+            container: name.to_string(),
+            action: action.to_string(),
+            exit_code: (action == "die").then_some(exit_code),
+        };
         if s.evented {
             s.told.push((std::time::SystemTime::now(), event.clone()));
-            let _ = self.changes.send(event);
+            let _ = self.changes.send(event.clone());
         }
-    }
-
-    /// Tells `action` of container `name` (see [`MemoryEngine::tell`]).
-    fn tell_of(&self, s: &mut MemState, name: &str, action: &str) {
-        if let Some(id) = s.containers.get(name).map(|c| c.id.clone()) {
-            let event = Event {
-                id,
-                container: name.to_string(),
-                action: action.to_string(),
-                exit_code: (action == "die").then_some(1),
-            };
-            self.tell(s, event);
-        }
+        Some(event)
     }
 }
 
@@ -334,7 +323,7 @@ impl Backend for MemoryEngine {
                 .get_mut(name)
                 .ok_or_else(|| not_found(format!("stopping {name}")))?;
             c.state = State::Exited;
-            self.tell_of(s, name, "die");
+            self.tell(s, name, "die", 1);
             Ok(())
         })
     }
@@ -349,7 +338,7 @@ impl Backend for MemoryEngine {
             s.calls.push(format!("start {name}"));
             if failing {
                 c.state = State::Exited;
-                self.tell_of(s, name, "die");
+                self.tell(s, name, "die", 1);
                 return Err(EngineError::new(
                     format!("starting {name}"),
                     ErrorKind::Other,
@@ -357,7 +346,7 @@ impl Backend for MemoryEngine {
                 ));
             }
             c.state = State::Running;
-            self.tell_of(s, name, "start");
+            self.tell(s, name, "start", 0);
             Ok(())
         })
     }
@@ -368,9 +357,9 @@ impl Backend for MemoryEngine {
                 .get(name)
                 .is_some_and(|c| c.state == State::Running)
             {
-                self.tell_of(s, name, "die");
+                self.tell(s, name, "die", 1);
             }
-            self.tell_of(s, name, "destroy");
+            self.tell(s, name, "destroy", 0);
             if s.containers.remove(name).is_some() {
                 s.calls.push(format!("remove {name}"));
             }
@@ -483,15 +472,7 @@ impl Backend for MemoryEngine {
     }
 
     fn events(&self, project: &str) -> futures_util::stream::BoxStream<'static, Result<Event>> {
-        let prefix = format!("{project}-");
-        tokio_stream_of(self.events.subscribe())
-            .filter(move |e| {
-                let ours = e
-                    .as_ref()
-                    .map_or(true, |e| e.container.starts_with(&prefix));
-                async move { ours }
-            })
-            .boxed()
+        of_project(tokio_stream_of(self.events.subscribe()), project)
     }
 
     /// When evented: the events told since `since`, then those told from
@@ -501,7 +482,6 @@ impl Backend for MemoryEngine {
         project: &str,
         since: std::time::SystemTime,
     ) -> Option<futures_util::stream::BoxStream<'static, Result<Event>>> {
-        let prefix = format!("{project}-");
         let (replay, live, cut) = self.with(|s| {
             if !s.evented {
                 return None;
@@ -514,16 +494,12 @@ impl Backend for MemoryEngine {
                 .collect();
             Some((replay, self.changes.subscribe(), s.changes_cut))
         })?;
-        let stream = futures_util::stream::iter(replay)
-            .chain(tokio_stream_of(live))
-            .filter(move |e| {
-                let ours = e
-                    .as_ref()
-                    .map_or(true, |e| e.container.starts_with(&prefix));
-                async move { ours }
-            })
-            .take(cut.unwrap_or(usize::MAX));
-        Some(stream.boxed())
+        let stream = futures_util::stream::iter(replay).chain(tokio_stream_of(live));
+        Some(
+            of_project(stream.boxed(), project)
+                .take(cut.unwrap_or(usize::MAX))
+                .boxed(),
+        )
     }
 
     async fn remove_network(&self, project: &str) -> Result<()> {
@@ -541,6 +517,22 @@ impl Backend for MemoryEngine {
             Ok(())
         })
     }
+}
+
+/// The events of `stream` that are of `project`'s containers (and its errors).
+fn of_project(
+    stream: futures_util::stream::BoxStream<'static, Result<Event>>,
+    project: &str,
+) -> futures_util::stream::BoxStream<'static, Result<Event>> {
+    let prefix = format!("{project}-");
+    stream
+        .filter(move |e| {
+            let ours = e
+                .as_ref()
+                .map_or(true, |e| e.container.starts_with(&prefix));
+            async move { ours }
+        })
+        .boxed()
 }
 
 /// A broadcast receiver as a stream of events (lagging is not an error here).
