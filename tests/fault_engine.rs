@@ -13,9 +13,8 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use support::{
-    Daemon, EventsCutter, Outcome, Project, Proxy, assert_converged, desired_of, exists,
-    id_and_state, ids, muster, muster_exits, muster_ok, muster_process, sleepers_of_project,
-    wait_until,
+    Daemon, Outcome, Project, Proxy, assert_converged, desired_of, exists, id_and_state, ids,
+    muster, muster_exits, muster_ok, muster_process, sleepers_of_project, wait_until,
 };
 
 /// The hang guard of a command that must give up at once: the engine
@@ -182,9 +181,9 @@ retries = 3
 fn an_apply_whose_event_stream_is_lost_midway_checks_again_and_completes() {
     let project = Project::new("evcut");
     project.write(HEALTHY_CHAIN);
-    let cutter = EventsCutter::start(&project.dir().join("engine.sock"));
+    let proxy = Proxy::start(&project.dir().join("engine.sock"));
     let child = muster_process(project.dir())
-        .args(["-f", "services.toml", "--host", &cutter.url(), "apply"])
+        .args(["-f", "services.toml", "--host", &proxy.url(), "apply"])
         .spawn()
         .unwrap();
     let first = format!("{}-chain-1", project.name());
@@ -194,7 +193,7 @@ fn an_apply_whose_event_stream_is_lost_midway_checks_again_and_completes() {
     });
     // The apply's one event stream is open while chain-1 waits for its
     // first health probe; from here on, no event reaches muster.
-    assert!(cutter.cut() >= 1, "no event stream was open to cut");
+    assert!(proxy.cut_events() >= 1, "no event stream was open to cut");
     assert!(!exists(&last), "the cut came too late to test anything");
     let out = ended_within(child, Duration::from_secs(60), "its event stream was lost");
     assert_eq!(out.code, Some(0), "{out}");
@@ -206,9 +205,9 @@ fn an_apply_whose_event_stream_is_lost_midway_checks_again_and_completes() {
     // The waits after the cut were answered by status calls, while muster
     // asked for the stream again (each time refused).
     assert!(
-        cutter.event_requests() >= 2,
+        proxy.event_requests() >= 2,
         "muster never asked for the events again: {} request(s)",
-        cutter.event_requests()
+        proxy.event_requests()
     );
 }
 

@@ -13,8 +13,8 @@
 //! - [`events`]: the one recorder of the engine's events.
 //! - [`fixtures`]: the common service files, editors' saves, bounded waits.
 //! - [`daemon`]: `muster watch` as a child process.
-//! - [`proxy`]: a `socat` proxy to cut the engine's connection, and one
-//!   that cuts its event streams alone.
+//! - [`proxy`]: a proxy to cut the engine's connection, or its event
+//!   streams alone.
 //! - [`reliability`]: the invariants a project holds during and after an
 //!   apply, a seeded generator, a process's memory.
 
