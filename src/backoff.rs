@@ -90,10 +90,14 @@ pub enum Decision {
     },
 }
 
+/// How a unit stopped or removed by someone else is said, after its name
+/// and what happened to it.
+pub const OUTSIDE_MUSTER: &str = " outside muster";
+
 impl Decision {
     fn outside(container: &str, what: &str, then: &'static str) -> Decision {
         Decision::Pass {
-            why: format!("{container} {what} outside muster"),
+            why: format!("{container} {what}{OUTSIDE_MUSTER}"),
             then: Some(then),
             failures: None,
         }

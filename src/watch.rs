@@ -29,7 +29,7 @@ use notify::Watcher;
 use tokio::sync::mpsc;
 
 use crate::apply::{ApplyError, Reporter};
-use crate::backoff::{Decision, Drift};
+use crate::backoff::{Decision, Drift, OUTSIDE_MUSTER};
 use crate::config::{self, Backend as BackendKind, Desired};
 use crate::engine::{self, Actual, Backend, Endpoint, ErrorKind, Event, LockHolder};
 use crate::error::Error;
@@ -101,12 +101,41 @@ impl From<&str> for Trigger {
 }
 
 impl Trigger {
-    /// The line before the plan: the trigger and what is done about it.
-    fn announced(&self) -> String {
-        match self.then {
-            Some(then) => format!("{}; {then}", self.why),
-            None => self.why.clone(),
+    /// What happened. A unit stopped or removed while another muster held
+    /// the lock is not said to be "outside muster": that muster (a
+    /// `restart`, an `apply`) is the likelier cause.
+    fn reason(&self, held: Option<&LockHolder>) -> String {
+        match (self.then, held) {
+            (Some(_), Some(holder)) => format!(
+                "{} while {} held the lock",
+                self.why.strip_suffix(OUTSIDE_MUSTER).unwrap_or(&self.why),
+                holder_text(holder)
+            ),
+            _ => self.why.clone(),
         }
+    }
+
+    /// The line before the plan: the trigger and what is done about it.
+    fn announced(&self, held: Option<&LockHolder>) -> String {
+        match self.then {
+            Some(then) => format!("{}; {then}", self.reason(held)),
+            None => self.reason(held),
+        }
+    }
+}
+
+/// Another muster holding the lock, as the daemon's log names it:
+/// `` `muster restart web` (pid 4242) ``.
+fn holder_text(holder: &LockHolder) -> String {
+    let mut words = holder.command.split(' ');
+    let program = words.next().unwrap_or_default();
+    let program = Path::new(program)
+        .file_name()
+        .map_or(program.into(), |n| n.to_string_lossy());
+    let command: Vec<&str> = std::iter::once(&*program).chain(words).collect();
+    match command.join(" ").trim() {
+        "" => format!("pid {}", holder.pid),
+        command => format!("`{command}` (pid {})", holder.pid),
     }
 }
 
@@ -487,8 +516,8 @@ struct PassObserver<'d> {
     /// Containers whose steps wait out their back-off.
     held: Mutex<Vec<String>>,
     last_plan: &'d Mutex<Option<String>>,
-    /// The pid of the other muster whose lock this pass waited for.
-    waited_for: Mutex<Option<u32>>,
+    /// The other muster whose lock this pass waited for.
+    waited_for: Mutex<Option<LockHolder>>,
 }
 
 impl PassObserver<'_> {
@@ -542,7 +571,7 @@ impl Observer for PassObserver<'_> {
 
     fn lock_held(&self, holder: &LockHolder) {
         if let Ok(mut w) = self.waited_for.lock() {
-            *w = Some(holder.pid);
+            *w = Some(holder.clone());
         }
     }
 }
@@ -834,7 +863,6 @@ impl Daemon<'_> {
 
     /// One pass of the pipeline.
     async fn pass(&mut self, triggers: &[Trigger]) {
-        let reasons: Vec<String> = triggers.iter().map(|t| t.why.clone()).collect();
         let Some(desired) = self.last_good.clone() else {
             self.log_line(
                 "no valid configuration yet; waiting for a valid save",
@@ -846,12 +874,6 @@ impl Daemon<'_> {
         let Some(backend) = self.backend.clone() else {
             return;
         };
-        let why = reasons.join(", ");
-        let announced_why = triggers
-            .iter()
-            .map(Trigger::announced)
-            .collect::<Vec<_>>()
-            .join(", ");
         let options = reconcile::Options {
             prune: self.s.prune,
             parallel: self.s.parallel,
@@ -869,14 +891,17 @@ impl Daemon<'_> {
             last_plan: &self.last_plan,
             waited_for: Mutex::new(None),
         };
-        // The trigger is said before the plan, once there is one to say.
-        let announced = AnnounceFirst {
-            inner: &observer,
-            why: &announced_why,
-            said: AtomicBool::new(false),
-        };
+        let announced = AnnounceFirst::new(&observer, triggers);
         let started = Instant::now();
         let result = reconcile::pass(backend.as_ref(), &desired, &options, &announced).await;
+        if result.is_err() {
+            announced.flush();
+        }
+        let reasons: Vec<String> = triggers
+            .iter()
+            .map(|t| t.reason(announced.held().as_ref()))
+            .collect();
+        let why = reasons.join(", ");
         if let Some(w) = &self.web {
             w.pass_ended(&reasons, &result, started.elapsed());
         }
@@ -890,11 +915,15 @@ impl Daemon<'_> {
                     ),
                     None => render::summary_line(&plan),
                 };
+                let by = (observer.waited_for.lock().ok())
+                    .and_then(|w| w.as_ref().map(|holder| holder.pid));
                 if announced.said.load(Ordering::SeqCst) {
                     // The first look found work and the look under the lock
                     // none: another muster did it while this one waited.
-                    let by = observer.waited_for.lock().ok().and_then(|w| *w);
                     self.log_line(&already_applied(by), true);
+                } else if announced.kept() {
+                    // The same, for drift that was not said before the lock.
+                    self.log_line(&format!("{why}; {}", already_applied(by)), true);
                 } else if held.is_empty() {
                     // The engine is as the file says: a later plan, even the
                     // same one, is news.
@@ -963,27 +992,82 @@ fn already_applied(pid: Option<u32>) -> String {
     }
 }
 
-/// Logs the pass's trigger before its plan is printed.
+/// Logs the pass's trigger before its plan is printed, once there is one to
+/// say. A pass for drift alone (units stopped or removed outside muster)
+/// says nothing before it holds the lock: when another muster held it
+/// meanwhile, that muster (a `restart`, an `apply`) is the likelier cause,
+/// and the trigger is said as having happened while it held the lock.
 struct AnnounceFirst<'a> {
     inner: &'a PassObserver<'a>,
-    why: &'a str,
+    triggers: &'a [Trigger],
     said: AtomicBool,
+    /// For drift alone: the plan, kept until the lock is held.
+    kept: Option<Mutex<Option<(Plan, Endpoint)>>>,
 }
 
-impl AnnounceFirst<'_> {
+impl<'a> AnnounceFirst<'a> {
+    fn new(inner: &'a PassObserver<'a>, triggers: &'a [Trigger]) -> Self {
+        let drift = !triggers.is_empty() && triggers.iter().all(|t| t.then.is_some());
+        AnnounceFirst {
+            inner,
+            triggers,
+            said: AtomicBool::new(false),
+            kept: drift.then(|| Mutex::new(None)),
+        }
+    }
+
+    /// The other muster this pass waited for, when its drift was kept.
+    fn held(&self) -> Option<LockHolder> {
+        self.kept.as_ref()?;
+        self.inner.waited_for.lock().ok()?.clone()
+    }
+
     fn announce(&self) {
         if !self.said.swap(true, Ordering::SeqCst) {
-            self.inner.log.line(self.why, true);
+            let held = self.held();
+            let why: Vec<String> = self
+                .triggers
+                .iter()
+                .map(|t| t.announced(held.as_ref()))
+                .collect();
+            self.inner.log.line(&why.join(", "), true);
+        }
+    }
+
+    fn kept_plan(&self) -> Option<(Plan, Endpoint)> {
+        self.kept.as_ref()?.lock().ok()?.take()
+    }
+
+    /// Whether a plan is still kept (found on the first look, not said).
+    fn kept(&self) -> bool {
+        self.kept
+            .as_ref()
+            .is_some_and(|k| k.lock().is_ok_and(|k| k.is_some()))
+    }
+
+    /// Says the trigger and the kept plan, if one is kept.
+    fn flush(&self) {
+        if let Some((plan, endpoint)) = self.kept_plan() {
+            self.announce();
+            self.inner.plan(&plan, &endpoint);
         }
     }
 }
 
 impl Observer for AnnounceFirst<'_> {
     fn plan(&self, plan: &Plan, endpoint: &Endpoint) {
+        if let Some(kept) = &self.kept
+            && !self.said.load(Ordering::SeqCst)
+            && let Ok(mut kept) = kept.lock()
+        {
+            *kept = Some((plan.clone(), endpoint.clone()));
+            return;
+        }
         self.announce();
         self.inner.plan(plan, endpoint);
     }
     fn pulling(&self, image: &str) {
+        self.flush();
         self.announce();
         self.inner.pulling(image);
     }
@@ -991,6 +1075,7 @@ impl Observer for AnnounceFirst<'_> {
         self.inner.hold_back(plan);
     }
     fn applying(&self, plan: &Plan, actual: &Actual) {
+        self.flush();
         self.inner.applying(plan, actual);
     }
     fn applied(&self, plan: &Plan) {
@@ -1013,6 +1098,38 @@ impl Reporter for AnnounceFirst<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_muster_is_named_by_its_command_and_pid() {
+        let holder = |command: &str| LockHolder {
+            host: "h".into(),
+            pid: 42,
+            pid_start: 1,
+            boot_id: String::new(),
+            pid_ns: 0,
+            since: 0,
+            command: command.into(),
+        };
+        let stopped = Trigger {
+            why: format!("p-web-1 stopped{OUTSIDE_MUSTER}"),
+            then: Some("starting it again"),
+        };
+        let by = holder("/usr/local/bin/muster restart web");
+        assert_eq!(
+            stopped.announced(Some(&by)),
+            "p-web-1 stopped while `muster restart web` (pid 42) held the lock; starting it again"
+        );
+        assert_eq!(
+            stopped.announced(None),
+            "p-web-1 stopped outside muster; starting it again"
+        );
+        assert_eq!(
+            stopped.reason(Some(&holder(""))),
+            "p-web-1 stopped while pid 42 held the lock"
+        );
+        let saved = Trigger::from("services.toml saved");
+        assert_eq!(saved.announced(Some(&by)), "services.toml saved");
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {

@@ -146,34 +146,80 @@ fn a_save_applied_by_another_muster_is_not_undone_by_the_daemon() {
     assert!(exactly_running(&project, 1), "{}", d.transcript());
 }
 
-/// A trigger line ends with its outcome also when another muster did the
-/// work while the daemon waited for the lock.
+/// Drift while another muster holds the lock is not said at once: that
+/// muster (a `restart`, an `apply`) is the likelier cause. Once the daemon
+/// has the lock, it says what happened while the holder held it, and the
+/// outcome: nothing to do when the holder did the work, the repair when it
+/// did not.
 #[test]
-fn work_done_by_another_muster_meanwhile_is_said_as_already_applied() {
+fn drift_while_another_muster_holds_the_lock_is_said_with_the_holder() {
     let project = Project::new("w-already");
     let d = Daemon::watch_sleepers(&project, 1, "1h");
     d.wait_until("the lock is free", T, || lock_released(&project));
-
-    // Another muster (this test) holds the lock; the daemon sees work.
-    hold_lock(&project, "a test holding the lock");
     let web1 = format!("{}-web-1", project.name());
+    let pid = std::process::id();
+    let held = format!("{web1} stopped while `muster restart web` (pid {pid}) held the lock");
+
+    // The holder (this test) stops web-1 and starts it again.
+    hold_lock(&project, "/usr/local/bin/muster restart web");
     let mark = d.mark();
     support::stop_by_hand(&web1);
-    d.wait_line(
+    std::thread::sleep(Duration::from_secs(2));
+    d.assert_never_said(
         mark,
-        &format!("{web1} stopped outside muster; starting it again"),
-        T,
+        &["outside muster", "starting it again", "Plan:"],
+        "drift said while another muster held the lock",
     );
-    // The holder does the work, then lets go.
-    std::thread::sleep(Duration::from_millis(500));
     support::block_on(support::docker().start_container(&web1, None)).unwrap();
     remove_force(&lock_name(&project));
     d.wait_line(
         mark,
-        &format!("no changes (already applied by pid {})", std::process::id()),
+        &format!("{held}; no changes (already applied by pid {pid})"),
         T,
     );
+    d.assert_never_said(mark, &["Applied:"], "the holder's work done again");
+
+    // The holder lets go without starting it: the daemon does.
+    d.wait_until("the lock is free", T, || lock_released(&project));
+    hold_lock(&project, "/usr/local/bin/muster restart web");
+    let mark = d.mark();
+    support::stop_by_hand(&web1);
+    std::thread::sleep(Duration::from_secs(1));
+    remove_force(&lock_name(&project));
+    d.wait_line(mark, &format!("{held}; starting it again"), T);
+    d.wait_line(mark, "Applied: 0 created, 0 recreated, 1 started", T);
+    d.assert_never_said(mark, &["outside muster"], "drift under another's lock");
     assert!(exactly_running(&project, 1));
+}
+
+/// `muster restart` while the daemon runs: its stops are not drift to the
+/// daemon (it waits for the lock, then finds nothing to do), so nothing is
+/// said as stopped outside muster and nothing is started twice.
+#[test]
+fn a_restart_while_the_daemon_runs_is_not_said_as_drift() {
+    let project = Project::new("w-restart");
+    let d = Daemon::watch_sleepers(&project, 2, "1h");
+    d.wait_until("the lock is free", T, || lock_released(&project));
+    let events = Recorder::start(&project);
+    let mark = d.mark();
+    support::muster_ok(&project, &["restart", "web"]);
+    // Time for the daemon's passes on the restart's events.
+    std::thread::sleep(Duration::from_secs(3));
+    d.assert_never_said(
+        mark,
+        &["outside muster", "starting it again", "Applied:"],
+        "the restart's stops taken for drift",
+    );
+    for k in 1..=2 {
+        let name = format!("{}-web-{k}", project.name());
+        assert_eq!(
+            events.of(&name, "start").len(),
+            1,
+            "{name} started other than by the restart:\n{}",
+            d.transcript()
+        );
+    }
+    assert!(exactly_running(&project, 2), "{}", d.transcript());
 }
 
 /// The daemon's summary shows orphans as `plan` does: "No changes" alone
