@@ -13,13 +13,16 @@ pub fn in_github_actions() -> bool {
 pub fn github_errors(invalid: &Invalid) -> String {
     let mut out = String::new();
     for p in &invalid.problems {
-        let (path, line, col) = invalid.place(p);
+        let (path, place) = invalid.place(p);
         let mut message = format!("{} [{}]", p.message, p.code);
         if let Some(help) = &p.help {
             message.push_str(&format!("\nhelp: {help}"));
         }
+        let place = place.map_or(String::new(), |(line, col)| {
+            format!(",line={line},col={col}")
+        });
         out.push_str(&format!(
-            "::error file={},line={line},col={col}::{}\n",
+            "::error file={}{place}::{}\n",
             escape_property(path),
             escape_data(&message)
         ));
@@ -70,6 +73,26 @@ mod tests {
         );
         assert!(out.contains(",line=3,col=9::"), "{out}");
         assert!(out.contains(",line=4,col=1::"), "{out}");
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_has_no_line() {
+        let invalid = crate::config::Invalid {
+            path: "services.toml".into(),
+            text: std::sync::Arc::from(""),
+            problems: vec![
+                crate::config::Problem::new(
+                    "muster::config::not_found",
+                    "no services.toml in /x",
+                    None,
+                )
+                .whole_file(),
+            ],
+        };
+        assert_eq!(
+            github_errors(&invalid),
+            "::error file=services.toml::no services.toml in /x [muster::config::not_found]\n"
+        );
     }
 
     #[test]

@@ -794,7 +794,15 @@ fn habit_tip(e: &clap::Error) -> Option<String> {
         }
         _ => return None,
     };
-    Some(format!("  tip: in muster that is `{ours}`"))
+    // clap's own tip may be the same (`--dryrun` → `--dry-run`).
+    let said = [ContextKind::SuggestedArg, ContextKind::SuggestedSubcommand]
+        .into_iter()
+        .any(|k| match e.get(k) {
+            Some(ContextValue::String(s)) => ours.ends_with(s.as_str()),
+            Some(ContextValue::Strings(v)) => v.iter().any(|s| ours.ends_with(s.as_str())),
+            _ => false,
+        });
+    (!said).then(|| format!("  tip: in muster that is `{ours}`"))
 }
 
 /// Shows an error and returns its exit code: the one place that decides both.

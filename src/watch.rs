@@ -644,8 +644,13 @@ impl Daemon<'_> {
                 if self.seen != h {
                     self.seen = h;
                     let why = e.problems.first().map_or("", |p| p.message.as_str());
-                    let why = why.strip_prefix("cannot read the file: ").unwrap_or(why);
-                    let text = format!("cannot read {}: {why}", e.path);
+                    // An unreadable file's problem names it; a missing
+                    // one's names the directory it is not in.
+                    let text = if why.starts_with("cannot read ") {
+                        why.to_string()
+                    } else {
+                        format!("cannot read {}: {why}", e.path)
+                    };
                     if let Some(w) = &self.web {
                         w.file_loaded(Err(text.clone()));
                     }
@@ -688,7 +693,8 @@ impl Daemon<'_> {
                     .problems
                     .iter()
                     .map(|p| {
-                        let (file, line, col) = invalid.place(p);
+                        let (file, place) = invalid.place(p);
+                        let (line, col) = place.unzip();
                         serde_json::json!({"code": p.code, "message": p.message, "file": file, "line": line, "column": col, "help": p.help})
                     })
                     .collect();

@@ -589,11 +589,22 @@ fn habits_from_other_tools_get_a_tip() {
     for (args, tip) in [
         (&["up"][..], "tip: in muster that is `muster apply`"),
         (&["status"], "tip: in muster that is `muster ps`"),
-        (&["apply", "--dryrun"], "tip: in muster that is `--dry-run`"),
+        (&["apply", "--plan"], "tip: in muster that is `--dry-run`"),
     ] {
         let out = muster().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(64), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(tip), "{args:?}: {stderr}");
     }
+}
+
+/// Where clap already suggests muster's spelling, muster does not say it
+/// again.
+#[test]
+fn a_misspelt_flag_gets_one_tip() {
+    let out = muster().args(["apply", "--dryrun"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("tip:").count(), 1, "{stderr}");
+    assert!(stderr.contains("'--dry-run'"), "{stderr}");
 }

@@ -58,9 +58,10 @@ fn unreadable(shown: &str, e: &std::io::Error, help: &str) -> Invalid {
         problems: vec![
             Problem::new(
                 "muster::config::unreadable",
-                format!("cannot read the file: {e}"),
+                format!("cannot read {shown}: {e}"),
                 None,
             )
+            .whole_file()
             .help(help.to_string()),
         ],
     }
@@ -87,6 +88,7 @@ fn not_found(shown: &str, path: &Path) -> Invalid {
                 format!("no {name} in {place}"),
                 None,
             )
+            .whole_file()
             .help(
                 "run muster in the directory that holds it, or give its path with -f/--file \
                  (or MUSTER_FILE); `muster import docker-compose.yml -o services.toml` writes one",

@@ -25,6 +25,9 @@ pub struct Problem {
     /// The file the span is in, when it is not the [`Invalid`]'s own (an
     /// overlay, the `.env` file).
     pub source: Option<Source>,
+    /// A problem with the whole file (it could not be read): it has no
+    /// line, and its message names the file.
+    pub whole_file: bool,
 }
 
 /// A file a problem can be in: its name as shown and its text.
@@ -43,7 +46,14 @@ impl Problem {
             label: "here".into(),
             help: None,
             source: None,
+            whole_file: false,
         }
+    }
+
+    /// A problem with the whole file, whose message names it.
+    pub fn whole_file(mut self) -> Self {
+        self.whole_file = true;
+        self
     }
 
     pub fn label(mut self, label: impl Into<String>) -> Self {
@@ -94,9 +104,12 @@ impl Diagnostic for Located<'_> {
             .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&self.src)
+        (!self.problem.whole_file).then_some(&self.src as &dyn miette::SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        if self.problem.whole_file {
+            return None;
+        }
         let span = self.problem.span.clone().unwrap_or(0..0);
         let span = SourceSpan::from(span.start..span.end.max(span.start));
         Some(Box::new(std::iter::once(
@@ -119,12 +132,18 @@ impl Invalid {
         }
     }
 
-    /// The file, 1-based line and column (in characters) where `p` is.
-    pub fn place<'a>(&'a self, p: &'a Problem) -> (&'a str, usize, usize) {
+    /// The file, and the 1-based line and column (in characters) where `p`
+    /// is; none for a problem with the whole file.
+    pub fn place<'a>(&'a self, p: &'a Problem) -> (&'a str, Option<(usize, usize)>) {
         let (path, text) = self.source_of(p);
         let start = p.span.as_ref().map_or(0, |s| s.start);
-        let (line, col) = line_col(text, start);
-        (path, line, col)
+        (path, (!p.whole_file).then(|| line_col(text, start)))
+    }
+
+    /// The closing `file is invalid: N problems` line, unless the file could
+    /// not be read at all (then its problem said so).
+    fn closing(&self) -> Option<String> {
+        (!self.problems.iter().all(|p| p.whole_file)).then(|| format!("error: {self}"))
     }
 
     /// Plain text: per problem, one `error: file:line:col: message [code]`
@@ -132,6 +151,13 @@ impl Invalid {
     pub fn render_plain(&self) -> String {
         let mut out = String::new();
         for p in &self.problems {
+            if p.whole_file {
+                let _ = writeln!(out, "error: {} [{}]", p.message, p.code);
+                if let Some(h) = &p.help {
+                    let _ = writeln!(out, "  help: {h}");
+                }
+                continue;
+            }
             let (path, text) = self.source_of(p);
             let start = p.span.as_ref().map_or(0, |s| s.start).min(text.len());
             let start = floor_char_boundary(text, start);
@@ -166,7 +192,9 @@ impl Invalid {
                 let _ = writeln!(out, "  help: {h}");
             }
         }
-        let _ = writeln!(out, "error: {self}");
+        if let Some(closing) = self.closing() {
+            let _ = writeln!(out, "{closing}");
+        }
         // The file's own bytes are quoted: keep its control characters
         // (escape sequences included) away from the terminal.
         out.chars()
@@ -213,15 +241,18 @@ impl Invalid {
                 problem: &masked,
                 src: source,
             };
-            let (_, line, col) = self.place(p);
-            let _ = writeln!(out, "{shown}:{line}:{col}");
+            if let (_, Some((line, col))) = self.place(p) {
+                let _ = writeln!(out, "{shown}:{line}:{col}");
+            }
             let _ = handler.render_report(&mut out, &located);
         }
-        let _ = writeln!(
-            out,
-            "error: {path} is invalid: {}",
-            plural(self.problems.len(), "problem")
-        );
+        if self.closing().is_some() {
+            let _ = writeln!(
+                out,
+                "error: {path} is invalid: {}",
+                plural(self.problems.len(), "problem")
+            );
+        }
         out
     }
 }
