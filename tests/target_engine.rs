@@ -59,6 +59,22 @@ fn targets_plan_and_apply_only_the_named_services_and_their_dependencies() {
     muster_exits(&project, &["plan", "web", "--detailed-exitcode"], 0);
     muster_exits(&project, &["plan", "worker", "--detailed-exitcode"], 2);
 
+    // A dependency with changes is applied with its dependent.
+    let changed_db = file(2, "\"3601\"", false).replacen("\"3600\"", "\"3602\"", 1);
+    assert!(changed_db.contains("\"3602\""), "{changed_db}");
+    project.write(&changed_db);
+    muster_ok(&project, &["apply", "web"]);
+    let last = ids(&project);
+    assert_ne!(
+        last[&name("db-1")],
+        after[&name("db-1")],
+        "db was not recreated"
+    );
+    for kept in ["web-1", "web-2", "worker-1", "old-1"] {
+        assert_eq!(last[&name(kept)], after[&name(kept)], "{kept} was touched");
+    }
+    muster_exits(&project, &["plan", "db", "--detailed-exitcode"], 0);
+
     let unknown = muster_exits(&project, &["plan", "wbe"], 64);
     assert!(
         unknown
