@@ -147,7 +147,9 @@ impl Invalid {
     }
 
     /// Plain text: per problem, one `error: file:line:col: message [code]`
-    /// line, the quoted line with carets, and the hint. No colour, no boxes.
+    /// line, the quoted line with carets, and the hint (a problem with the
+    /// whole file: `error: message [code]` and the hint). No colour, no
+    /// boxes.
     pub fn render_plain(&self) -> String {
         let mut out = String::new();
         for p in &self.problems {
