@@ -7,13 +7,21 @@
 //! ```text
 //! cargo run --release --example engine_limit -- up       PROJECT N [IMAGE] [PARALLEL]
 //! cargo run --release --example engine_limit -- recreate PROJECT N [IMAGE] [PARALLEL]
+//! cargo run --release --example engine_limit -- recreate-ahead  PROJECT N [IMAGE] [PARALLEL]
+//! cargo run --release --example engine_limit -- recreate-renamed PROJECT N [IMAGE] [PARALLEL]
 //! cargo run --release --example engine_limit -- down     PROJECT [PARALLEL]
 //! ```
 //!
 //! `up` makes `PROJECT_default` and `PROJECT-svc-1..N` running `sleep 3600`
 //! with `init`; `recreate` replaces them as a rolling update does (stop,
 //! remove, create, start; PARALLEL in flight); `down` removes the
-//! project's containers and its network.
+//! project's containers and its network. Two other orders of the same
+//! replacement, to measure whether the order buys anything (BENCHMARKS.md):
+//! `recreate-ahead` creates each replacement under a temporary name while
+//! the old one stops and goes, then renames and starts it;
+//! `recreate-renamed` renames the old one, creates the replacement under
+//! the name while the old one stops, starts it once the old one stopped,
+//! and removes the old ones at the end.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -25,7 +33,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
-    StartContainerOptions, StopContainerOptions,
+    RenameContainerOptions, StartContainerOptions, StopContainerOptions,
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
 
@@ -37,7 +45,8 @@ const STOP_GRACE_SECS: i32 = 1;
 type Result<T> = std::result::Result<T, String>;
 
 fn usage() -> String {
-    "usage: engine_limit up|recreate PROJECT N [IMAGE] [PARALLEL] | engine_limit down PROJECT [PARALLEL]"
+    "usage: engine_limit up|recreate|recreate-ahead|recreate-renamed PROJECT N [IMAGE] [PARALLEL] \
+     | engine_limit down PROJECT [PARALLEL]"
         .into()
 }
 
@@ -116,29 +125,54 @@ async fn ensure_network(docker: &Docker, project: &str) -> Result<()> {
     Ok(())
 }
 
-async fn create_start(docker: &Docker, project: &str, image: &str, k: usize) -> Result<()> {
-    let name = format!("{project}-svc-{k}");
+fn name_of(project: &str, k: usize) -> String {
+    format!("{project}-svc-{k}")
+}
+
+/// Container `k` of the project, created under `name`.
+async fn create(docker: &Docker, project: &str, image: &str, k: usize, name: &str) -> Result<()> {
     let options = CreateContainerOptions {
-        name: Some(name.clone()),
+        name: Some(name.to_string()),
         ..Default::default()
     };
     docker
         .create_container(Some(options), body(project, image, k))
         .await
-        .map_err(|e| format!("creating {name}: {e}"))?;
+        .map(|_| ())
+        .map_err(|e| format!("creating {name}: {e}"))
+}
+
+async fn start(docker: &Docker, name: &str) -> Result<()> {
     docker
-        .start_container(&name, None::<StartContainerOptions>)
+        .start_container(name, None::<StartContainerOptions>)
         .await
         .map_err(|e| format!("starting {name}: {e}"))
 }
 
-/// As muster's remove: stop within the grace period, then remove.
-async fn stop_remove(docker: &Docker, id: &str) -> Result<()> {
+async fn create_start(docker: &Docker, project: &str, image: &str, k: usize) -> Result<()> {
+    let name = name_of(project, k);
+    create(docker, project, image, k, &name).await?;
+    start(docker, &name).await
+}
+
+async fn rename(docker: &Docker, from: &str, to: &str) -> Result<()> {
+    let options = RenameContainerOptions { name: to.into() };
+    docker
+        .rename_container(from, options)
+        .await
+        .map_err(|e| format!("renaming {from}: {e}"))
+}
+
+/// Stops within the grace period (an error is the remove's to tell).
+async fn stop(docker: &Docker, id: &str) {
     let stop = StopContainerOptions {
         t: Some(STOP_GRACE_SECS),
         ..Default::default()
     };
     let _ = docker.stop_container(id, Some(stop)).await;
+}
+
+async fn remove(docker: &Docker, id: &str) -> Result<()> {
     let options = RemoveContainerOptions {
         force: true,
         ..Default::default()
@@ -147,6 +181,12 @@ async fn stop_remove(docker: &Docker, id: &str) -> Result<()> {
         .remove_container(id, Some(options))
         .await
         .map_err(|e| format!("removing {id}: {e}"))
+}
+
+/// As muster's remove: stop within the grace period, then remove.
+async fn stop_remove(docker: &Docker, id: &str) -> Result<()> {
+    stop(docker, id).await;
+    remove(docker, id).await
 }
 
 async fn up(docker: &Docker, project: &str, n: usize, image: &str, parallel: usize) -> Result<()> {
@@ -159,20 +199,67 @@ async fn up(docker: &Docker, project: &str, n: usize, image: &str, parallel: usi
     Ok(())
 }
 
-/// A rolling replacement of containers 1..=N, `parallel` in flight: stop,
-/// remove, create, start each, the next begun as soon as one is started.
+/// The order of a rolling replacement's calls.
+#[derive(Clone, Copy)]
+enum Order {
+    /// Stop, remove, create, start (muster's).
+    Plain,
+    /// Create under a temporary name while the old one stops and goes;
+    /// rename, start.
+    Ahead,
+    /// Rename the old one; create under the name while it stops; start;
+    /// the old ones removed at the end.
+    Renamed,
+}
+
+/// A rolling replacement of containers 1..=N, `parallel` in flight, the
+/// next begun as soon as one is started.
 async fn recreate(
     docker: &Docker,
     project: &str,
     n: usize,
     image: &str,
     parallel: usize,
+    order: Order,
 ) -> Result<()> {
-    stream::iter(1..=n)
-        .map(|k| async move {
-            stop_remove(docker, &format!("{project}-svc-{k}")).await?;
-            create_start(docker, project, image, k).await
-        })
+    let replace = |k: usize| async move {
+        let name = name_of(project, k);
+        match order {
+            Order::Plain => {
+                stop_remove(docker, &name).await?;
+                create_start(docker, project, image, k).await?;
+            }
+            Order::Ahead => {
+                let next = format!("{name}-next");
+                let (gone, made) = futures_util::join!(
+                    stop_remove(docker, &name),
+                    create(docker, project, image, k, &next)
+                );
+                gone.and(made)?;
+                rename(docker, &next, &name).await?;
+                start(docker, &name).await?;
+            }
+            Order::Renamed => {
+                let old = format!("{name}-old");
+                rename(docker, &name, &old).await?;
+                let ((), made) = futures_util::join!(
+                    stop(docker, &old),
+                    create(docker, project, image, k, &name)
+                );
+                made?;
+                start(docker, &name).await?;
+                return Ok(Some(old));
+            }
+        }
+        Ok::<_, String>(None)
+    };
+    let olds: Vec<Option<String>> = stream::iter(1..=n)
+        .map(replace)
+        .buffer_unordered(parallel)
+        .try_collect()
+        .await?;
+    stream::iter(olds.into_iter().flatten())
+        .map(|old| async move { remove(docker, &old).await })
         .buffer_unordered(parallel)
         .try_collect::<Vec<()>>()
         .await?;
@@ -223,13 +310,20 @@ async fn run(args: &[String]) -> Result<()> {
             };
             up(&docker, project, parse(n, "N")?, image, parallel.max(1)).await
         }
-        [cmd, project, n, rest @ ..] if cmd == "recreate" && rest.len() <= 2 => {
+        [cmd, project, n, rest @ ..] if cmd.starts_with("recreate") && rest.len() <= 2 => {
+            let order = match cmd.as_str() {
+                "recreate" => Order::Plain,
+                "recreate-ahead" => Order::Ahead,
+                "recreate-renamed" => Order::Renamed,
+                _ => return Err(usage()),
+            };
             let image = rest.first().map_or(DEFAULT_IMAGE, String::as_str);
             let parallel = match rest.get(1) {
                 Some(p) => parse(p, "PARALLEL")?,
                 None => DEFAULT_PARALLEL,
             };
-            recreate(&docker, project, parse(n, "N")?, image, parallel.max(1)).await
+            let n = parse(n, "N")?;
+            recreate(&docker, project, n, image, parallel.max(1), order).await
         }
         [cmd, project, rest @ ..] if cmd == "down" && rest.len() <= 1 => {
             let parallel = match rest.first() {
