@@ -101,6 +101,11 @@ impl From<&str> for Trigger {
 }
 
 impl Trigger {
+    /// What happened, without saying who did it.
+    fn happened(&self) -> &str {
+        self.why.strip_suffix(OUTSIDE_MUSTER).unwrap_or(&self.why)
+    }
+
     /// What happened. A unit stopped or removed while another muster held
     /// the lock is not said to be "outside muster": that muster (a
     /// `restart`, an `apply`) is the likelier cause.
@@ -108,7 +113,7 @@ impl Trigger {
         match (self.then, held) {
             (Some(_), Some(holder)) => format!(
                 "{} while {} held the lock",
-                self.why.strip_suffix(OUTSIDE_MUSTER).unwrap_or(&self.why),
+                self.happened(),
                 holder_text(holder)
             ),
             _ => self.why.clone(),
@@ -929,7 +934,20 @@ impl Daemon<'_> {
                     self.log_line(&already_applied(by), true);
                 } else if announced.kept() {
                     // The same, for drift that was not said before the lock.
-                    self.log_line(&format!("{why}; {}", already_applied(by)), true);
+                    // Who undid it is known only when this pass waited for
+                    // them (another muster may have let go just before).
+                    let line = match by {
+                        Some(_) => format!("{why}; {}", already_applied(by)),
+                        None => {
+                            let happened: Vec<&str> =
+                                triggers.iter().map(Trigger::happened).collect();
+                            format!(
+                                "{}; no changes (already as the file says)",
+                                happened.join(", ")
+                            )
+                        }
+                    };
+                    self.log_line(&line, true);
                 } else if held.is_empty() {
                     // The engine is as the file says: a later plan, even the
                     // same one, is news.
@@ -1133,6 +1151,7 @@ mod tests {
             stopped.reason(Some(&holder(""))),
             "p-web-1 stopped while pid 42 held the lock"
         );
+        assert_eq!(stopped.happened(), "p-web-1 stopped");
         let saved = Trigger::from("services.toml saved");
         assert_eq!(saved.announced(Some(&by)), "services.toml saved");
     }
