@@ -1,6 +1,6 @@
-# Sourced by bench/daemon.sh, sequential.sh and stale.sh: strict mode, the
+# Sourced by bench/daemon.sh, order.sh, sequential.sh and stale.sh: strict mode, the
 # repository's root as working directory, the image every benchmark runs
-# (imported by bench/run.sh or examples/quickstart/up.sh), `log`, and
+# (imported by bench/run.sh or examples/quickstart/up.sh), `log`, `median`, and
 # `muster`: the release build, made here, or MUSTER=path/to/muster to
 # measure another build (e.g. an older commit's) as it is; and the cleanup
 # on exit: `down` of the file `$file`, removal of the directory `$work`.
@@ -12,6 +12,11 @@ cd "$root"
 IMAGE="muster-example/busybox:1"
 
 log() { printf '%s\n' "$*" >&2; }
+
+# The median of the numbers on stdin, one per line (empty when none).
+median() {
+  sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else if (NR) print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
   log "the image $IMAGE is missing: bench/run.sh or examples/quickstart/up.sh imports it"

@@ -55,6 +55,9 @@ if [ -s "$work/stuck" ]; then
   sort "$work/stuck" | uniq -c >&2
 fi
 printf '\nN\torder\tmedian (s)\n'
-sort -k1,1n -k3,3 -k4,4n "$work/samples" | awk -F'\t' '
-  { key = $1 "\t" $3; v[key, ++c[key]] = $4; if (!(key in seen)) { seen[key] = 1; keys[++k] = key } }
-  END { for (i = 1; i <= k; i++) { key = keys[i]; m = int((c[key] + 1) / 2); print key "\t" v[key, m] } }'
+for n in $NS; do
+  for order in "${orders[@]}"; do
+    printf '%s\t%s\t%s\n' "$n" "$order" \
+      "$(awk -F'\t' -v n="$n" -v o="$order" '$1 == n && $3 == o { print $4 }' "$work/samples" | median)"
+  done
+done
