@@ -910,7 +910,7 @@ impl Daemon<'_> {
         }
         let reasons: Vec<String> = triggers
             .iter()
-            .map(|t| t.reason(announced.held().as_ref()))
+            .map(|t| t.reason(announced.holder().as_ref()))
             .collect();
         let why = reasons.join(", ");
         if let Some(w) = &self.web {
@@ -1025,53 +1025,52 @@ struct AnnounceFirst<'a> {
     inner: &'a PassObserver<'a>,
     triggers: &'a [Trigger],
     said: AtomicBool,
+    /// Whether the pass is for drift alone.
+    drift: bool,
     /// For drift alone: the plan, kept until the lock is held.
-    kept: Option<Mutex<Option<(Plan, Endpoint)>>>,
+    kept: Mutex<Option<(Plan, Endpoint)>>,
 }
 
 impl<'a> AnnounceFirst<'a> {
     fn new(inner: &'a PassObserver<'a>, triggers: &'a [Trigger]) -> Self {
-        let drift = !triggers.is_empty() && triggers.iter().all(|t| t.then.is_some());
         AnnounceFirst {
             inner,
             triggers,
             said: AtomicBool::new(false),
-            kept: drift.then(|| Mutex::new(None)),
+            drift: !triggers.is_empty() && triggers.iter().all(|t| t.then.is_some()),
+            kept: Mutex::new(None),
         }
     }
 
-    /// The other muster this pass waited for, when its drift was kept.
-    fn held(&self) -> Option<LockHolder> {
-        self.kept.as_ref()?;
+    /// The other muster this pass waited for, when it is for drift alone.
+    fn holder(&self) -> Option<LockHolder> {
+        if !self.drift {
+            return None;
+        }
         self.inner.waited_for.lock().ok()?.clone()
     }
 
     fn announce(&self) {
         if !self.said.swap(true, Ordering::SeqCst) {
-            let held = self.held();
+            let holder = self.holder();
             let why: Vec<String> = self
                 .triggers
                 .iter()
-                .map(|t| t.announced(held.as_ref()))
+                .map(|t| t.announced(holder.as_ref()))
                 .collect();
             self.inner.log.line(&why.join(", "), true);
         }
     }
 
-    fn kept_plan(&self) -> Option<(Plan, Endpoint)> {
-        self.kept.as_ref()?.lock().ok()?.take()
-    }
-
     /// Whether a plan is still kept (found on the first look, not said).
     fn kept(&self) -> bool {
-        self.kept
-            .as_ref()
-            .is_some_and(|k| k.lock().is_ok_and(|k| k.is_some()))
+        self.kept.lock().is_ok_and(|k| k.is_some())
     }
 
     /// Says the trigger and the kept plan, if one is kept.
     fn flush(&self) {
-        if let Some((plan, endpoint)) = self.kept_plan() {
+        let kept = self.kept.lock().ok().and_then(|mut k| k.take());
+        if let Some((plan, endpoint)) = kept {
             self.announce();
             self.inner.plan(&plan, &endpoint);
         }
@@ -1080,9 +1079,9 @@ impl<'a> AnnounceFirst<'a> {
 
 impl Observer for AnnounceFirst<'_> {
     fn plan(&self, plan: &Plan, endpoint: &Endpoint) {
-        if let Some(kept) = &self.kept
+        if self.drift
             && !self.said.load(Ordering::SeqCst)
-            && let Ok(mut kept) = kept.lock()
+            && let Ok(mut kept) = self.kept.lock()
         {
             *kept = Some((plan.clone(), endpoint.clone()));
             return;
