@@ -140,10 +140,10 @@ impl Invalid {
         (path, (!p.whole_file).then(|| line_col(text, start)))
     }
 
-    /// The closing `file is invalid: N problems` line, unless the file could
-    /// not be read at all (then its problem said so).
-    fn closing(&self) -> Option<String> {
-        (!self.problems.iter().all(|p| p.whole_file)).then(|| format!("error: {self}"))
+    /// Whether the report ends with `file is invalid: N problems`: not when
+    /// the file could not be read at all (its problem said so).
+    fn closes(&self) -> bool {
+        !self.problems.iter().all(|p| p.whole_file)
     }
 
     /// Plain text: per problem, one `error: file:line:col: message [code]`
@@ -194,8 +194,8 @@ impl Invalid {
                 let _ = writeln!(out, "  help: {h}");
             }
         }
-        if let Some(closing) = self.closing() {
-            let _ = writeln!(out, "{closing}");
+        if self.closes() {
+            let _ = writeln!(out, "error: {self}");
         }
         // The file's own bytes are quoted: keep its control characters
         // (escape sequences included) away from the terminal.
@@ -248,7 +248,7 @@ impl Invalid {
             }
             let _ = handler.render_report(&mut out, &located);
         }
-        if self.closing().is_some() {
+        if self.closes() {
             let _ = writeln!(
                 out,
                 "error: {path} is invalid: {}",
