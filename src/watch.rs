@@ -648,13 +648,15 @@ impl Daemon<'_> {
                 let h = Some(u64::MAX);
                 if self.seen != h {
                     self.seen = h;
-                    let why = e.problems.first().map_or("", |p| p.message.as_str());
                     // An unreadable file's problem names it; a missing
                     // one's names the directory it is not in.
-                    let text = if why.starts_with("cannot read ") {
-                        why.to_string()
-                    } else {
-                        format!("cannot read {}: {why}", e.path)
+                    let text = match e.problems.first() {
+                        Some(p) if p.code != config::NOT_FOUND => p.message.clone(),
+                        p => format!(
+                            "cannot read {}: {}",
+                            e.path,
+                            p.map_or("", |p| p.message.as_str())
+                        ),
                     };
                     if let Some(w) = &self.web {
                         w.file_loaded(Err(text.clone()));

@@ -67,6 +67,10 @@ fn unreadable(shown: &str, e: &std::io::Error, help: &str) -> Invalid {
     }
 }
 
+/// The code of the problem "the file is not there", whose message names
+/// the directory it is not in rather than the file.
+pub const NOT_FOUND: &str = "muster::config::not_found";
+
 /// A services file that is not there, named with the directory muster
 /// looked in (a relative `-f` depends on where muster runs).
 fn not_found(shown: &str, path: &Path) -> Invalid {
@@ -83,16 +87,12 @@ fn not_found(shown: &str, path: &Path) -> Invalid {
         path: shown.to_string(),
         text: Arc::from(""),
         problems: vec![
-            Problem::new(
-                "muster::config::not_found",
-                format!("no {name} in {place}"),
-                None,
-            )
-            .whole_file()
-            .help(
-                "run muster in the directory that holds it, or give its path with -f/--file \
+            Problem::new(NOT_FOUND, format!("no {name} in {place}"), None)
+                .whole_file()
+                .help(
+                    "run muster in the directory that holds it, or give its path with -f/--file \
                  (or MUSTER_FILE); `muster import docker-compose.yml -o services.toml` writes one",
-            ),
+                ),
         ],
     }
 }
