@@ -81,8 +81,9 @@ pub enum Decision {
     Ignore,
     /// Run a pass; `why` says what happened. `failures` is set when the
     /// container crashed more than once in a row (it then waits `delay`).
-    /// `then` says what the pass will do about it when there is something
-    /// to do (a unit stopped or removed outside muster).
+    /// `then` is set for a unit stopped or removed outside muster (`why`
+    /// names it and what happened, not who did it): what the pass will do
+    /// about it when there is something to do.
     Pass {
         why: String,
         then: Option<&'static str>,
@@ -90,14 +91,10 @@ pub enum Decision {
     },
 }
 
-/// How a unit stopped or removed by someone else is said, after its name
-/// and what happened to it.
-pub const OUTSIDE_MUSTER: &str = " outside muster";
-
 impl Decision {
     fn outside(container: &str, what: &str, then: &'static str) -> Decision {
         Decision::Pass {
-            why: format!("{container} {what}{OUTSIDE_MUSTER}"),
+            why: format!("{container} {what}"),
             then: Some(then),
             failures: None,
         }
@@ -311,8 +308,8 @@ mod tests {
         let now = Instant::now();
         let cases = [
             ("die", Some(137), Some("web-1 died (exit 137)")),
-            ("destroy", None, Some("web-1 removed outside muster")),
-            ("stop", None, Some("web-1 stopped outside muster")),
+            ("destroy", None, Some("web-1 removed")),
+            ("stop", None, Some("web-1 stopped")),
             ("oom", None, Some("web-1 ran out of memory")),
             ("kill", None, None),
             ("health_status: healthy", None, None),
@@ -387,7 +384,7 @@ mod tests {
         assert_eq!(
             decide(&mut d, "a", "destroy", None, now),
             Decision::Pass {
-                why: "web-1 removed outside muster".into(),
+                why: "web-1 removed".into(),
                 then: Some("creating it again"),
                 failures: None,
             }
@@ -416,7 +413,7 @@ mod tests {
         assert_eq!(
             decide(&mut d, "a", "stop", None, t),
             Decision::Pass {
-                why: "web-1 stopped outside muster".into(),
+                why: "web-1 stopped".into(),
                 then: Some("starting it again"),
                 failures: None,
             }
@@ -441,7 +438,7 @@ mod tests {
             [(
                 "web-1".to_string(),
                 Decision::Pass {
-                    why: "web-1 killed outside muster".into(),
+                    why: "web-1 killed".into(),
                     then: Some("starting it again"),
                     failures: None,
                 }

@@ -29,7 +29,7 @@ use notify::Watcher;
 use tokio::sync::mpsc;
 
 use crate::apply::{ApplyError, Reporter};
-use crate::backoff::{Decision, Drift, OUTSIDE_MUSTER};
+use crate::backoff::{Decision, Drift};
 use crate::config::{self, Backend as BackendKind, Desired};
 use crate::engine::{self, Actual, Backend, Endpoint, ErrorKind, Event, LockHolder};
 use crate::error::Error;
@@ -84,7 +84,9 @@ impl Connector for EngineConnector {
 /// finds something to do (`web-1 removed outside muster; creating it again`).
 #[derive(Debug, Clone)]
 struct Trigger {
+    /// What happened (`web-1 removed`, `services.toml saved`).
     why: String,
+    /// Set for a unit stopped or removed by someone else.
     then: Option<&'static str>,
 }
 
@@ -101,22 +103,17 @@ impl From<&str> for Trigger {
 }
 
 impl Trigger {
-    /// What happened, without saying who did it.
-    fn happened(&self) -> &str {
-        self.why.strip_suffix(OUTSIDE_MUSTER).unwrap_or(&self.why)
-    }
-
-    /// What happened. A unit stopped or removed while another muster held
-    /// the lock is not said to be "outside muster": that muster (a
-    /// `restart`, an `apply`) is the likelier cause.
+    /// What happened. A unit stopped or removed (`then` is set) is said to
+    /// be so "outside muster", unless another muster held the lock
+    /// meanwhile: that muster (a `restart`, an `apply`) is the likelier
+    /// cause.
     fn reason(&self, held: Option<&LockHolder>) -> String {
         match (self.then, held) {
-            (Some(_), Some(holder)) => format!(
-                "{} while {} held the lock",
-                self.happened(),
-                holder_text(holder)
-            ),
-            _ => self.why.clone(),
+            (Some(_), Some(holder)) => {
+                format!("{} while {} held the lock", self.why, holder_text(holder))
+            }
+            (Some(_), None) => format!("{} outside muster", self.why),
+            (None, _) => self.why.clone(),
         }
     }
 
@@ -942,7 +939,7 @@ impl Daemon<'_> {
                         Some(_) => format!("{why}; {}", already_applied(by)),
                         None => {
                             let happened: Vec<&str> =
-                                triggers.iter().map(Trigger::happened).collect();
+                                triggers.iter().map(|t| t.why.as_str()).collect();
                             format!(
                                 "{}; no changes (already as the file says)",
                                 happened.join(", ")
@@ -1136,7 +1133,7 @@ mod tests {
             command: command.into(),
         };
         let stopped = Trigger {
-            why: format!("p-web-1 stopped{OUTSIDE_MUSTER}"),
+            why: "p-web-1 stopped".into(),
             then: Some("starting it again"),
         };
         let by = holder("/usr/local/bin/muster restart web");
@@ -1152,7 +1149,6 @@ mod tests {
             stopped.reason(Some(&holder(""))),
             "p-web-1 stopped while pid 42 held the lock"
         );
-        assert_eq!(stopped.happened(), "p-web-1 stopped");
         let saved = Trigger::from("services.toml saved");
         assert_eq!(saved.announced(Some(&by)), "services.toml saved");
     }
