@@ -118,6 +118,9 @@ if [ -S "$socket" ]; then
     done
     wait
   done
+  started="$(grep -c '^engine ' "$work/heal" || true)"
+  [ "$started" -eq $((ROUNDS * KILL)) ] ||
+    log "only $started of $((ROUNDS * KILL)) starts through the API answered; the engine's column counts those"
 else
   log "the engine is not on a unix socket ($socket): the engine's start of a killed container is not measured"
 fi
