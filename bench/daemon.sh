@@ -118,6 +118,10 @@ if [ -S "$socket" ]; then
     done
     wait
   done
+  # As after the heals: every container running for a second before the
+  # final `down`.
+  wait_running
+  sleep 1
   started="$(grep -c '^engine ' "$work/heal" || true)"
   [ "$started" -eq $((ROUNDS * KILL)) ] ||
     log "only $started of $((ROUNDS * KILL)) starts through the API answered; the engine's column counts those"
