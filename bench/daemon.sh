@@ -134,9 +134,10 @@ if grep -q missing "$work/heal"; then
   grep missing "$work/heal" >&2
 fi
 
-stat() { # HOW COLUMN: "median | worst"
-  awk -v h="$1" -v c="$2" '$1 == h { print $c }' "$work/heal" | sort -n |
-    awk '{ v[NR] = $1 } END { printf "%s / %s", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[NR] }'
+stat() { # HOW COLUMN: "median / worst"
+  local values
+  values="$(awk -v h="$1" -v c="$2" '$1 == h { print $c }' "$work/heal" | sort -g)"
+  printf '%s / %s' "$(median <<<"$values")" "$(tail -n 1 <<<"$values")"
 }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 
