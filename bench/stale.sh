@@ -14,6 +14,10 @@
 #
 # VERSUS=path/to/muster runs the same cycle with that build too, right after
 # muster's in every round (a fresh project of its own), and counts each.
+# DOWN_WIDTHS="8 4" takes the `down`'s `--parallel` from that list in turn,
+# round by round (the apply keeps PARALLEL), and counts and times each width:
+#
+#   N=200 ROUNDS=16 DOWN_WIDTHS="8 4" bench/stale.sh
 #
 # The project is named mb-x-<pid>; its network, if stuck, is named in the output.
 # shellcheck source=bench/lib.sh
@@ -29,9 +33,11 @@ file="$work/services.toml"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 builds=("$muster")
 [ -n "${VERSUS:-}" ] && builds+=("$VERSUS")
-stuck=(0 0)
+read -ra widths <<<"${DOWN_WIDTHS:-$PARALLEL}"
+declare -A kept=()
 names=""
 for ((r = 1; r <= ROUNDS; r++)); do
+  width="${widths[(r - 1) % ${#widths[@]}]}"
   for b in "${!builds[@]}"; do
     # A project of its own each round: a stuck network is not reused.
     p="$project-$r-$b"
@@ -41,9 +47,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
         "env = { GEN = \"$gen\" }" "[services.svc.update]" "parallelism = $PARALLEL" >"$file"
       MUSTER_PARALLEL="$PARALLEL" "${builds[b]}" --color never -f "$file" apply -q >/dev/null
     done
-    out="$(MUSTER_PARALLEL="$PARALLEL" "${builds[b]}" --color never -f "$file" down 2>&1)"
+    started="$(date +%s.%N)"
+    out="$(MUSTER_PARALLEL="$width" "${builds[b]}" --color never -f "$file" down 2>&1)"
+    echo "$(date +%s.%N) - $started" | bc >>"$work/down-$b-$width"
     if grep -q "kept network" <<<"$out"; then
-      stuck[b]=$((stuck[b] + 1))
+      kept[$b-$width]=$((${kept[$b-$width]:-0} + 1))
       names="$names ${p}_default"
     fi
   done
@@ -52,7 +60,16 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 what="downs"
 [ "$RECREATE" = 1 ] && what="rolling replacements then downs"
-versus=""
-[ -n "${VERSUS:-}" ] && versus=" ($VERSUS: ${stuck[1]})"
-echo "$ROUNDS $what of N = $N, --parallel $PARALLEL, muster $built;" \
-  "load average $load_before before, $load_after after: ${stuck[0]} networks kept by the engine$versus.${names:+ Kept:$names.}"
+echo "$ROUNDS $what of N = $N, apply --parallel $PARALLEL, muster $built;" \
+  "load average $load_before before, $load_after after. Networks kept by the engine:"
+for b in "${!builds[@]}"; do
+  for width in "${widths[@]}"; do
+    times="$work/down-$b-$width"
+    [ -f "$times" ] || continue
+    label="muster"
+    [ "$b" = 0 ] || label="$VERSUS"
+    printf '  %s, down --parallel %s: %s of %s (down median %.2f s, %.2f-%.2f s)\n' "$label" "$width" \
+      "${kept[$b-$width]:-0}" "$(wc -l <"$times")" "$(median <"$times")" "$(sort -g "$times" | head -1)" "$(sort -g "$times" | tail -1)"
+  done
+done
+[ -z "$names" ] || echo "Kept:$names."
