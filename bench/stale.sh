@@ -48,12 +48,19 @@ for ((r = 1; r <= ROUNDS; r++)); do
       MUSTER_PARALLEL="$PARALLEL" "${builds[b]}" --color never -f "$file" apply -q >/dev/null
     done
     started="$(date +%s.%N)"
-    out="$(MUSTER_PARALLEL="$width" "${builds[b]}" --color never -f "$file" down 2>&1)"
-    echo "$(date +%s.%N) - $started" | bc >>"$work/down-$b-$width"
+    if ! out="$(MUSTER_PARALLEL="$width" "${builds[b]}" --color never -f "$file" down 2>&1)"; then
+      log "round $r: the down of $p (--parallel $width) failed:" "$out"
+      exit 1
+    fi
+    took="$(echo "$(date +%s.%N) - $started" | bc)"
+    echo "$took" >>"$work/down-$b-$width"
+    said=""
     if grep -q "kept network" <<<"$out"; then
       kept[$b-$width]=$((${kept[$b-$width]:-0} + 1))
       names="$names ${p}_default"
+      said=", network kept"
     fi
+    log "round $r, build $b: down --parallel $width took $took s$said"
   done
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
