@@ -6,7 +6,9 @@
 //!   as a graph: a service starts once every container of the services it
 //!   depends on is ready; services independent of each other run side by
 //!   side.
-//! - Parallel services run up to `parallel` engine operations at once.
+//! - Parallel services run up to `parallel` engine operations at once;
+//!   containers leaving a crowded project network ([`CROWDED`]) go at most
+//!   [`CROWDED_STOPS`] at once ([`stops_at_once`]).
 //!   Sequential services create in ascending ordinal order, each container
 //!   started only once the previous one is ready, and remove in descending
 //!   order, one at a time.
@@ -88,6 +90,26 @@ pub const SETTLE: Duration = Duration::from_millis(500);
 /// settle is all that is left to wait once they started. A command that
 /// fails at once dies about 20 ms after its start on an idle engine.
 pub const PARALLEL_SETTLE: Duration = Duration::from_millis(100);
+
+/// A project network holding more containers than this is crowded: with
+/// 300 on it, Docker 20.10 kept a stale endpoint (and so the network, until
+/// dockerd restarts) after 8 of 18 `down`s 8 at once, none of 19 4 at
+/// once; with 200, none of 16 either way (BENCHMARKS.md). The line is
+/// drawn between the two.
+pub const CROWDED: usize = 250;
+
+/// Containers stopped at once on a crowded network, whatever `--parallel`.
+pub const CROWDED_STOPS: usize = 4;
+
+/// How many of `on_network` containers (the project's) stop or go at once
+/// with `--parallel` `parallel`.
+pub fn stops_at_once(parallel: usize, on_network: usize) -> usize {
+    if on_network > CROWDED {
+        parallel.clamp(1, CROWDED_STOPS)
+    } else {
+        parallel.max(1)
+    }
+}
 
 /// The temporary name of a start-first replacement.
 pub fn temporary_name(name: &str) -> String {
@@ -175,6 +197,11 @@ impl StepsDone<'_> {
 impl<'a> Run<'a> {
     async fn all(&'a self, plan: &'a Plan) -> Result<(), ApplyError> {
         // Removals, dependents first.
+        let removals = if self.layout == Layout::Containers {
+            stops_at_once(self.options.parallel, plan.units_now)
+        } else {
+            self.options.parallel
+        };
         for sp in plan.services.iter().rev() {
             let removes: Vec<&Change> = sp
                 .changes
@@ -188,7 +215,7 @@ impl<'a> Run<'a> {
             let width = if sp.mode() == Mode::Sequential {
                 1
             } else {
-                self.options.parallel
+                removals
             };
             self.each(removes, width, |c| self.remove(&c.unit, grace))
                 .await?;

@@ -105,7 +105,8 @@ pub struct PlanArgs {
 /// Options of commands that change the engine.
 #[derive(Debug, Clone, Args)]
 pub struct ApplyArgs {
-    /// Engine operations at once within a parallel service.
+    /// Engine operations at once within a parallel service (containers
+    /// stop at most 4 at once on a network of more than 250).
     #[arg(long, env = "MUSTER_PARALLEL", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
     /// How long to wait for another muster that holds the project's lock.

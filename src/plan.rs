@@ -272,6 +272,9 @@ pub struct Plan {
     pub pruned: bool,
     /// Images the engine does not have; apply pulls them first.
     pub missing_images: Vec<String>,
+    /// Units of the project on the engine when the plan was made, orphans
+    /// included (the containers on its network, for the docker backend).
+    pub units_now: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -446,6 +449,7 @@ pub fn plan(desired: &Desired, actual: &Actual, prune: bool) -> Plan {
         orphans,
         pruned: prune,
         missing_images,
+        units_now: actual.units.len(),
     }
 }
 

@@ -2,7 +2,8 @@
 //! named services (every service without names), under the project's
 //! lock. A sequential service restarts one container at a time in ordinal
 //! order, each ready before the next; a parallel one up to `--parallel`
-//! at once. Nothing is created or removed. Does engine I/O through the
+//! at once (fewer on a crowded network, [`crate::apply::stops_at_once`]).
+//! Nothing is created or removed. Does engine I/O through the
 //! [`Backend`] trait.
 
 use std::time::{Duration, Instant};
@@ -66,7 +67,7 @@ impl Restart<'_> {
             } else {
                 let results: Vec<Result<(), ApplyError>> = stream::iter(units)
                     .map(|(_, name)| self.one(service, name, false))
-                    .buffer_unordered(parallel.max(1))
+                    .buffer_unordered(crate::apply::stops_at_once(parallel, listed.len()))
                     .collect()
                     .await;
                 results.into_iter().collect::<Result<(), _>>()?;

@@ -349,3 +349,76 @@ fn a_lost_event_stream_hands_the_settle_check_to_the_list_call() {
         "after the loss, what the events did not tell proves nothing"
     );
 }
+
+/// Docker 20.10 often keeps a stale endpoint, and with it the project's
+/// network, when 8 containers of a network that holds hundreds stop at
+/// once (BENCHMARKS.md): past `CROWDED` containers on the network (every
+/// service's, orphans' too), removals go `CROWDED_STOPS` at a time whatever
+/// `--parallel`; up to it, `--parallel` at a time.
+#[test]
+fn removals_on_a_crowded_network_go_at_most_four_at_once() {
+    let crowded = apply::CROWDED as u32;
+    // (web before → after, jobs before → after, --parallel, most at once)
+    let cases = [
+        ((crowded, 0), (0, 0), 8, 8),
+        ((crowded + 1, 0), (0, 0), 8, apply::CROWDED_STOPS),
+        ((crowded + 1, 0), (0, 0), 2, 2),
+        ((crowded - 9, crowded - 9), (10, 0), 8, apply::CROWDED_STOPS),
+        ((crowded - 10, crowded - 10), (10, 0), 8, 8),
+        ((crowded + 50, 20), (0, 0), 8, apply::CROWDED_STOPS),
+    ];
+    for ((web, web_to), (jobs, jobs_to), parallel, most) in cases {
+        let text = |web: u32, jobs: u32| {
+            desired(&format!(
+                "project = \"p\"\n[services.web]\nimage = \"{IMG}\"\ncount = {web}\n\
+                 [services.jobs]\nimage = \"{IMG}\"\ncount = {jobs}\n"
+            ))
+        };
+        let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
+        for (from, to) in [(web, jobs), (web_to, jobs_to)] {
+            let want = text(from, to);
+            engine.with(|s| s.most_stopping = 0);
+            let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
+            block_on(apply::apply(
+                &engine,
+                &want,
+                &p,
+                &quick(parallel),
+                &Quiet,
+                async {},
+            ))
+            .unwrap();
+        }
+        let case = format!("web {web} → {web_to}, jobs {jobs} → {jobs_to}, --parallel {parallel}");
+        assert_eq!(engine.with(|s| s.most_stopping), most, "{case}");
+        assert_eq!(
+            engine.with(|s| s.containers.len()),
+            (web_to + jobs_to) as usize,
+            "{case}"
+        );
+    }
+}
+
+/// `restart` stops as many at once as a removal would.
+#[test]
+fn a_restart_on_a_crowded_network_stops_at_most_four_at_once() {
+    let crowded = apply::CROWDED as u32;
+    for (count, most) in [(crowded, 8), (crowded + 1, apply::CROWDED_STOPS)] {
+        let want = desired(&format!(
+            "project = \"p\"\n[services.web]\nimage = \"{IMG}\"\ncount = {count}\n"
+        ));
+        let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
+        let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
+        block_on(apply::apply(&engine, &want, &p, &quick(8), &Quiet, async {})).unwrap();
+        let restarted = block_on(muster::restart::restart(
+            &engine,
+            &want,
+            8,
+            &|_, _| {},
+            &|_, _| {},
+        ))
+        .unwrap();
+        assert_eq!(restarted, count as usize);
+        assert_eq!(engine.with(|s| s.most_stopping), most, "{count} containers");
+    }
+}

@@ -54,6 +54,11 @@ pub struct MemState {
     pub changes_cut: Option<usize>,
     /// List calls (`units`) made.
     pub lists: usize,
+    /// Stops and removals in flight now, and the most seen at once: each
+    /// yields to the scheduler once before it happens, as an engine call
+    /// would, so that calls made side by side overlap.
+    pub stopping: usize,
+    pub most_stopping: usize,
     /// What `changes` replays: every event told so far, in order.
     told: Vec<(std::time::SystemTime, Event)>,
     next_id: u64,
@@ -89,6 +94,16 @@ impl MemoryEngine {
             }
         });
         engine
+    }
+
+    /// A stop or removal begins: counted in flight while it yields once.
+    async fn stopping(&self) {
+        self.with(|s| {
+            s.stopping += 1;
+            s.most_stopping = s.most_stopping.max(s.stopping);
+        });
+        tokio::task::yield_now().await;
+        self.with(|s| s.stopping -= 1);
     }
 
     /// Runs `f` on the state (to set it up or inspect it).
@@ -316,6 +331,7 @@ impl Backend for MemoryEngine {
     }
 
     async fn stop(&self, name: &str, _grace: Duration) -> Result<()> {
+        self.stopping().await;
         self.with(|s| {
             s.calls.push(format!("stop {name}"));
             let c = s
@@ -352,6 +368,7 @@ impl Backend for MemoryEngine {
     }
 
     async fn remove(&self, name: &str, _grace: Duration) -> Result<()> {
+        self.stopping().await;
         self.with(|s| {
             if s.containers
                 .get(name)
