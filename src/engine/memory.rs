@@ -54,11 +54,12 @@ pub struct MemState {
     pub changes_cut: Option<usize>,
     /// List calls (`units`) made.
     pub lists: usize,
-    /// Stops and removals in flight now, and the most seen at once: each
-    /// yields to the scheduler once before it happens, as an engine call
-    /// would, so that calls made side by side overlap.
-    pub stopping: usize,
+    /// The most stops and removals seen in flight at once: each yields to
+    /// the scheduler once before it happens, as an engine call would, so
+    /// that calls made side by side overlap.
     pub most_stopping: usize,
+    /// Stops and removals in flight now.
+    stopping: usize,
     /// What `changes` replays: every event told so far, in order.
     told: Vec<(std::time::SystemTime, Event)>,
     next_id: u64,
