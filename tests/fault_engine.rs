@@ -4,8 +4,10 @@
 //! (or the daemon, once the engine is back) finishes the job; a container
 //! that cannot start, or does not become ready in time, fails the apply
 //! naming it and showing its last lines, and never costs a running
-//! container. (An image that cannot be pulled and a name held by a foreign
-//! container are in `safety_engine.rs`.)
+//! container; an engine that stops answering removals and network calls
+//! (dockerd's deadlock) is named as such within a minute, while one that
+//! is merely slow is waited for. (An image that cannot be pulled and a name
+//! held by a foreign container are in `safety_engine.rs`.)
 
 mod support;
 
@@ -482,4 +484,76 @@ fn a_start_first_replacement_that_never_becomes_ready_leaves_the_old_containers_
     muster_ok(&project, &["apply"]);
     assert_eq!(ids(&project), before);
     muster_exits(&project, &["plan", "--detailed-exitcode"], 0);
+}
+
+/// Two sleepers that stop within a second.
+const PAIR: &str = r#"project = "{project}"
+
+[services.web]
+image = "{image}"
+count = 2
+command = ["sleep", "3600"]
+init = true
+stop_grace_period = "1s"
+"#;
+
+/// Docker 20.10 before 20.10.27 can deadlock its network controller
+/// (moby#46661): from then on container stops and removals, and the network
+/// list, never answer, while the container list does. The proxy plays
+/// that engine: muster gives up past the grace period, a check and its
+/// timeout, and says why, instead of waiting out the client's 600 s.
+#[test]
+fn a_down_whose_stops_and_network_list_never_answer_fails_naming_the_stuck_engine() {
+    let project = Project::new("stuck");
+    project.write(PAIR);
+    muster_ok(&project, &["apply"]);
+    let before = ids(&project);
+    let proxy = Proxy::start(&project.dir().join("engine.sock"));
+    proxy.hold("POST", "/stop", None);
+    proxy.hold("GET", "/networks", None);
+    let child = muster_process(project.dir())
+        .args(["-f", "services.toml", "--host", &proxy.url(), "down"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Hang guard, far below the client's 600 s: grace 1 s + 15 s overdue
+    // + 30 s for the network list is 46 s.
+    let out = ended_within(child, Duration::from_secs(120), "down began");
+    assert_eq!(out.code, Some(1), "{out}");
+    let error = error_line(&out);
+    assert!(
+        error.contains(&format!("stopping {}-web-", project.name()))
+            && error.contains("does not list its networks")
+            && error.contains("moby#46661")
+            && error.contains("restart dockerd"),
+        "the error should name the stuck call and the engine's deadlock:\n{out}"
+    );
+    // The engine never saw the stops: the containers run as they did.
+    assert_eq!(ids(&project), before, "{out}");
+    for name in before.keys() {
+        assert_eq!(id_and_state(name).1, "running", "{out}");
+    }
+
+    // Once the engine answers again (here: without the proxy), down
+    // completes.
+    drop(proxy);
+    muster_ok(&project, &["down", "--lock-timeout", "10s"]);
+    assert!(project.containers().is_empty());
+    assert!(project.networks().is_empty());
+}
+
+/// A stop that the engine answers only 25 s late, while it still lists its
+/// networks, is a slow engine, not a stuck one: muster waits for it.
+#[test]
+fn a_down_whose_stops_answer_late_while_the_engine_lists_networks_completes() {
+    let project = Project::new("slowstop");
+    project.write(PAIR);
+    muster_ok(&project, &["apply"]);
+    let proxy = Proxy::start(&project.dir().join("engine.sock"));
+    proxy.hold("POST", "/stop", Some(Duration::from_secs(25)));
+    let out = muster_ok(&project, &["--host", &proxy.url(), "down"]);
+    assert!(!out.stderr.contains("moby#46661"), "{out}");
+    assert!(project.containers().is_empty(), "{out}");
+    assert!(project.networks().is_empty(), "{out}");
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
@@ -41,6 +41,13 @@ use crate::sanitize;
 /// The image the lock container is created from: imported from an empty
 /// archive, never run, so no registry is needed.
 const LOCK_IMAGE: &str = "muster-lock:1";
+
+/// How long past its own time (a stop's grace period; none for a create
+/// or a start) a call may go unanswered before muster checks on the engine.
+const OVERDUE: Duration = Duration::from_secs(15);
+
+/// How long the engine may take to list its networks in that check.
+const NETWORKS_ANSWER: Duration = Duration::from_secs(30);
 
 /// Fault injection for the crash tests: with `MUSTER_FAULT_ABORT_AFTER=K`
 /// the process aborts (as under `kill -9`: no cleanup, no unlock) right
@@ -800,11 +807,17 @@ impl Backend for DockerEngine {
 
     async fn start(&self, name: &str) -> Result<()> {
         tracing::debug!("engine: start {name}");
-        self.docker
-            .start_container(name, None::<StartContainerOptions>)
-            .await
-            .map(|()| fault_point())
-            .map_err(|e| map_err(format!("starting {name}"), e))
+        let doing = format!("starting {name}");
+        let call = async {
+            (self
+                .docker
+                .start_container(name, None::<StartContainerOptions>)
+                .await)
+                .map_err(|e| map_err(&doing, e))
+        };
+        self.answered(&doing, Duration::ZERO, call).await?;
+        fault_point();
+        Ok(())
     }
 
     async fn exec(&self, name: &str, request: ExecRequest) -> Result<i64> {
@@ -862,24 +875,12 @@ impl Backend for DockerEngine {
 
     async fn stop(&self, name: &str, grace: Duration) -> Result<()> {
         tracing::debug!("engine: stop {name}");
-        let stop = StopContainerOptions {
-            t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
-            ..Default::default()
-        };
-        self.docker
-            .stop_container(name, Some(stop))
-            .await
-            .map_err(|e| map_err(format!("stopping {name}"), e))
+        self.stop_container(name, grace).await
     }
 
     async fn remove(&self, name: &str, grace: Duration) -> Result<()> {
         tracing::debug!("engine: stop and remove {name}");
-        let stop = StopContainerOptions {
-            t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
-            ..Default::default()
-        };
-        if let Err(e) = self.docker.stop_container(name, Some(stop)).await {
-            let err = map_err(format!("stopping {name}"), e);
+        if let Err(err) = self.stop_container(name, grace).await {
             match err.kind {
                 ErrorKind::NotFound => return Ok(()),
                 ErrorKind::Unreachable => return Err(err),
@@ -891,13 +892,17 @@ impl Backend for DockerEngine {
             force: true,
             ..Default::default()
         };
-        match self.docker.remove_container(name, Some(options)).await {
+        let doing = format!("removing {name}");
+        let call = async {
+            (self.docker.remove_container(name, Some(options)).await)
+                .map_err(|e| map_err(&doing, e))
+        };
+        match self.answered(&doing, Duration::ZERO, call).await {
             Ok(()) => {
                 fault_point();
                 Ok(())
             }
-            Err(e) => {
-                let err = map_err(format!("removing {name}"), e);
+            Err(err) => {
                 if err.kind == ErrorKind::NotFound || err.message.contains("already in progress") {
                     Ok(())
                 } else {
@@ -1143,22 +1148,25 @@ impl Backend for DockerEngine {
     async fn remove_network(&self, project: &str) -> Result<()> {
         let name = network_name(project);
         let doing = format!("removing network {name}");
-        let existing = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters(&[("label", format!("{LABEL_PROJECT}={project}"))])),
-            }))
-            .await
-            .map_err(|e| map_err(&doing, e))?;
+        let options = ListNetworksOptions {
+            filters: Some(filters(&[("label", format!("{LABEL_PROJECT}={project}"))])),
+        };
+        let list = async {
+            (self.docker.list_networks(Some(options)).await).map_err(|e| map_err(&doing, e))
+        };
+        let existing = self.answered(&doing, Duration::ZERO, list).await?;
         for n in existing
             .into_iter()
             .filter(|n| n.name.as_deref() == Some(name.as_str()))
         {
             let id = n.id.unwrap_or_else(|| name.clone());
-            if let Err(e) = self.docker.remove_network(&id).await {
-                let mut err = map_err(&doing, e);
-                if err.kind == ErrorKind::NotFound {
-                    continue;
+            let remove =
+                async { (self.docker.remove_network(&id).await).map_err(|e| map_err(&doing, e)) };
+            if let Err(mut err) = self.answered(&doing, Duration::ZERO, remove).await {
+                match err.kind {
+                    ErrorKind::NotFound => continue,
+                    ErrorKind::Unreachable => return Err(err),
+                    _ => {}
                 }
                 // Still in use by a container (not muster's: its own are
                 // gone): a conflict, said as such. None listed: the
@@ -1311,17 +1319,87 @@ impl DockerEngine {
             name: Some(spec.name.clone()),
             ..Default::default()
         };
-        self.docker
-            .create_container(Some(options), create_body(spec))
-            .await
-            .map(|_| fault_point())
-            .map_err(|e| {
-                let mut err = map_err(format!("creating {}", spec.name), e);
-                if err.kind == ErrorKind::Conflict {
-                    err.message = format!("the name {} is taken ({})", spec.name, err.message);
+        let doing = format!("creating {}", spec.name);
+        let call = async {
+            (self
+                .docker
+                .create_container(Some(options), create_body(spec))
+                .await)
+                .map_err(|e| {
+                    let mut err = map_err(&doing, e);
+                    if err.kind == ErrorKind::Conflict {
+                        err.message = format!("the name {} is taken ({})", spec.name, err.message);
+                    }
+                    err
+                })
+        };
+        self.answered(&doing, Duration::ZERO, call).await?;
+        fault_point();
+        Ok(())
+    }
+
+    /// Stops `name`, killing it after `grace`.
+    async fn stop_container(&self, name: &str, grace: Duration) -> Result<()> {
+        let stop = StopContainerOptions {
+            t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
+            ..Default::default()
+        };
+        let doing = format!("stopping {name}");
+        let call = async {
+            (self.docker.stop_container(name, Some(stop)).await).map_err(|e| map_err(&doing, e))
+        };
+        self.answered(&doing, grace, call).await
+    }
+
+    /// `call`, which the engine should answer within `own` (a stop's grace
+    /// period). Once it is [`OVERDUE`] past that, and every [`OVERDUE`]
+    /// after, muster asks the engine for its networks: when that goes
+    /// unanswered for [`NETWORKS_ANSWER`] too, the engine is stuck, and the
+    /// call fails now, saying so, instead of after the client's 600 s.
+    /// Docker 20.10 before 20.10.27 has such a deadlock in its network
+    /// controller (moby#46661): removals and network calls hang for good
+    /// while the container list still answers.
+    async fn answered<T>(
+        &self,
+        doing: &str,
+        own: Duration,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let began = Instant::now();
+        tokio::pin!(call);
+        let mut wait = own + OVERDUE;
+        loop {
+            tokio::select! {
+                done = &mut call => return done,
+                () = tokio::time::sleep(wait) => {}
+            }
+            tracing::debug!(
+                "engine: {doing}: no answer after {:?}; listing networks",
+                began.elapsed()
+            );
+            let probe = tokio::time::timeout(
+                NETWORKS_ANSWER,
+                self.docker.list_networks(None::<ListNetworksOptions>),
+            );
+            tokio::select! {
+                done = &mut call => return done,
+                probed = probe => if probed.is_err() {
+                    return Err(EngineError::new(
+                        doing,
+                        ErrorKind::Unreachable,
+                        format!(
+                            "the engine has not answered for {}s, and does not list its networks \
+                             either (no answer within {}s): its network controller is stuck. \
+                             Docker before 20.10.27 has such a deadlock (moby#46661); restart \
+                             dockerd, then run muster again",
+                            began.elapsed().as_secs(),
+                            NETWORKS_ANSWER.as_secs()
+                        ),
+                    ));
                 }
-                err
-            })
+            }
+            wait = OVERDUE;
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! A proxy in front of the real engine's socket, that a test can take down
-//! and bring back, or that cuts the engine's event streams alone.
+//! and bring back, that cuts the engine's event streams alone, or that holds
+//! back some requests as a stuck engine would.
 
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::engine::docker_host;
 
@@ -15,7 +17,9 @@ use super::engine::docker_host;
 /// talks to the engine through it. [`Proxy::down`] closes every connection
 /// and stops listening, [`Proxy::up`] listens again; [`Proxy::cut_events`]
 /// closes only the connections that carry `GET …/events`, and from then
-/// on each new one as soon as its request comes.
+/// on each new one as soon as its request comes. [`Proxy::hold`] holds
+/// back the requests of one kind: the engine never answers them, or only
+/// after a while.
 pub struct Proxy {
     socket: PathBuf,
     shared: Arc<Shared>,
@@ -36,6 +40,9 @@ struct Shared {
     connections: Mutex<Vec<(usize, UnixStream, UnixStream, bool)>>,
     /// The next connection's number.
     next: AtomicUsize,
+    /// Requests held back: method, a part of the path, how long (`None`:
+    /// for good).
+    held: Mutex<Vec<(String, String, Option<Duration>)>>,
 }
 
 impl Proxy {
@@ -54,6 +61,7 @@ impl Proxy {
                 event_requests: AtomicUsize::new(0),
                 connections: Mutex::default(),
                 next: AtomicUsize::new(0),
+                held: Mutex::default(),
             }),
             listening: None,
         };
@@ -134,6 +142,14 @@ impl Proxy {
         cut
     }
 
+    /// From now on, holds back every `method` request whose path contains
+    /// `path` for `hold` before passing it on, or for good (`None`): the
+    /// engine never sees it, and its connection stays open and silent.
+    pub fn hold(&self, method: &str, path: &str, hold: Option<Duration>) {
+        let rule = (format!("{method} "), path.to_string(), hold);
+        self.shared.held.lock().unwrap().push(rule);
+    }
+
     /// How many `GET …/events` requests came so far.
     pub fn event_requests(&self) -> usize {
         self.shared.event_requests.load(Ordering::SeqCst)
@@ -162,13 +178,45 @@ impl Shared {
                     c.3 = true;
                 }
             }
-            if (&*engine).write_all(&buf[..n]).is_err() {
+            if !self.wait_if_held(me, &line) || (&*engine).write_all(&buf[..n]).is_err() {
                 break;
             }
         }
         self.connections.lock().unwrap().retain(|c| c.0 != me);
         let _ = client.shutdown(Shutdown::Both);
         let _ = engine.shutdown(Shutdown::Both);
+    }
+}
+
+impl Shared {
+    /// Holds back a request that a [`Proxy::hold`] rule matches, by its
+    /// first `line`; false when it is held for good and the proxy has
+    /// closed connection `me` meanwhile.
+    fn wait_if_held(&self, me: usize, line: &str) -> bool {
+        let rule = self
+            .held
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|(method, path, hold)| {
+                let target = line.split(' ').nth(1).unwrap_or_default();
+                (line.starts_with(method.as_str()) && target.contains(path.as_str()))
+                    .then_some(*hold)
+            });
+        let Some(hold) = rule else {
+            return true;
+        };
+        let until = hold.map(|h| Instant::now() + h);
+        loop {
+            if until.is_some_and(|u| Instant::now() >= u) {
+                return true;
+            }
+            let open = self.connections.lock().unwrap().iter().any(|c| c.0 == me);
+            if !open {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
