@@ -501,9 +501,10 @@ stop_grace_period = "1s"
 /// (moby#46661): from then on container stops and removals, and the network
 /// list, never answer, while the container list does. The proxy plays
 /// that engine: muster gives up past the grace period, a check and its
-/// timeout, and says why, instead of waiting out the client's 600 s.
+/// timeout, and says why, instead of waiting out the client's 600 s; so
+/// does an apply, at the project network, before it creates anything.
 #[test]
-fn a_down_whose_stops_and_network_list_never_answer_fails_naming_the_stuck_engine() {
+fn an_engine_whose_stops_and_network_calls_never_answer_fails_down_and_apply_naming_it() {
     let project = Project::new("stuck");
     project.write(PAIR);
     muster_ok(&project, &["apply"]);
@@ -534,6 +535,25 @@ fn a_down_whose_stops_and_network_list_never_answer_fails_naming_the_stuck_engin
     for name in before.keys() {
         assert_eq!(id_and_state(name).1, "running", "{out}");
     }
+
+    // An apply that needs the project network fails the same way before it
+    // creates anything.
+    project.write(&PAIR.replace("count = 2", "count = 3"));
+    let child = muster_process(project.dir())
+        .args(["-f", "services.toml", "--host", &proxy.url(), "apply"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = ended_within(child, Duration::from_secs(120), "apply began");
+    assert_eq!(out.code, Some(1), "{out}");
+    let error = error_line(&out);
+    assert!(
+        error.contains(&format!("creating network {}_default", project.name()))
+            && error.contains("moby#46661"),
+        "the error should name the stuck call and the engine's deadlock:\n{out}"
+    );
+    assert_eq!(ids(&project), before, "{out}");
 
     // Once the engine answers again (here: without the proxy), down
     // completes.

@@ -1435,13 +1435,13 @@ impl DockerEngine {
     pub(super) async fn ensure_network_of(&self, project: &str, kind: NetworkKind) -> Result<()> {
         let name = network_name(project);
         let doing = format!("creating network {name}");
-        let existing = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters(&[("name", name.clone())])),
-            }))
-            .await
-            .map_err(|e| map_err(&doing, e))?;
+        let options = ListNetworksOptions {
+            filters: Some(filters(&[("name", name.clone())])),
+        };
+        let list = async {
+            (self.docker.list_networks(Some(options)).await).map_err(|e| map_err(&doing, e))
+        };
+        let existing = self.answered(&doing, Duration::ZERO, list).await?;
         if let Some(n) = existing
             .iter()
             .find(|n| n.name.as_deref() == Some(name.as_str()))
@@ -1483,10 +1483,11 @@ impl DockerEngine {
             )])),
             ..Default::default()
         };
-        match self.docker.create_network(request).await {
+        let create =
+            async { (self.docker.create_network(request).await).map_err(|e| map_err(&doing, e)) };
+        match self.answered(&doing, Duration::ZERO, create).await {
             Ok(_) => Ok(()),
-            Err(e) => {
-                let err = map_err(&doing, e);
+            Err(err) => {
                 // Another muster created it meanwhile: fine.
                 if err.kind == ErrorKind::Conflict {
                     Ok(())
