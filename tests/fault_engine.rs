@@ -126,7 +126,7 @@ fn ended_within(mut child: std::process::Child, limit: Duration, what: &str) -> 
         if since.elapsed() > limit {
             let _ = child.kill();
             panic!(
-                "hang guard: the apply still ran {limit:?} after {what}:\n{}",
+                "hang guard: muster still ran {limit:?} after {what}:\n{}",
                 Outcome::from(child.wait_with_output().unwrap())
             );
         }
@@ -486,16 +486,18 @@ fn a_start_first_replacement_that_never_becomes_ready_leaves_the_old_containers_
     muster_exits(&project, &["plan", "--detailed-exitcode"], 0);
 }
 
-/// Two sleepers that stop within a second.
-const PAIR: &str = r#"project = "{project}"
-
-[services.web]
-image = "{image}"
-count = 2
-command = ["sleep", "3600"]
-init = true
-stop_grace_period = "1s"
-"#;
+/// What `muster COMMAND` through `proxy` printed, once it failed (exit 1).
+/// The hang guard is far below the client's 600 s: a grace period of 1 s,
+/// 15 s overdue and 30 s for the network list make 46 s.
+fn fails_through(project: &Project, proxy: &Proxy, command: &str) -> Outcome {
+    let child = muster_process(project.dir())
+        .args(["-f", "services.toml", "--host", &proxy.url(), command])
+        .spawn()
+        .unwrap();
+    let out = ended_within(child, Duration::from_secs(120), &format!("{command} began"));
+    assert_eq!(out.code, Some(1), "{out}");
+    out
+}
 
 /// Docker 20.10 before 20.10.27 can deadlock its network controller
 /// (moby#46661): from then on container stops and removals, and the network
@@ -506,22 +508,13 @@ stop_grace_period = "1s"
 #[test]
 fn an_engine_whose_stops_and_network_calls_never_answer_fails_down_and_apply_naming_it() {
     let project = Project::new("stuck");
-    project.write(PAIR);
+    project.write(&sleepers_of_project(2));
     muster_ok(&project, &["apply"]);
     let before = ids(&project);
     let proxy = Proxy::start(&project.dir().join("engine.sock"));
     proxy.hold("POST", "/stop", None);
     proxy.hold("GET", "/networks", None);
-    let child = muster_process(project.dir())
-        .args(["-f", "services.toml", "--host", &proxy.url(), "down"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Hang guard, far below the client's 600 s: grace 1 s + 15 s overdue
-    // + 30 s for the network list is 46 s.
-    let out = ended_within(child, Duration::from_secs(120), "down began");
-    assert_eq!(out.code, Some(1), "{out}");
+    let out = fails_through(&project, &proxy, "down");
     let error = error_line(&out);
     assert!(
         error.contains(&format!("stopping {}-web-", project.name()))
@@ -538,15 +531,8 @@ fn an_engine_whose_stops_and_network_calls_never_answer_fails_down_and_apply_nam
 
     // An apply that needs the project network fails the same way before it
     // creates anything.
-    project.write(&PAIR.replace("count = 2", "count = 3"));
-    let child = muster_process(project.dir())
-        .args(["-f", "services.toml", "--host", &proxy.url(), "apply"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = ended_within(child, Duration::from_secs(120), "apply began");
-    assert_eq!(out.code, Some(1), "{out}");
+    project.write(&sleepers_of_project(3));
+    let out = fails_through(&project, &proxy, "apply");
     let error = error_line(&out);
     assert!(
         error.contains(&format!("creating network {}_default", project.name()))
@@ -568,7 +554,7 @@ fn an_engine_whose_stops_and_network_calls_never_answer_fails_down_and_apply_nam
 #[test]
 fn a_down_whose_stops_answer_late_while_the_engine_lists_networks_completes() {
     let project = Project::new("slowstop");
-    project.write(PAIR);
+    project.write(&sleepers_of_project(2));
     muster_ok(&project, &["apply"]);
     let proxy = Proxy::start(&project.dir().join("engine.sock"));
     proxy.hold("POST", "/stop", Some(Duration::from_secs(25)));
