@@ -999,10 +999,12 @@ impl Daemon<'_> {
             Error::Lock(crate::lock::LockError::Engine(e)) => e.kind == ErrorKind::Unreachable,
             _ => false,
         };
-        let text = render::error_text(e, false);
-        self.log_error(text.trim_start_matches("error: "));
-        if unreachable {
+        // A lost engine is said once, as such.
+        if unreachable && self.backend.is_some() {
             self.lost(&e.to_string());
+        } else {
+            let text = render::error_text(e, false);
+            self.log_error(text.trim_start_matches("error: "));
         }
     }
 }

@@ -563,3 +563,60 @@ fn a_down_whose_stops_answer_late_while_the_engine_lists_networks_completes() {
     assert!(project.containers().is_empty(), "{out}");
     assert!(project.networks().is_empty(), "{out}");
 }
+
+/// The daemon on a stuck engine (as above: here its network calls never
+/// answer) logs the deadlock for the pass it cannot finish and keeps
+/// running; once the engine answers again, it converges.
+#[test]
+fn the_daemon_on_a_stuck_engine_names_the_deadlock_and_converges_once_the_engine_answers() {
+    let project = Project::new("w-stuck");
+    project.write(&sleepers_of_project(0));
+    let proxy = Proxy::start(&project.dir().join("engine.sock"));
+    let d = Daemon::start(
+        &project,
+        &[
+            "--host",
+            &proxy.url(),
+            "watch",
+            "--debounce",
+            "100ms",
+            "--resync",
+            "1h",
+            "--lock-timeout",
+            "5s",
+        ],
+    );
+    d.wait_line(0, "start: No changes.", Duration::from_secs(30));
+    let mark = d.mark();
+    proxy.hold("GET", "/networks", None);
+    support::save_by_rename(&project, &sleepers_of_project(2));
+    d.wait_line(mark, "moby#46661", Duration::from_secs(120));
+    assert!(
+        !exists(&format!("{}-web-1", project.name())),
+        "{}",
+        d.transcript()
+    );
+    // Said once per failed pass, as the engine lost.
+    let said = d.lines_since(mark);
+    let said: Vec<&str> = said
+        .iter()
+        .map(|l| l.text.as_str())
+        .filter(|t| t.contains("moby#46661"))
+        .collect();
+    assert!(
+        said.iter()
+            .all(|t| t.contains("error: lost the engine: creating network")),
+        "{}",
+        d.transcript()
+    );
+    assert!(d.is_running(), "{}", d.transcript());
+
+    proxy.release();
+    let desired = desired_of(&project.file(), &project);
+    d.wait_until(
+        "the daemon converges once the engine answers again",
+        Duration::from_secs(120),
+        || support::converged_problems(&project, &desired).is_empty(),
+    );
+    assert!(d.is_running(), "{}", d.transcript());
+}

@@ -19,7 +19,7 @@ use super::engine::docker_host;
 /// closes only the connections that carry `GET …/events`, and from then
 /// on each new one as soon as its request comes. [`Proxy::hold`] holds
 /// back the requests of one kind: the engine never answers them, or only
-/// after a while.
+/// after a while, or once [`Proxy::release`] lets them through.
 pub struct Proxy {
     socket: PathBuf,
     shared: Arc<Shared>,
@@ -150,6 +150,11 @@ impl Proxy {
         self.shared.held.lock().unwrap().push(rule);
     }
 
+    /// Passes on every request held back, and holds back no more.
+    pub fn release(&self) {
+        self.shared.held.lock().unwrap().clear();
+    }
+
     /// How many `GET …/events` requests came so far.
     pub fn event_requests(&self) -> usize {
         self.shared.event_requests.load(Ordering::SeqCst)
@@ -189,26 +194,31 @@ impl Shared {
 }
 
 impl Shared {
-    /// Holds back a request that a [`Proxy::hold`] rule matches, by its
-    /// first `line`; false when it is held for good and the proxy has
-    /// closed connection `me` meanwhile.
-    fn wait_if_held(&self, me: usize, line: &str) -> bool {
-        let rule = self
-            .held
+    /// How long the request of this first `line` is held back, if a rule
+    /// matches it.
+    fn rule_for(&self, line: &str) -> Option<Option<Duration>> {
+        let target = line.split(' ').nth(1).unwrap_or_default();
+        self.held
             .lock()
             .unwrap()
             .iter()
             .find_map(|(method, path, hold)| {
-                let target = line.split(' ').nth(1).unwrap_or_default();
                 (line.starts_with(method.as_str()) && target.contains(path.as_str()))
                     .then_some(*hold)
-            });
-        let Some(hold) = rule else {
+            })
+    }
+
+    /// Holds back a request that a [`Proxy::hold`] rule matches, by its
+    /// first `line`; false when it is held for good and the proxy has
+    /// closed connection `me` meanwhile.
+    fn wait_if_held(&self, me: usize, line: &str) -> bool {
+        let Some(hold) = self.rule_for(line) else {
             return true;
         };
         let until = hold.map(|h| Instant::now() + h);
         loop {
-            if until.is_some_and(|u| Instant::now() >= u) {
+            let released = self.rule_for(line).is_none();
+            if released || until.is_some_and(|u| Instant::now() >= u) {
                 return true;
             }
             let open = self.connections.lock().unwrap().iter().any(|c| c.0 == me);
