@@ -267,21 +267,14 @@ fn connection_cut_in_the_middle_of_an_apply_is_reported_as_a_lost_engine() {
     );
 }
 
-/// The pass cut in the middle cannot release the project's lock: the
-/// daemon must take back its own lock, not wait for itself.
-#[test]
-fn the_daemon_whose_connection_is_cut_in_the_middle_of_an_apply_finishes_it_once_the_engine_is_back()
- {
-    let project = Project::new("w-cut");
-    project.write(&CHAIN.replace("count = 8", "count = 0"));
-    let socket = project.dir().parent().unwrap().join("engine.sock");
-    let mut proxy = Proxy::start(&socket);
-    let url = proxy.url();
+/// `muster watch` of `project` through the engine at `url`, once it has
+/// said its first pass (the file says no container yet).
+fn daemon_through(project: &Project, url: &str) -> Daemon {
     let d = Daemon::start(
-        &project,
+        project,
         &[
             "--host",
-            &url,
+            url,
             "watch",
             "--debounce",
             "100ms",
@@ -292,6 +285,29 @@ fn the_daemon_whose_connection_is_cut_in_the_middle_of_an_apply_finishes_it_once
         ],
     );
     d.wait_line(0, "start: No changes.", Duration::from_secs(30));
+    d
+}
+
+/// Waits until `d` has brought `project` to its file (`what`), still
+/// running then.
+fn converges(d: &Daemon, project: &Project, what: &str) {
+    let desired = desired_of(&project.file(), project);
+    d.wait_until(what, Duration::from_secs(120), || {
+        support::converged_problems(project, &desired).is_empty()
+    });
+    assert!(d.is_running(), "{}", d.transcript());
+}
+
+/// The pass cut in the middle cannot release the project's lock: the
+/// daemon must take back its own lock, not wait for itself.
+#[test]
+fn the_daemon_whose_connection_is_cut_in_the_middle_of_an_apply_finishes_it_once_the_engine_is_back()
+ {
+    let project = Project::new("w-cut");
+    project.write(&CHAIN.replace("count = 8", "count = 0"));
+    let socket = project.dir().parent().unwrap().join("engine.sock");
+    let mut proxy = Proxy::start(&socket);
+    let d = daemon_through(&project, &proxy.url());
     support::save_by_rename(&project, CHAIN);
     let third = format!("{}-chain-3", project.name());
     d.wait_until("chain-3 is created", Duration::from_secs(60), || {
@@ -301,13 +317,11 @@ fn the_daemon_whose_connection_is_cut_in_the_middle_of_an_apply_finishes_it_once
     proxy.down();
     d.wait_line(mark, "lost the engine", Duration::from_secs(30));
     proxy.up();
-    let desired = desired_of(&project.file(), &project);
-    d.wait_until(
+    converges(
+        &d,
+        &project,
         "the daemon finishes the apply once the engine is back",
-        Duration::from_secs(60),
-        || support::converged_problems(&project, &desired).is_empty(),
     );
-    assert!(d.is_running(), "{}", d.transcript());
 }
 
 #[test]
@@ -572,21 +586,7 @@ fn the_daemon_on_a_stuck_engine_names_the_deadlock_and_converges_once_the_engine
     let project = Project::new("w-stuck");
     project.write(&sleepers_of_project(0));
     let proxy = Proxy::start(&project.dir().join("engine.sock"));
-    let d = Daemon::start(
-        &project,
-        &[
-            "--host",
-            &proxy.url(),
-            "watch",
-            "--debounce",
-            "100ms",
-            "--resync",
-            "1h",
-            "--lock-timeout",
-            "5s",
-        ],
-    );
-    d.wait_line(0, "start: No changes.", Duration::from_secs(30));
+    let d = daemon_through(&project, &proxy.url());
     let mark = d.mark();
     proxy.hold("GET", "/networks", None);
     support::save_by_rename(&project, &sleepers_of_project(2));
@@ -612,11 +612,9 @@ fn the_daemon_on_a_stuck_engine_names_the_deadlock_and_converges_once_the_engine
     assert!(d.is_running(), "{}", d.transcript());
 
     proxy.release();
-    let desired = desired_of(&project.file(), &project);
-    d.wait_until(
+    converges(
+        &d,
+        &project,
         "the daemon converges once the engine answers again",
-        Duration::from_secs(120),
-        || support::converged_problems(&project, &desired).is_empty(),
     );
-    assert!(d.is_running(), "{}", d.transcript());
 }
