@@ -42,8 +42,9 @@ use crate::sanitize;
 /// archive, never run, so no registry is needed.
 const LOCK_IMAGE: &str = "muster-lock:1";
 
-/// How long past its own time (a stop's grace period; none for a create
-/// or a start) a call may go unanswered before muster checks on the engine.
+/// How long past its own time (a stop's grace period; none for a create,
+/// a start, a rename or a removal) a call may go unanswered before muster
+/// checks on the engine.
 const OVERDUE: Duration = Duration::from_secs(15);
 
 /// How long the engine may take to list its networks in that check.
@@ -914,16 +915,16 @@ impl Backend for DockerEngine {
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         tracing::debug!("engine: rename {from} to {to}");
-        self.docker
-            .rename_container(
-                from,
-                RenameContainerOptions {
-                    name: to.to_string(),
-                },
-            )
-            .await
-            .map(|()| fault_point())
-            .map_err(|e| map_err(format!("renaming {from} to {to}"), e))
+        let doing = format!("renaming {from} to {to}");
+        let options = RenameContainerOptions {
+            name: to.to_string(),
+        };
+        let call = async {
+            (self.docker.rename_container(from, options).await).map_err(|e| map_err(&doing, e))
+        };
+        self.answered(&doing, Duration::ZERO, call).await?;
+        fault_point();
+        Ok(())
     }
 
     async fn status(&self, name: &str) -> Result<Status> {
