@@ -191,9 +191,7 @@ impl Shared {
         let _ = client.shutdown(Shutdown::Both);
         let _ = engine.shutdown(Shutdown::Both);
     }
-}
 
-impl Shared {
     /// How long the request of this first `line` is held back, if a rule
     /// matches it.
     fn rule_for(&self, line: &str) -> Option<Option<Duration>> {
