@@ -808,15 +808,11 @@ impl Backend for DockerEngine {
 
     async fn start(&self, name: &str) -> Result<()> {
         tracing::debug!("engine: start {name}");
-        let doing = format!("starting {name}");
-        let call = async {
-            (self
-                .docker
-                .start_container(name, None::<StartContainerOptions>)
-                .await)
-                .map_err(|e| map_err(&doing, e))
-        };
-        self.answered(&doing, Duration::ZERO, call).await?;
+        let call = self
+            .docker
+            .start_container(name, None::<StartContainerOptions>);
+        self.answered(&format!("starting {name}"), Duration::ZERO, call)
+            .await?;
         fault_point();
         Ok(())
     }
@@ -893,12 +889,11 @@ impl Backend for DockerEngine {
             force: true,
             ..Default::default()
         };
-        let doing = format!("removing {name}");
-        let call = async {
-            (self.docker.remove_container(name, Some(options)).await)
-                .map_err(|e| map_err(&doing, e))
-        };
-        match self.answered(&doing, Duration::ZERO, call).await {
+        let call = self.docker.remove_container(name, Some(options));
+        match self
+            .answered(&format!("removing {name}"), Duration::ZERO, call)
+            .await
+        {
             Ok(()) => {
                 fault_point();
                 Ok(())
@@ -915,13 +910,11 @@ impl Backend for DockerEngine {
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         tracing::debug!("engine: rename {from} to {to}");
-        let doing = format!("renaming {from} to {to}");
         let options = RenameContainerOptions {
             name: to.to_string(),
         };
-        let call = async {
-            (self.docker.rename_container(from, options).await).map_err(|e| map_err(&doing, e))
-        };
+        let call = self.docker.rename_container(from, options);
+        let doing = format!("renaming {from} to {to}");
         self.answered(&doing, Duration::ZERO, call).await?;
         fault_point();
         Ok(())
@@ -1152,17 +1145,14 @@ impl Backend for DockerEngine {
         let options = ListNetworksOptions {
             filters: Some(filters(&[("label", format!("{LABEL_PROJECT}={project}"))])),
         };
-        let list = async {
-            (self.docker.list_networks(Some(options)).await).map_err(|e| map_err(&doing, e))
-        };
+        let list = self.docker.list_networks(Some(options));
         let existing = self.answered(&doing, Duration::ZERO, list).await?;
         for n in existing
             .into_iter()
             .filter(|n| n.name.as_deref() == Some(name.as_str()))
         {
             let id = n.id.unwrap_or_else(|| name.clone());
-            let remove =
-                async { (self.docker.remove_network(&id).await).map_err(|e| map_err(&doing, e)) };
+            let remove = self.docker.remove_network(&id);
             if let Err(mut err) = self.answered(&doing, Duration::ZERO, remove).await {
                 match err.kind {
                     ErrorKind::NotFound => continue,
@@ -1321,20 +1311,17 @@ impl DockerEngine {
             ..Default::default()
         };
         let doing = format!("creating {}", spec.name);
-        let call = async {
-            (self
-                .docker
-                .create_container(Some(options), create_body(spec))
-                .await)
-                .map_err(|e| {
-                    let mut err = map_err(&doing, e);
-                    if err.kind == ErrorKind::Conflict {
-                        err.message = format!("the name {} is taken ({})", spec.name, err.message);
-                    }
-                    err
-                })
-        };
-        self.answered(&doing, Duration::ZERO, call).await?;
+        let call = self
+            .docker
+            .create_container(Some(options), create_body(spec));
+        self.answered(&doing, Duration::ZERO, call)
+            .await
+            .map_err(|mut err| {
+                if err.kind == ErrorKind::Conflict {
+                    err.message = format!("the name {} is taken ({})", spec.name, err.message);
+                }
+                err
+            })?;
         fault_point();
         Ok(())
     }
@@ -1345,15 +1332,13 @@ impl DockerEngine {
             t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
             ..Default::default()
         };
-        let doing = format!("stopping {name}");
-        let call = async {
-            (self.docker.stop_container(name, Some(stop)).await).map_err(|e| map_err(&doing, e))
-        };
-        self.answered(&doing, grace, call).await
+        let call = self.docker.stop_container(name, Some(stop));
+        self.answered(&format!("stopping {name}"), grace, call)
+            .await
     }
 
     /// `call`, which the engine should answer within `own` (a stop's grace
-    /// period). Once it is [`OVERDUE`] past that, and every [`OVERDUE`]
+    /// period), its error said as `doing`. Once it is [`OVERDUE`] past that, and every [`OVERDUE`]
     /// after, muster asks the engine for its networks: when that goes
     /// unanswered for [`NETWORKS_ANSWER`] too, the engine is stuck, and the
     /// call fails now, saying so, instead of after the client's 600 s.
@@ -1364,14 +1349,14 @@ impl DockerEngine {
         &self,
         doing: &str,
         own: Duration,
-        call: impl Future<Output = Result<T>>,
+        call: impl Future<Output = std::result::Result<T, BollardError>>,
     ) -> Result<T> {
         let began = Instant::now();
         tokio::pin!(call);
         let mut wait = own + OVERDUE;
         loop {
             tokio::select! {
-                done = &mut call => return done,
+                done = &mut call => return done.map_err(|e| map_err(doing, e)),
                 () = tokio::time::sleep(wait) => {}
             }
             tracing::debug!(
@@ -1383,7 +1368,7 @@ impl DockerEngine {
                 self.docker.list_networks(None::<ListNetworksOptions>),
             );
             tokio::select! {
-                done = &mut call => return done,
+                done = &mut call => return done.map_err(|e| map_err(doing, e)),
                 probed = probe => if probed.is_err() {
                     return Err(EngineError::new(
                         doing,
@@ -1439,9 +1424,7 @@ impl DockerEngine {
         let options = ListNetworksOptions {
             filters: Some(filters(&[("name", name.clone())])),
         };
-        let list = async {
-            (self.docker.list_networks(Some(options)).await).map_err(|e| map_err(&doing, e))
-        };
+        let list = self.docker.list_networks(Some(options));
         let existing = self.answered(&doing, Duration::ZERO, list).await?;
         if let Some(n) = existing
             .iter()
@@ -1484,8 +1467,7 @@ impl DockerEngine {
             )])),
             ..Default::default()
         };
-        let create =
-            async { (self.docker.create_network(request).await).map_err(|e| map_err(&doing, e)) };
+        let create = self.docker.create_network(request);
         match self.answered(&doing, Duration::ZERO, create).await {
             Ok(_) => Ok(()),
             Err(err) => {
