@@ -92,10 +92,10 @@ pub const SETTLE: Duration = Duration::from_millis(500);
 pub const PARALLEL_SETTLE: Duration = Duration::from_millis(100);
 
 /// A project network holding more containers than this is crowded: with
-/// 300 on it, Docker 20.10 kept a stale endpoint (and so the network, until
-/// dockerd restarts) after 8 of 18 `down`s 8 at once, 1 of 27 4 at once;
-/// with 200, after 0 of 16 and 1 of 15 (BENCHMARKS.md). The line is drawn
-/// between the two.
+/// 300 on it, Docker 20.10 lost count of its endpoints (and so kept the
+/// network, until dockerd restarts) after 8 of 18 `down`s 8 at once, 1 of
+/// 27 4 at once; with 200, after 0 of 16 and 1 of 15 (BENCHMARKS.md). The
+/// line is drawn between the two.
 pub const CROWDED: usize = 250;
 
 /// Containers stopped at once on a crowded network, whatever `--parallel`.

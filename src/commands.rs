@@ -449,7 +449,7 @@ pub async fn down(
     }
     if let Some(why) = &done.network_kept {
         printer.err(&format!(
-            "warning: the engine kept network {}: {why}. Docker 20.10 keeps an endpoint of a removed container at times; the next apply reuses the network, and it goes when the engine restarts",
+            "warning: the engine kept network {}: {why}. No container uses it: Docker 20.10 at times loses count of a network's endpoints when containers leave it at once; the next apply reuses the network, and a restart of dockerd recounts its endpoints and frees it",
             crate::engine::network_name(&desired.project)
         ));
     }

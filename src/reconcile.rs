@@ -317,13 +317,13 @@ pub async fn locked<T>(
 pub struct Down {
     pub plan: Plan,
     pub volumes: Vec<String>,
-    /// The project network, when the engine would not let it go (it keeps
-    /// an endpoint of a removed container): why, in the engine's words.
+    /// The project network, when the engine would not let it go (its count
+    /// of the network's endpoints is off): why, in the engine's words.
     pub network_kept: Option<String>,
 }
 
-/// How long `down` retries removing a network that still has endpoints: the
-/// engine's stale endpoint was not seen to clear by itself (BENCHMARKS.md),
+/// How long `down` retries removing a network that the engine says still has
+/// endpoints: its miscount was not seen to clear within that (BENCHMARKS.md),
 /// and a project whose network stuck once pays this at every later `down`.
 const NETWORK_RETRY: Duration = Duration::from_secs(2);
 
@@ -384,10 +384,10 @@ pub async fn down(
     .await
 }
 
-/// Removes the project's network. Docker 20.10 sometimes keeps an endpoint
-/// of a removed container, and then refuses to remove the network until it
-/// restarts: that is retried for a few seconds, then reported (the next
-/// apply reuses the network), not failed.
+/// Removes the project's network. Docker 20.10 sometimes loses count of a
+/// network's endpoints, and then refuses to remove the network until it
+/// restarts and recounts them: that is retried for a few seconds, then
+/// reported (the next apply reuses the network), not failed.
 async fn remove_network(backend: &dyn Backend, project: &str) -> Result<Option<String>, Error> {
     let until = std::time::Instant::now() + NETWORK_RETRY;
     loop {

@@ -66,7 +66,7 @@ fn most_leaving_at_once(events: &[Event]) -> usize {
     most as usize
 }
 
-/// Docker 20.10 often keeps a stale endpoint, and so the project network,
+/// Docker 20.10 often loses count of a network's endpoints, and so keeps it,
 /// when 8 containers of a network holding hundreds stop at once
 /// (BENCHMARKS.md): on a network of more than `CROWDED` containers, muster
 /// stops at most `CROWDED_STOPS` at once whatever `--parallel`; on a

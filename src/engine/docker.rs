@@ -1161,7 +1161,8 @@ impl Backend for DockerEngine {
                 }
                 // Still in use by a container (not muster's: its own are
                 // gone): a conflict, said as such. None listed: the
-                // engine's stale endpoint, which the caller may wait out.
+                // engine's count of the network's endpoints is off
+                // (Docker 20.10), which the caller retries.
                 let users = self
                     .docker
                     .inspect_network(&id, None)

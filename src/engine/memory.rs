@@ -42,8 +42,8 @@ pub struct MemState {
     pub lock_calls: usize,
     pub lock_fault: Option<ErrorKind>,
     pub lock_fault_holder: Option<LockHolder>,
-    /// Removals of a network that fail as Docker 20.10's do when it keeps a
-    /// stale endpoint, before one succeeds.
+    /// Removals of a network that fail as Docker 20.10's do when it has lost
+    /// count of the network's endpoints, before one succeeds.
     pub network_kept: u32,
     /// Whether `changes` tells the starts, deaths and removals of
     /// containers (off: the backend has no such events, and readiness
