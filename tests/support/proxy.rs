@@ -1,6 +1,7 @@
 //! A proxy in front of the real engine's socket, that a test can take down
-//! and bring back, that cuts the engine's event streams alone, or that holds
-//! back some requests as a stuck engine would.
+//! and bring back, that cuts the engine's event streams alone, that holds
+//! back some requests as a stuck engine would, or that refuses some in the
+//! engine's words.
 
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -20,6 +21,8 @@ use super::engine::docker_host;
 /// on each new one as soon as its request comes. [`Proxy::hold`] holds
 /// back the requests of one kind: the engine never answers them, or only
 /// after a while, or once [`Proxy::release`] lets them through.
+/// [`Proxy::refuse`] answers the requests of one kind itself, with an
+/// error of the engine's, and never passes them on.
 pub struct Proxy {
     socket: PathBuf,
     shared: Arc<Shared>,
@@ -43,6 +46,11 @@ struct Shared {
     /// Requests held back: method, a part of the path, how long (`None`:
     /// for good).
     held: Mutex<Vec<(String, String, Option<Duration>)>>,
+    /// Requests answered with an error: method, a part of the path, the
+    /// HTTP status and the engine's message.
+    refused: Mutex<Vec<(String, String, u16, String)>>,
+    /// Requests answered so.
+    refusals: AtomicUsize,
 }
 
 impl Proxy {
@@ -62,6 +70,8 @@ impl Proxy {
                 connections: Mutex::default(),
                 next: AtomicUsize::new(0),
                 held: Mutex::default(),
+                refused: Mutex::default(),
+                refusals: AtomicUsize::new(0),
             }),
             listening: None,
         };
@@ -155,6 +165,24 @@ impl Proxy {
         self.shared.held.lock().unwrap().clear();
     }
 
+    /// From now on, answers every `method` request whose path contains
+    /// `path` with `status` and the engine's error body carrying `message`;
+    /// the engine never sees it.
+    pub fn refuse(&self, method: &str, path: &str, status: u16, message: &str) {
+        let rule = (
+            format!("{method} "),
+            path.to_string(),
+            status,
+            message.to_string(),
+        );
+        self.shared.refused.lock().unwrap().push(rule);
+    }
+
+    /// How many requests [`Proxy::refuse`] answered so far.
+    pub fn refusals(&self) -> usize {
+        self.shared.refusals.load(Ordering::SeqCst)
+    }
+
     /// How many `GET …/events` requests came so far.
     pub fn event_requests(&self) -> usize {
         self.shared.event_requests.load(Ordering::SeqCst)
@@ -183,6 +211,13 @@ impl Shared {
                     c.3 = true;
                 }
             }
+            if let Some(answer) = self.refusal_for(&line) {
+                self.refusals.fetch_add(1, Ordering::SeqCst);
+                if (&*client).write_all(answer.as_bytes()).is_err() {
+                    break;
+                }
+                continue;
+            }
             if !self.wait_if_held(me, &line) || (&*engine).write_all(&buf[..n]).is_err() {
                 break;
             }
@@ -195,15 +230,24 @@ impl Shared {
     /// How long the request of this first `line` is held back, if a rule
     /// matches it.
     fn rule_for(&self, line: &str) -> Option<Option<Duration>> {
-        let target = line.split(' ').nth(1).unwrap_or_default();
-        self.held
-            .lock()
-            .unwrap()
+        let held = self.held.lock().unwrap();
+        held.iter()
+            .find(|(method, path, _)| matches(line, method, path))
+            .map(|(_, _, hold)| *hold)
+    }
+
+    /// The whole HTTP answer to the request of this first `line`, if a
+    /// [`Proxy::refuse`] rule matches it.
+    fn refusal_for(&self, line: &str) -> Option<String> {
+        let refused = self.refused.lock().unwrap();
+        let (_, _, status, message) = refused
             .iter()
-            .find_map(|(method, path, hold)| {
-                (line.starts_with(method.as_str()) && target.contains(path.as_str()))
-                    .then_some(*hold)
-            })
+            .find(|(method, path, _, _)| matches(line, method, path))?;
+        let body = format!("{{\"message\":{message:?}}}\n");
+        Some(format!(
+            "HTTP/1.1 {status} Refused\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
     }
 
     /// Holds back a request that a [`Proxy::hold`] rule matches, by its
@@ -226,6 +270,13 @@ impl Shared {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Whether the request of this first `line` is a `method` (with its space)
+/// on a path containing `path`.
+fn matches(line: &str, method: &str, path: &str) -> bool {
+    let target = line.split(' ').nth(1).unwrap_or_default();
+    line.starts_with(method) && target.contains(path)
 }
 
 impl Drop for Proxy {
