@@ -352,9 +352,9 @@ fn a_lost_event_stream_hands_the_settle_check_to_the_list_call() {
 
 /// Docker 20.10 often loses count of a network's endpoints, and so keeps
 /// the project's network, when 8 containers of a network that holds
-/// hundreds stop at once (BENCHMARKS.md): past `CROWDED` containers on the network (every
-/// service's, orphans' too), removals go `CROWDED_STOPS` at a time whatever
-/// `--parallel`; up to it, `--parallel` at a time.
+/// hundreds stop at once (BENCHMARKS.md): past `CROWDED` containers on the
+/// network (every service's, orphans' too), removals go `CROWDED_STOPS` at
+/// a time whatever `--parallel`; up to it, `--parallel` at a time.
 #[test]
 fn removals_on_a_crowded_network_go_at_most_four_at_once() {
     let crowded = apply::CROWDED as u32;
