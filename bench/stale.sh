@@ -7,6 +7,8 @@
 # what a restart must free. PARALLEL sets `--parallel` (8). RECREATE=1
 # adds a config change between the two (a rolling replacement of every
 # container, `update.parallelism` = PARALLEL): apply, apply again, down.
+# RECREATE="1 0" takes it from that list in turn, round by round, and
+# counts each apart (the two kinds of cycle interleaved on one engine).
 #
 #   bench/stale.sh                    # 50 rounds, N = 30
 #   ROUNDS=20 PARALLEL=1 bench/stale.sh
@@ -25,7 +27,7 @@ source "$(dirname "$0")/lib.sh"
 ROUNDS="${ROUNDS:-50}"
 N="${N:-30}"
 PARALLEL="${PARALLEL:-8}"
-RECREATE="${RECREATE:-0}"
+read -ra recreates <<<"${RECREATE:-0}"
 project="mb-x-$$"
 work="$(mktemp -d "${TMPDIR:-/tmp}/$project.XXXXXX")"
 file="$work/services.toml"
@@ -38,10 +40,11 @@ declare -A kept=()
 names=""
 for ((r = 1; r <= ROUNDS; r++)); do
   width="${widths[(r - 1) % ${#widths[@]}]}"
+  recreate="${recreates[(r - 1) % ${#recreates[@]}]}"
   for b in "${!builds[@]}"; do
     # A project of its own each round: a stuck network is not reused.
     p="$project-$r-$b"
-    for gen in $(seq 0 "$RECREATE"); do
+    for gen in $(seq 0 "$recreate"); do
       printf '%s\n' "project = \"$p\"" "[services.svc]" "image = \"$IMAGE\"" "count = $N" \
         'command = ["sleep", "3600"]' "init = true" 'stop_grace_period = "1s"' \
         "env = { GEN = \"$gen\" }" "[services.svc.update]" "parallelism = $PARALLEL" >"$file"
@@ -53,30 +56,32 @@ for ((r = 1; r <= ROUNDS; r++)); do
       exit 1
     fi
     took="$(echo "$(date +%s.%N) - $started" | bc)"
-    echo "$took" >>"$work/down-$b-$width"
+    echo "$took" >>"$work/down-$b-$width-$recreate"
     said=""
     if grep -q "kept network" <<<"$out"; then
-      kept[$b-$width]=$((${kept[$b-$width]:-0} + 1))
+      kept[$b-$width-$recreate]=$((${kept[$b-$width-$recreate]:-0} + 1))
       names="$names ${p}_default"
       said=", network kept"
     fi
-    log "round $r, build $b: down --parallel $width took $took s$said"
+    log "round $r, build $b, rolling update $recreate: down --parallel $width took $took s$said"
   done
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-what="downs"
-[ "$RECREATE" = 1 ] && what="rolling replacements then downs"
-echo "$ROUNDS $what of N = $N, apply --parallel $PARALLEL, muster $built;" \
+echo "$ROUNDS cycles of N = $N, apply --parallel $PARALLEL, muster $built;" \
   "load average $load_before before, $load_after after. Networks kept by the engine:"
 for b in "${!builds[@]}"; do
   for width in "${widths[@]}"; do
-    times="$work/down-$b-$width"
-    [ -f "$times" ] || continue
-    label="muster"
-    [ "$b" = 0 ] || label="$VERSUS"
-    printf '  %s, down --parallel %s: %s of %s (down median %.2f s, %.2f-%.2f s)\n' "$label" "$width" \
-      "${kept[$b-$width]:-0}" "$(wc -l <"$times")" "$(median <"$times")" "$(sort -g "$times" | head -1)" "$(sort -g "$times" | tail -1)"
+    for recreate in $(printf '%s\n' "${recreates[@]}" | sort -u); do
+      times="$work/down-$b-$width-$recreate"
+      [ -f "$times" ] || continue
+      label="muster"
+      [ "$b" = 0 ] || label="$VERSUS"
+      what="apply, down"
+      [ "$recreate" = 1 ] && what="apply, rolling update, down"
+      printf '  %s, %s --parallel %s: %s of %s (down median %.2f s, %.2f-%.2f s)\n' "$label" "$what" "$width" \
+        "${kept[$b-$width-$recreate]:-0}" "$(wc -l <"$times")" "$(median <"$times")" "$(sort -g "$times" | head -1)" "$(sort -g "$times" | tail -1)"
+    done
   done
 done
 [ -z "$names" ] || echo "Kept:$names."
