@@ -71,12 +71,12 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$ROUNDS cycles of N = $N, apply --parallel $PARALLEL, muster $built;" \
   "load average $load_before before, $load_after after. Networks kept by the engine:"
 for b in "${!builds[@]}"; do
+  label="muster"
+  [ "$b" = 0 ] || label="$VERSUS"
   for width in "${widths[@]}"; do
     for recreate in $(printf '%s\n' "${recreates[@]}" | sort -u); do
       times="$work/down-$b-$width-$recreate"
       [ -f "$times" ] || continue
-      label="muster"
-      [ "$b" = 0 ] || label="$VERSUS"
       what="apply, down"
       [ "$recreate" = 1 ] && what="apply, rolling update, down"
       printf '  %s, %s --parallel %s: %s of %s (down median %.2f s, %.2f-%.2f s)\n' "$label" "$what" "$width" \

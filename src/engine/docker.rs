@@ -914,8 +914,8 @@ impl Backend for DockerEngine {
             name: to.to_string(),
         };
         let call = self.docker.rename_container(from, options);
-        let doing = format!("renaming {from} to {to}");
-        self.answered(&doing, Duration::ZERO, call).await?;
+        self.answered(&format!("renaming {from} to {to}"), Duration::ZERO, call)
+            .await?;
         fault_point();
         Ok(())
     }
@@ -1339,10 +1339,11 @@ impl DockerEngine {
     }
 
     /// `call`, which the engine should answer within `own` (a stop's grace
-    /// period), its error said as `doing`. Once it is [`OVERDUE`] past that, and every [`OVERDUE`]
-    /// after, muster asks the engine for its networks: when that goes
-    /// unanswered for [`NETWORKS_ANSWER`] too, the engine is stuck, and the
-    /// call fails now, saying so, instead of after the client's 600 s.
+    /// period), its error said as `doing`. Once it is [`OVERDUE`] past
+    /// that, and every [`OVERDUE`] after, muster asks the engine for its
+    /// networks: when that goes unanswered for [`NETWORKS_ANSWER`] too, the
+    /// engine is stuck, and the call fails now, saying so, instead of after
+    /// the client's 600 s.
     /// Docker 20.10 before 20.10.27 has such a deadlock in its network
     /// controller (moby#46661): removals and network calls hang for good
     /// while the container list still answers.
