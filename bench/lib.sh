@@ -1,6 +1,7 @@
-# Sourced by bench/daemon.sh, order.sh, sequential.sh and stale.sh: strict mode, the
-# repository's root as working directory, the image every benchmark runs
-# (imported by bench/run.sh or examples/quickstart/up.sh), `log`, `median`, and
+# Sourced by bench/daemon.sh, order.sh, sequential.sh, settle.sh and
+# stale.sh: strict mode, the repository's root as working directory, the
+# image every benchmark runs (imported by bench/run.sh or
+# examples/quickstart/up.sh), `log`, `median`, and
 # `muster`: the release build, made here, or MUSTER=path/to/muster to
 # measure another build (e.g. an older commit's) as it is; and the cleanup
 # on exit: `down` of the file `$file`, removal of the directory `$work`.

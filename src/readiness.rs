@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::apply_error::ApplyError;
 use crate::config::{Desired, Service};
-use crate::engine::{Backend, Health, State, Unit};
+use crate::engine::{Backend, ErrorKind, Health, State, Unit};
 use crate::waiting::{Tell, Waiting, told};
 
 /// The longest pause between two status calls of one wait when the
@@ -29,6 +29,17 @@ use crate::waiting::{Tell, Waiting, told};
 /// [`POLL_WITHOUT_EVENTS`].
 const POLL_WITH_EVENTS: Duration = Duration::from_secs(1);
 const POLL_WITHOUT_EVENTS: Duration = Duration::from_millis(250);
+
+/// The settle check inspects the containers started less than this before
+/// it (see [`Readiness::settled`]). Docker 20.10 told the `die` of a
+/// command that fails at once up to 130 ms after its start call returned,
+/// and muster heard it up to 220 ms later still, on a busy machine; an
+/// inspect right after the start call saw it exited 39 times in 40
+/// (BENCHMARKS.md).
+pub const RECENT: Duration = Duration::from_secs(1);
+
+/// Inspects at once in the settle check.
+const INSPECTS: usize = 8;
 
 /// Where a unit's last `start` and `die` came among the events of one
 /// stream (1 for the first event), and when its last `die` came in.
@@ -231,7 +242,10 @@ impl<'a> Readiness<'a> {
     /// work; this waits only for what is left of the last one. The events
     /// then tell that none of them died since its start, once they told
     /// every start (the stream is live and delivered at least that far);
-    /// otherwise, or when one died, one list call tells.
+    /// otherwise, or when one died, one list call tells. Last, those
+    /// started within [`RECENT`] are inspected one by one: the engine may
+    /// still be handling the exit of one, which neither its events nor its
+    /// list call show yet, and an inspect waits for that.
     ///
     /// # Errors
     /// [`ApplyError::NotReady`] for one that exited; engine errors.
@@ -247,13 +261,6 @@ impl<'a> Readiness<'a> {
             return Ok(());
         }
         tokio::time::sleep_until((last + settle).into()).await;
-        // The exit code of a death since `since`, as the events told it.
-        let died = |name: &str, since: Instant| {
-            lock(&self.told)
-                .get(name)
-                .filter(|t| t.died_at.is_some_and(|at| at >= since))
-                .map(|t| t.exit_code)
-        };
         let alive = !self.lost.load(Ordering::Relaxed) && {
             let told = lock(&self.told);
             started.iter().all(|(name, _)| {
@@ -261,9 +268,41 @@ impl<'a> Readiness<'a> {
                     .is_some_and(|t| t.start.is_some() && t.die < t.start)
             })
         };
-        if alive {
-            return Ok(());
+        if !alive {
+            self.listed_alive(started).await?;
         }
+        let now = Instant::now();
+        let recent = started
+            .iter()
+            .filter(|(_, at)| now.duration_since(*at) < RECENT)
+            .map(|(name, _)| async move { (name, self.backend.status(name).await) });
+        let mut inspected = futures_util::stream::iter(recent).buffered(INSPECTS);
+        while let Some((name, status)) = inspected.next().await {
+            let status = match status {
+                Err(e) if e.kind == ErrorKind::NotFound => continue,
+                status => status?,
+            };
+            if matches!(status.state, State::Exited | State::Dead) {
+                let why = format!(
+                    "exited right after it started (exit code {})",
+                    status.exit_code
+                );
+                return Err(self.not_ready(name, why).await);
+            }
+        }
+        Ok(())
+    }
+
+    /// The settle check's list call: fails for the first of `started` that
+    /// it shows exited, or that the events told dead since its start.
+    async fn listed_alive(&self, started: &[(String, Instant)]) -> Result<(), ApplyError> {
+        // The exit code of a death since `since`, as the events told it.
+        let died = |name: &str, since: Instant| {
+            lock(&self.told)
+                .get(name)
+                .filter(|t| t.died_at.is_some_and(|at| at >= since))
+                .map(|t| t.exit_code)
+        };
         let units = self.backend.units(self.project).await?;
         for (name, since) in started {
             let unit = units.iter().find(|u| &u.name == name);

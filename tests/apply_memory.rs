@@ -350,6 +350,29 @@ fn a_lost_event_stream_hands_the_settle_check_to_the_list_call() {
     );
 }
 
+/// On a busy machine Docker 20.10 tells the death of a command that fails
+/// at once after the settle time is over, and lists the container running
+/// until then; an inspect waits for the exit being handled. The settle
+/// check inspects the containers started within `RECENT`, so the death
+/// fails the apply, named with its exit code.
+#[test]
+fn a_death_the_engine_is_still_handling_fails_the_apply() {
+    let want = desired("project = \"p\"\n[services.web]\nimage = \"img:1\"\ncount = 2\n");
+    let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
+    engine.with(|s| {
+        s.evented = true;
+        s.exiting.insert("p-web-2".into());
+    });
+    let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
+    let options = apply::Options::new(8);
+    let out = block_on(apply::apply(&engine, &want, &p, &options, &Quiet, async {}));
+    let err = out.unwrap_err().to_string();
+    assert!(
+        err.contains("p-web-2") && err.contains("exited right after it started (exit code 3)"),
+        "{err}"
+    );
+}
+
 /// Docker 20.10 often loses count of a network's endpoints, and so keeps
 /// the project's network, when 8 containers of a network that holds
 /// hundreds stop at once (BENCHMARKS.md): past `CROWDED` containers on the

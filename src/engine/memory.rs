@@ -37,6 +37,12 @@ pub struct MemState {
     pub calls: Vec<String>,
     /// Containers whose start fails.
     pub failing: BTreeSet<String>,
+    /// Containers whose command fails at once, and whose exit the engine
+    /// is still handling: they start and their `start` is told, an inspect
+    /// (`status`) shows them exited with code 3, while the list call and
+    /// the events still show them running (Docker 20.10 handles an exit
+    /// holding the container, and an inspect waits for it).
+    pub exiting: BTreeSet<String>,
     /// Lock calls made, and a fault they answer with: an error of this
     /// kind, or this holder whatever was removed (engines that misbehave).
     pub lock_calls: usize,
@@ -412,6 +418,14 @@ impl Backend for MemoryEngine {
                 .get(name)
                 .ok_or_else(|| not_found(format!("inspecting {name}")))?;
             let health = c.spec.healthcheck.as_ref().map(|_| Health::Healthy);
+            if c.state == State::Running && s.exiting.contains(name) {
+                return Ok(Status {
+                    state: State::Exited,
+                    health,
+                    exit_code: 3,
+                    detail: String::new(),
+                });
+            }
             let exit_code = if c.state == State::Exited { 1 } else { 0 };
             Ok(Status {
                 state: c.state,
