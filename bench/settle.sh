@@ -43,23 +43,25 @@ count = $BUSY
 command = ["sleep", "3600"]
 init = true
 TOML
-pids=()
+spinners=()
+busy_loop=""
+# The busy loop ends after its current apply and down; the spinners at once.
 before_cleanup() {
   touch "$work/stop"
-  kill "${pids[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
+  kill "${spinners[@]}" 2>/dev/null || true
+  if [ -n "$busy_loop" ]; then wait "$busy_loop" 2>/dev/null || true; fi
   "$muster" --color never -f "$busy" down >/dev/null 2>&1 || true
   if [ -n "${VERSUS:-}" ]; then "$VERSUS" --color never -f "$file" down >/dev/null 2>&1 || true; fi
 }
 for _ in $(seq "$SPIN"); do
   (while :; do :; done) &
-  pids+=($!)
+  spinners+=($!)
 done
 (while [ ! -e "$work/stop" ]; do
   "$muster" --color never -f "$busy" apply >/dev/null 2>&1 || true
   "$muster" --color never -f "$busy" down >/dev/null 2>&1 || true
 done) &
-pids+=($!)
+busy_loop=$!
 builds=("$muster")
 if [ -n "${VERSUS:-}" ]; then builds+=("$VERSUS"); fi
 declare -A missed
