@@ -283,11 +283,8 @@ impl<'a> Readiness<'a> {
                 status => status?,
             };
             if matches!(status.state, State::Exited | State::Dead) {
-                let why = format!(
-                    "exited right after it started (exit code {})",
-                    status.exit_code
-                );
-                return Err(self.not_ready(name, why).await);
+                let status = format!(" (exit code {})", status.exit_code);
+                return Err(self.exited_at_once(name, &status).await);
             }
         }
         Ok(())
@@ -315,10 +312,16 @@ impl<'a> Readiness<'a> {
                 (None, Some(None)) => String::new(),
                 (None, None) => continue,
             };
-            let why = format!("exited right after it started{status}");
-            return Err(self.not_ready(name, why).await);
+            return Err(self.exited_at_once(name, &status).await);
         }
         Ok(())
+    }
+
+    /// The settle check's error for `name`, with how it exited (`status`,
+    /// empty when unknown).
+    async fn exited_at_once(&self, name: &str, status: &str) -> ApplyError {
+        let why = format!("exited right after it started{status}");
+        self.not_ready(name, why).await
     }
 
     /// The error for `name`, with the tail of its logs.
