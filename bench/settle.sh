@@ -46,12 +46,12 @@ TOML
 spinners=()
 busy_loop=""
 # The busy loop ends after its current apply and down; the spinners at once.
+# (Both builds apply the one project of $file, which lib.sh's cleanup downs.)
 before_cleanup() {
   touch "$work/stop"
   kill "${spinners[@]}" 2>/dev/null || true
   if [ -n "$busy_loop" ]; then wait "$busy_loop" 2>/dev/null || true; fi
   "$muster" --color never -f "$busy" down >/dev/null 2>&1 || true
-  if [ -n "${VERSUS:-}" ]; then "$VERSUS" --color never -f "$file" down >/dev/null 2>&1 || true; fi
 }
 for _ in $(seq "$SPIN"); do
   (while :; do :; done) &
