@@ -34,7 +34,7 @@ use super::{
     LABEL_LOCK, LABEL_PROJECT, LockHolder, Published, Result, State, Status, TermSize, Unit,
     UnitRequest, container_spec, network_name, record_name,
 };
-use crate::config::Restart;
+use crate::config::{Healthcheck, Restart};
 use crate::lock::LABEL_LOCK_PROJECT;
 use crate::sanitize;
 
@@ -532,6 +532,18 @@ pub(super) fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
+/// The engine's form of a healthcheck, for a container or a swarm task.
+pub(super) fn health_config(h: &Healthcheck) -> HealthConfig {
+    HealthConfig {
+        test: Some(h.test.clone()),
+        interval: Some(nanos(h.interval)),
+        timeout: Some(nanos(h.timeout)),
+        retries: Some(i64::from(h.retries)),
+        start_period: Some(nanos(h.start_period)),
+        start_interval: None,
+    }
+}
+
 fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for p in &spec.ports {
@@ -577,14 +589,7 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         cmd: spec.command.clone(),
         entrypoint: spec.entrypoint.clone(),
-        healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
-            test: Some(h.test.clone()),
-            interval: Some(nanos(h.interval)),
-            timeout: Some(nanos(h.timeout)),
-            retries: Some(i64::from(h.retries)),
-            start_period: Some(nanos(h.start_period)),
-            start_interval: None,
-        }),
+        healthcheck: spec.healthcheck.as_ref().map(health_config),
         image: Some(spec.image.clone()),
         working_dir: spec.working_dir.clone(),
         labels: Some(

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use bollard::models::{
     ConfigSpec, EndpointPortConfig, EndpointPortConfigProtocolEnum,
-    EndpointPortConfigPublishModeEnum, EndpointSpec, EndpointSpecModeEnum, HealthConfig, Limit,
-    LocalNodeState, Mount as SwarmMount, MountType, MountVolumeOptions, NetworkAttachmentConfig,
-    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecUpdateConfig,
+    EndpointPortConfigPublishModeEnum, EndpointSpec, EndpointSpecModeEnum, Limit, LocalNodeState,
+    Mount as SwarmMount, MountType, MountVolumeOptions, NetworkAttachmentConfig, ServiceSpec,
+    ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecUpdateConfig,
     ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
     ServiceUpdateStatusStateEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement,
     TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
@@ -24,7 +24,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use super::docker::{DockerEngine, NetworkKind, filters, map_err, nanos};
+use super::docker::{DockerEngine, NetworkKind, filters, health_config, map_err, nanos};
 use super::{
     Actual, Applied, Backend, Endpoint, EngineError, ErrorKind, Event, Health, LABEL_CONFIG,
     LABEL_HASH, LABEL_LOCK, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder, Replicas,
@@ -321,14 +321,7 @@ fn service_spec(unit: &UnitRequest<'_>, image_id: &str) -> ServiceSpec {
                 mounts: Some(mounts),
                 stop_signal: s.stop_signal.clone(),
                 stop_grace_period: Some(nanos(s.stop_grace_period)),
-                health_check: s.healthcheck.as_ref().map(|h| HealthConfig {
-                    test: Some(h.test.clone()),
-                    interval: Some(nanos(h.interval)),
-                    timeout: Some(nanos(h.timeout)),
-                    retries: Some(i64::from(h.retries)),
-                    start_period: Some(nanos(h.start_period)),
-                    start_interval: None,
-                }),
+                health_check: s.healthcheck.as_ref().map(health_config),
                 init: Some(s.init),
                 ..Default::default()
             }),
