@@ -1,8 +1,9 @@
 //! A two-node Docker Swarm of the tests' own, on this one machine.
 //!
-//! Tests include it with `#[path = "support/cluster.rs"] mod cluster;` and
-//! build one with [`Cluster::start`]. It needs root, `ip` (iproute2),
-//! `nsenter` (util-linux), `socat`, `dockerd` and `fuse-overlayfs`.
+//! Tests include it with `#[path = "support/cluster.rs"] mod cluster;` beside
+//! `mod support;` (whose `exec_on` it uses), and build one with
+//! [`Cluster::start`]. It needs root, `ip` (iproute2), `nsenter`
+//! (util-linux), `socat`, `dockerd` and `fuse-overlayfs`.
 //!
 //! Layout of one cluster, named `mcl-<pid>-<n>`:
 //! - two network namespaces `<name>-1` and `<name>-2`, joined by one veth
@@ -44,7 +45,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{SwarmInitRequest, SwarmJoinRequest, TaskState};
 use bollard::query_parameters::{
     LeaveSwarmOptionsBuilder, ListNodesOptions, ListTasksOptionsBuilder, PushImageOptionsBuilder,
@@ -642,38 +642,7 @@ fn host_docker() -> &'static Docker {
 }
 
 fn exec(docker: &Docker, container: &str, cmd: &[&str]) -> (i64, String) {
-    block_on(async {
-        let options = CreateExecOptions {
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            cmd: Some(cmd.to_vec()),
-            ..Default::default()
-        };
-        let created = docker
-            .create_exec(container, options)
-            .await
-            .unwrap_or_else(|e| panic!("cannot exec {cmd:?} in {container}: {e}"));
-        let mut out = String::new();
-        match docker.start_exec(&created.id, None).await {
-            Ok(StartExecResults::Attached { mut output, .. }) => {
-                while let Some(chunk) = output.next().await {
-                    match chunk {
-                        Ok(c) => out.push_str(&c.to_string()),
-                        Err(e) => panic!("reading the output of {cmd:?} in {container}: {e}"),
-                    }
-                }
-            }
-            Ok(StartExecResults::Detached) => unreachable!("exec started attached"),
-            Err(e) => panic!("cannot start {cmd:?} in {container}: {e}"),
-        }
-        let code = docker
-            .inspect_exec(&created.id)
-            .await
-            .ok()
-            .and_then(|i| i.exit_code)
-            .unwrap_or(-1);
-        (code, out)
-    })
+    block_on(crate::support::engine::exec_on(docker, container, cmd))
 }
 
 /// Runs a setup command.

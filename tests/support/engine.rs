@@ -127,39 +127,42 @@ pub fn started_at(name: &str) -> i128 {
 /// Runs `cmd` in container `name`; its exit code and output (stdout and
 /// stderr together).
 pub fn exec(name: &str, cmd: &[&str]) -> (i64, String) {
-    let docker = docker();
-    block_on(async {
-        let options = CreateExecOptions {
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            cmd: Some(cmd.to_vec()),
-            ..Default::default()
-        };
-        let created = docker
-            .create_exec(name, options)
-            .await
-            .unwrap_or_else(|e| panic!("cannot exec {cmd:?} in {name}: {e}"));
-        let mut out = String::new();
-        match docker.start_exec(&created.id, None).await {
-            Ok(StartExecResults::Attached { mut output, .. }) => {
-                while let Some(chunk) = output.next().await {
-                    match chunk {
-                        Ok(c) => out.push_str(&c.to_string()),
-                        Err(e) => panic!("reading the output of {cmd:?} in {name}: {e}"),
-                    }
+    block_on(exec_on(docker(), name, cmd))
+}
+
+/// [`exec`] through the client `docker` (another engine's, say), on the
+/// runtime that client lives on.
+pub async fn exec_on(docker: &Docker, name: &str, cmd: &[&str]) -> (i64, String) {
+    let options = CreateExecOptions {
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        cmd: Some(cmd.to_vec()),
+        ..Default::default()
+    };
+    let created = docker
+        .create_exec(name, options)
+        .await
+        .unwrap_or_else(|e| panic!("cannot exec {cmd:?} in {name}: {e}"));
+    let mut out = String::new();
+    match docker.start_exec(&created.id, None).await {
+        Ok(StartExecResults::Attached { mut output, .. }) => {
+            while let Some(chunk) = output.next().await {
+                match chunk {
+                    Ok(c) => out.push_str(&c.to_string()),
+                    Err(e) => panic!("reading the output of {cmd:?} in {name}: {e}"),
                 }
             }
-            Ok(StartExecResults::Detached) => unreachable!("exec started attached"),
-            Err(e) => panic!("cannot start {cmd:?} in {name}: {e}"),
         }
-        let code = docker
-            .inspect_exec(&created.id)
-            .await
-            .ok()
-            .and_then(|i| i.exit_code)
-            .unwrap_or(-1);
-        (code, out)
-    })
+        Ok(StartExecResults::Detached) => unreachable!("exec started attached"),
+        Err(e) => panic!("cannot start {cmd:?} in {name}: {e}"),
+    }
+    let code = docker
+        .inspect_exec(&created.id)
+        .await
+        .ok()
+        .and_then(|i| i.exit_code)
+        .unwrap_or(-1);
+    (code, out)
 }
 
 /// Creates and starts a container that muster did not create: the test
