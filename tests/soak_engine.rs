@@ -69,34 +69,41 @@ fn most_leaving_at_once(events: &[Event]) -> usize {
 /// Docker 20.10 often loses count of a network's endpoints, and so keeps it,
 /// when 8 containers of a network holding hundreds stop at once
 /// (BENCHMARKS.md): on a network of more than `CROWDED` containers, muster
-/// stops at most `CROWDED_STOPS` at once whatever `--parallel`; on a
-/// smaller one, `--parallel` at once (which the same count sees, so it
-/// can tell).
+/// stops at most `CROWDED_STOPS` at once whatever `--parallel`; on a small
+/// one, `--parallel` at once (which the same count sees, so it can tell).
+/// The line itself is `apply_memory`'s to draw. The crowded project goes
+/// `CROWDED_STOPS` at once in the end too: 16 at once from a network of
+/// 231 made the engine keep it in half the runs, until dockerd restarts.
 #[test]
 fn containers_leave_a_crowded_network_at_most_four_at_once() {
-    let crowded = CROWDED as u32;
-    let project = Project::new("crowd");
-    project.write(&sleepers(crowded + 1));
-    muster_ok(&project, &["apply", "--parallel", "16"]);
-    let scale_down = |count: u32, args: &[&str]| {
+    let most_leaving = |project: &Project, count: u32, args: &[&str]| {
         project.write(&sleepers(count));
-        let recorder = Recorder::start(&project);
-        muster_ok(&project, args);
+        let recorder = Recorder::start(project);
+        muster_ok(project, args);
         let events = recorder.finish();
         assert_eq!(project.containers().len(), count as usize);
         most_leaving_at_once(&events)
     };
-    let most = scale_down(crowded - 19, &["apply", "--parallel", "16"]);
+    let crowded = CROWDED as u32;
+    let project = Project::new("crowd");
+    project.write(&sleepers(crowded + 1));
+    muster_ok(&project, &["apply", "--parallel", "16"]);
+    let most = most_leaving(&project, crowded - 19, &["apply", "--parallel", "16"]);
     assert!(
         (1..=CROWDED_STOPS).contains(&most),
         "{most} containers left a network of {} at once",
         crowded + 1
     );
-    let most = scale_down(0, &["down", "--parallel", "16"]);
+    let gently = CROWDED_STOPS.to_string();
+    muster_ok(&project, &["down", "--parallel", &gently]);
+
+    let small = Project::new("crowd-small");
+    small.write(&sleepers(24));
+    muster_ok(&small, &["apply", "--parallel", "16"]);
+    let most = most_leaving(&small, 0, &["down", "--parallel", "16"]);
     assert!(
         most > CROWDED_STOPS,
-        "at most {most} containers left a network of {} at once with --parallel 16",
-        crowded - 19
+        "at most {most} containers left a network of 24 at once with --parallel 16"
     );
 }
 
