@@ -8,8 +8,9 @@
 //! (dockerd's deadlock) is named as such within a minute, while one that
 //! is merely slow is waited for; a network that the engine will not remove
 //! though no container uses it (its lost count) is retried, said, and
-//! reused. (An image that cannot be pulled and a name held by a foreign
-//! container are in `safety_engine.rs`.)
+//! reused; an engine with no address pool left for a network is said so,
+//! naming the networks that hold one idle. (An image that cannot be pulled
+//! and a name held by a foreign container are in `safety_engine.rs`.)
 
 mod support;
 
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use support::{
     Daemon, Outcome, Project, Proxy, assert_converged, desired_of, exists, id_and_state, ids,
-    muster, muster_exits, muster_ok, muster_process, sleepers_of_project, wait_until,
+    muster, muster_exits, muster_ok, muster_process, remove_force, sleepers_of_project, wait_until,
 };
 
 /// The hang guard of a command that must give up at once: the engine
@@ -619,6 +620,46 @@ fn a_network_the_engine_will_not_remove_is_retried_said_and_reused() {
     drop(proxy);
     muster_ok(&project, &["down"]);
     assert!(project.networks().is_empty());
+}
+
+/// An engine whose address pools are all taken (each network holds one,
+/// and one it kept for a lost count holds it until dockerd restarts)
+/// refuses a new network with "could not find an available,
+/// non-overlapping IPv4 address pool", as not found. Taking every pool of
+/// the shared engine would starve the other tests, so the proxy answers
+/// that creation as the engine does; the network left idle is real. `apply`
+/// exits 1 with nothing created, says the engine has no pool left, names
+/// the muster project whose network no container uses, and the remedies.
+#[test]
+fn an_engine_without_an_address_pool_left_is_said_naming_the_idle_networks() {
+    let idle = Project::new("idle");
+    idle.write(&sleepers_of_project(1));
+    muster_ok(&idle, &["apply"]);
+    for c in idle.containers() {
+        remove_force(&c.name);
+    }
+    let project = Project::new("nopool");
+    project.write(&sleepers_of_project(2));
+    let proxy = Proxy::start(&project.dir().join("engine.sock"));
+    proxy.refuse(
+        "POST",
+        "/networks/create",
+        404,
+        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network",
+    );
+    let out = muster_exits(&project, &["--host", &proxy.url(), "apply"], 1);
+    let said = |text: &str| out.stderr.contains(text);
+    assert!(
+        said(&format!("creating network {}_default", project.name()))
+            && said("the engine has no address pool left for another network")
+            && said(idle.name())
+            && said("frees its pool only when dockerd restarts")
+            && said("docker network prune"),
+        "apply should say that no address pool is left, naming the idle network's project and the remedies:\n{out}"
+    );
+    assert_eq!(proxy.refusals(), 1, "{out}");
+    assert!(project.containers().is_empty(), "{out}");
+    assert!(project.networks().is_empty(), "{out}");
 }
 
 /// A stop that the engine answers only 25 s late, while it still lists its

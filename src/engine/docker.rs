@@ -1,7 +1,7 @@
 //! The Docker engine backend: the only module that imports bollard. Converts
 //! engine objects into muster's types at the boundary. Does network I/O.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -527,6 +527,9 @@ fn to_unit(c: ContainerSummary) -> Option<Unit> {
         tasks: Vec::new(),
     })
 }
+
+/// The engine's words when every address pool is taken.
+const NO_POOL_LEFT: &str = "could not find an available, non-overlapping IPv4 address pool";
 
 pub(super) fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
@@ -1477,14 +1480,64 @@ impl DockerEngine {
         let create = self.docker.create_network(request);
         match self.answered(&doing, Duration::ZERO, create).await {
             Ok(_) => Ok(()),
-            Err(err) => {
-                // Another muster created it meanwhile: fine.
-                if err.kind == ErrorKind::Conflict {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
+            // Another muster created it meanwhile: fine.
+            Err(err) if err.kind == ErrorKind::Conflict => Ok(()),
+            Err(err) if err.message.contains(NO_POOL_LEFT) => Err(self.no_pool_left(err).await),
+            Err(err) => Err(err),
         }
+    }
+
+    /// `err`, the engine's refusal to create a network for want of an
+    /// address pool (which it answers as "not found"), said plainly, with
+    /// the projects of muster's whose network no container of theirs uses
+    /// (each holds a pool, and one the engine kept at a `down` holds it
+    /// until dockerd restarts) and how to free pools. The lists are a hint:
+    /// when they fail, it is left out.
+    async fn no_pool_left(&self, err: EngineError) -> EngineError {
+        // Bridge networks only: a swarm project's containers are its tasks,
+        // which do not carry the project's label.
+        let label = ("label", LABEL_PROJECT.to_string());
+        let bridges = filters(&[label.clone(), ("driver", "bridge".to_string())]);
+        let (networks, containers) = tokio::join!(
+            self.docker.list_networks(Some(ListNetworksOptions {
+                filters: Some(bridges)
+            })),
+            self.docker.list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters(&[label])),
+                ..Default::default()
+            }))
+        );
+        let mut idle = Vec::new();
+        if let (Ok(networks), Ok(containers)) = (networks, containers) {
+            let used: HashSet<String> = containers
+                .into_iter()
+                .filter_map(|c| c.labels?.remove(LABEL_PROJECT))
+                .collect();
+            idle = networks
+                .into_iter()
+                .filter_map(|n| n.labels?.remove(LABEL_PROJECT))
+                .filter(|project| !used.contains(project))
+                .map(|project| sanitize::text(&project).into_owned())
+                .collect();
+            idle.sort();
+            idle.dedup();
+        }
+        let held = if idle.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " The network of each of these muster projects holds one while no container uses it: {}. `muster down --project NAME` removes it; one the engine still will not remove has lost count of its endpoints, and frees its pool only when dockerd restarts.",
+                idle.join(", ")
+            )
+        };
+        EngineError::new(
+            err.doing,
+            ErrorKind::Other,
+            format!(
+                "the engine has no address pool left for another network ({}): every network holds one, about 30 by default.{held} `docker network prune` removes the networks no container uses; `default-address-pools` in the engine's daemon.json gives it more",
+                err.message
+            ),
+        )
     }
 }
