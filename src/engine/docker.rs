@@ -528,8 +528,12 @@ fn to_unit(c: ContainerSummary) -> Option<Unit> {
     })
 }
 
-/// The engine's words when every address pool is taken.
-const NO_POOL_LEFT: &str = "could not find an available, non-overlapping IPv4 address pool";
+/// The engine's words when every address pool is taken: Docker 20.10's,
+/// and those of Docker 27 on.
+const NO_POOL_LEFT: [&str; 2] = [
+    "could not find an available, non-overlapping IPv4 address pool",
+    "all predefined address pools have been fully subnetted",
+];
 
 pub(super) fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
@@ -1482,7 +1486,9 @@ impl DockerEngine {
             Ok(_) => Ok(()),
             // Another muster created it meanwhile: fine.
             Err(err) if err.kind == ErrorKind::Conflict => Ok(()),
-            Err(err) if err.message.contains(NO_POOL_LEFT) => Err(self.no_pool_left(err).await),
+            Err(err) if NO_POOL_LEFT.iter().any(|w| err.message.contains(w)) => {
+                Err(self.no_pool_left(err).await)
+            }
             Err(err) => Err(err),
         }
     }
