@@ -73,7 +73,7 @@ fn most_leaving_at_once(events: &[Event]) -> usize {
 /// one, `--parallel` at once (which the same count sees, so it can tell).
 /// The line itself is `apply_memory`'s to draw. The crowded project goes
 /// `CROWDED_STOPS` at once in the end too: 16 at once from a network of
-/// 231 made the engine keep it in half the runs, until dockerd restarts.
+/// 231 made the engine keep it (until dockerd restarts) in 2 of 4 runs.
 #[test]
 fn containers_leave_a_crowded_network_at_most_four_at_once() {
     let most_leaving = |project: &Project, count: u32, args: &[&str]| {
