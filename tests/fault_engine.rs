@@ -624,14 +624,14 @@ fn a_network_the_engine_will_not_remove_is_retried_said_and_reused() {
 
 /// An engine whose address pools are all taken (each network holds one,
 /// and one it kept for a lost count holds it until dockerd restarts)
-/// refuses a new network, as not found: Docker 20.10 with "could not find
-/// an available, non-overlapping IPv4 address pool", Docker 27 on with
-/// "all predefined address pools have been fully subnetted". Taking every
-/// pool of the shared engine would starve the other tests, so the proxy
-/// answers that creation as the engine does; the network left idle is
-/// real. `apply` exits 1 with nothing created, says the engine has no pool
-/// left, names the muster project whose network no container uses, and
-/// the remedies.
+/// refuses a new network: Docker 20.10 as not found, "could not find an
+/// available, non-overlapping IPv4 address pool"; newer engines as a bad
+/// parameter, "all predefined address pools have been fully subnetted".
+/// Taking every pool of the shared engine would starve the other tests, so
+/// the proxy answers that creation as the engine does; the network left
+/// idle is real. `apply` exits 1 with nothing created, says the engine has
+/// no pool left, names the muster project whose network no container uses,
+/// and the remedies.
 #[test]
 fn an_engine_without_an_address_pool_left_is_said_naming_the_idle_networks() {
     let idle = Project::new("idle");
@@ -642,12 +642,18 @@ fn an_engine_without_an_address_pool_left_is_said_naming_the_idle_networks() {
     }
     let project = Project::new("nopool");
     project.write(&sleepers_of_project(2));
-    for words in [
-        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network",
-        "all predefined address pools have been fully subnetted",
+    for (status, words) in [
+        (
+            404,
+            "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network",
+        ),
+        (
+            400,
+            "all predefined address pools have been fully subnetted",
+        ),
     ] {
         let proxy = Proxy::start(&project.dir().join("engine.sock"));
-        proxy.refuse("POST", "/networks/create", 404, words);
+        proxy.refuse("POST", "/networks/create", status, words);
         let out = muster_exits(&project, &["--host", &proxy.url(), "apply"], 1);
         let said = |text: &str| out.stderr.contains(text);
         assert!(

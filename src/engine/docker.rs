@@ -528,8 +528,9 @@ fn to_unit(c: ContainerSummary) -> Option<Unit> {
     })
 }
 
-/// The engine's words when every address pool is taken: Docker 20.10's,
-/// and those of Docker 27 on.
+/// The engine's words when every address pool is taken: Docker 20.10's
+/// (answered as not found), and those of newer engines' address allocator
+/// (answered as a bad parameter).
 const NO_POOL_LEFT: [&str; 2] = [
     "could not find an available, non-overlapping IPv4 address pool",
     "all predefined address pools have been fully subnetted",
@@ -1494,11 +1495,11 @@ impl DockerEngine {
     }
 
     /// `err`, the engine's refusal to create a network for want of an
-    /// address pool (which it answers as "not found"), said plainly, with
-    /// the projects of muster's whose network no container of theirs uses
-    /// (each holds a pool, and one the engine kept at a `down` holds it
-    /// until dockerd restarts) and how to free pools. The lists are a hint:
-    /// when they fail, it is left out.
+    /// address pool (which Docker 20.10 answers as "not found"), said
+    /// plainly, with the projects of muster's whose network no container of
+    /// theirs uses (each holds a pool, and one the engine kept at a `down`
+    /// holds it until dockerd restarts) and how to free pools. The lists
+    /// are a hint: when they fail, it is left out.
     async fn no_pool_left(&self, err: EngineError) -> EngineError {
         // Bridge networks only: a swarm project's containers are its tasks,
         // which do not carry the project's label.
