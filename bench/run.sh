@@ -33,10 +33,17 @@ log() { printf '%s\n' "$*" >&2; }
 
 cleanup() {
   local ids nets net
+  # An engine in dockerd's deadlock (moby#46661; compose's recreate of 100
+  # once put it there) never answers the removals: say so, do not hang.
+  if ! timeout 30 docker network ls -q >/dev/null 2>&1; then
+    log "the engine does not list its networks within 30s (dockerd's deadlock?): restart dockerd, then remove the containers and networks named $run_id-*"
+    rm -rf "$work"
+    return
+  fi
   ids="$(docker ps -aq --filter "name=^/$run_id-" 2>/dev/null || true)"
   if [ -n "$ids" ]; then
     # shellcheck disable=SC2086 # one id per word
-    docker rm -f $ids >/dev/null 2>&1 || true
+    timeout 300 docker rm -f $ids >/dev/null 2>&1 || true
   fi
   # A stale endpoint (see measure) may clear after a while: retry for 10s.
   for _ in 1 2 3 4 5 6 7 8 9 10; do
