@@ -52,6 +52,8 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
+use crate::support::engine::exec_on;
+
 /// Where the namespaces' mount points live (`ip netns add`).
 const NETNS_DIR: &str = "/var/run/netns";
 /// Every cluster's name, namespace and directory starts with this.
@@ -432,7 +434,7 @@ impl Cluster {
             .container
             .as_deref()
             .unwrap_or_else(|| panic!("task {} has no container yet", task.id));
-        exec(node.docker(), container, cmd)
+        block_on(exec_on(node.docker(), container, cmd))
     }
 
     /// Pushes an image of the host's engine to the host's registry and
@@ -639,10 +641,6 @@ fn host_docker() -> &'static Docker {
         Docker::connect_with_defaults()
             .unwrap_or_else(|e| panic!("cannot make a client for the host's engine: {e}"))
     })
-}
-
-fn exec(docker: &Docker, container: &str, cmd: &[&str]) -> (i64, String) {
-    block_on(crate::support::engine::exec_on(docker, container, cmd))
 }
 
 /// Runs a setup command.
