@@ -36,7 +36,7 @@ const POLL_WITHOUT_EVENTS: Duration = Duration::from_millis(250);
 /// and muster heard it up to 220 ms later still, on a busy machine; an
 /// inspect right after the start call saw it exited 39 times in 40
 /// (BENCHMARKS.md).
-pub const RECENT: Duration = Duration::from_secs(1);
+const RECENT: Duration = Duration::from_secs(1);
 
 /// Inspects at once in the settle check.
 const INSPECTS: usize = 8;
