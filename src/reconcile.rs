@@ -387,16 +387,19 @@ pub async fn down(
 /// Removes the project's network. Docker 20.10 sometimes loses count of a
 /// network's endpoints, and then refuses to remove the network until it
 /// restarts and recounts them: that is retried for a few seconds, then
-/// reported (the next apply reuses the network), not failed.
+/// reported (the next apply reuses the network), not failed. It is tried
+/// again at least once, however long the first refusal took.
 async fn remove_network(backend: &dyn Backend, project: &str) -> Result<Option<String>, Error> {
     let until = std::time::Instant::now() + NETWORK_RETRY;
+    let mut retried = false;
     loop {
         match backend.remove_network(project).await {
             Ok(()) => return Ok(None),
             Err(e) if e.kind != ErrorKind::Conflict && e.message.contains("active endpoints") => {
-                if std::time::Instant::now() >= until {
+                if retried && std::time::Instant::now() >= until {
                     return Ok(Some(e.message));
                 }
+                retried = true;
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(e) => return Err(e.into()),

@@ -50,6 +50,11 @@ const OVERDUE: Duration = Duration::from_secs(15);
 /// How long the engine may take to list its networks in that check.
 const NETWORKS_ANSWER: Duration = Duration::from_secs(30);
 
+/// How long muster waits for the answers that only add a hint to an error
+/// it already has (who uses a network, which networks hold the pools): an
+/// engine that stops answering right then must not hold the error back.
+const HINT_ANSWER: Duration = Duration::from_secs(5);
+
 /// Fault injection for the crash tests: with `MUSTER_FAULT_ABORT_AFTER=K`
 /// the process aborts (as under `kill -9`: no cleanup, no unlock) right
 /// after its K-th change to the engine. Hidden; never set it in production.
@@ -1176,11 +1181,11 @@ impl Backend for DockerEngine {
                 // gone): a conflict, said as such. None listed: the
                 // engine's count of the network's endpoints is off
                 // (Docker 20.10), which the caller retries.
-                let users = self
-                    .docker
-                    .inspect_network(&id, None)
+                let inspect = self.docker.inspect_network(&id, None);
+                let users = tokio::time::timeout(HINT_ANSWER, inspect)
                     .await
                     .ok()
+                    .and_then(std::result::Result::ok)
                     .and_then(|n| n.containers)
                     .unwrap_or_default();
                 if !users.is_empty() {
@@ -1505,18 +1510,20 @@ impl DockerEngine {
         // which do not carry the project's label.
         let label = ("label", LABEL_PROJECT.to_string());
         let bridges = filters(&[label.clone(), ("driver", "bridge".to_string())]);
-        let (networks, containers) = tokio::join!(
-            self.docker.list_networks(Some(ListNetworksOptions {
-                filters: Some(bridges)
-            })),
-            self.docker.list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters(&[label])),
-                ..Default::default()
-            }))
-        );
+        let lists = async {
+            tokio::join!(
+                self.docker.list_networks(Some(ListNetworksOptions {
+                    filters: Some(bridges)
+                })),
+                self.docker.list_containers(Some(ListContainersOptions {
+                    all: true,
+                    filters: Some(filters(&[label])),
+                    ..Default::default()
+                }))
+            )
+        };
         let mut idle = Vec::new();
-        if let (Ok(networks), Ok(containers)) = (networks, containers) {
+        if let Ok((Ok(networks), Ok(containers))) = tokio::time::timeout(HINT_ANSWER, lists).await {
             let used: HashSet<String> = containers
                 .into_iter()
                 .filter_map(|c| c.labels?.remove(LABEL_PROJECT))
