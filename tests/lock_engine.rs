@@ -9,8 +9,8 @@ use std::process::{Child, Output};
 use std::time::Duration;
 
 use support::{
-    Outcome, Project, exists, id_and_state, lock_name, muster_exits, muster_ok, muster_process,
-    names, wait_until,
+    Outcome, Project, SLOW, exists, id_and_state, lock_name, muster_exits, muster_ok,
+    muster_process, names, wait_until,
 };
 
 const WEB: &str = r#"project = "{project}"
@@ -29,26 +29,6 @@ mode = "sequential"
 command = ["sleep", "3600"]
 init = true
 stop_grace_period = "1s"
-"#;
-
-/// Each container becomes healthy two seconds after it starts, so an
-/// apply of this file holds the lock for several seconds.
-const SLOW: &str = r#"project = "{project}"
-
-[services.slow]
-image = "{image}"
-count = 2
-mode = "sequential"
-command = ["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 3600"]
-init = true
-stop_grace_period = "1s"
-ready_timeout = "30s"
-
-[services.slow.healthcheck]
-test = ["CMD", "test", "-f", "/tmp/ready"]
-interval = "1s"
-timeout = "1s"
-retries = 30
 "#;
 
 fn spawn(project: &Project, file: &str, args: &[&str]) -> Child {

@@ -12,27 +12,7 @@ use std::time::{Duration, Instant};
 use muster::engine::{LABEL_LOCK, LockHolder};
 use muster::lock::LABEL_LOCK_PROJECT;
 use support::{Outcome, exists, id_and_state, inspect, muster_exits, names, run_foreign};
-use support::{Project, block_on, docker};
-
-/// Each container becomes healthy two seconds after it starts, so an
-/// apply of this file holds the lock for several seconds.
-const SLOW: &str = r#"project = "{project}"
-
-[services.slow]
-image = "{image}"
-count = 2
-mode = "sequential"
-command = ["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 3600"]
-init = true
-stop_grace_period = "1s"
-ready_timeout = "30s"
-
-[services.slow.healthcheck]
-test = ["CMD", "test", "-f", "/tmp/ready"]
-interval = "1s"
-timeout = "1s"
-retries = 30
-"#;
+use support::{Project, SLOW, block_on, docker};
 
 fn lock_name(project: &Project) -> String {
     format!("{}-muster-lock", project.name())

@@ -15,24 +15,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use support::Project;
-use web::{T, Web};
-
-const FILE: &str = r#"# The shop's web tier.
-[services.web]   # scaled from the page
-image = "{image}"
-count = 2        # two is enough at night
-command = ["sleep", "3600"]
-init = true
-stop_grace_period = "1s"
-
-# A second service, left alone.
-[services.worker]
-image = "{image}"
-count = 1
-command = ["sleep", "3600"]
-init = true
-stop_grace_period = "1s"
-"#;
+use web::{FILE, T, Web};
 
 /// The first of `names` found on `PATH`.
 fn on_path(names: &[&str]) -> Option<PathBuf> {

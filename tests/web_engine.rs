@@ -11,24 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use support::Project;
-use web::{Api, T, Web};
-
-const FILE: &str = r#"# The shop's web tier.
-[services.web]   # scaled from the page
-image = "{image}"
-count = 2        # two is enough at night
-command = ["sleep", "3600"]
-init = true
-stop_grace_period = "1s"
-
-# A second service, left alone.
-[services.worker]
-image = "{image}"
-count = 1
-command = ["sleep", "3600"]
-init = true
-stop_grace_period = "1s"
-"#;
+use web::{Api, FILE, T, Web};
 
 fn running(project: &Project, service: &str) -> usize {
     project

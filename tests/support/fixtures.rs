@@ -5,6 +5,26 @@ use std::time::{Duration, Instant};
 
 use super::project::Project;
 
+/// Each container becomes healthy two seconds after it starts, so an
+/// apply of this file holds the lock for several seconds.
+pub const SLOW: &str = r#"project = "{project}"
+
+[services.slow]
+image = "{image}"
+count = 2
+mode = "sequential"
+command = ["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 3600"]
+init = true
+stop_grace_period = "1s"
+ready_timeout = "30s"
+
+[services.slow.healthcheck]
+test = ["CMD", "test", "-f", "/tmp/ready"]
+interval = "1s"
+timeout = "1s"
+retries = 30
+"#;
+
 /// `[services.NAME]`: `count` containers of `image` that sleep, stop at
 /// once and run under an init process.
 pub fn sleeper_service(name: &str, image: &str, count: u32) -> String {

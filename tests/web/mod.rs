@@ -11,6 +11,25 @@ use crate::support::{self, Project};
 
 pub const T: Duration = Duration::from_secs(60);
 
+/// The file of the web tests: two services, with comments that a scale
+/// through the page or the API must keep.
+pub const FILE: &str = r#"# The shop's web tier.
+[services.web]   # scaled from the page
+image = "{image}"
+count = 2        # two is enough at night
+command = ["sleep", "3600"]
+init = true
+stop_grace_period = "1s"
+
+# A second service, left alone.
+[services.worker]
+image = "{image}"
+count = 1
+command = ["sleep", "3600"]
+init = true
+stop_grace_period = "1s"
+"#;
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
