@@ -698,7 +698,6 @@ fn an_engine_without_an_address_pool_left_is_said_naming_the_idle_networks() {
         "apply should say that no address pool is left, without the hint it could not get:\n{out}"
     );
     assert!(project.containers().is_empty(), "{out}");
-    drop(proxy);
 }
 
 /// A stop that the engine answers only 25 s late, while it still lists its
