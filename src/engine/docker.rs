@@ -50,9 +50,8 @@ const OVERDUE: Duration = Duration::from_secs(15);
 /// How long the engine may take to list its networks in that check.
 const NETWORKS_ANSWER: Duration = Duration::from_secs(30);
 
-/// How long muster waits for the answers that only add a hint to an error
-/// it already has (who uses a network, which networks hold the pools): an
-/// engine that stops answering right then must not hold the error back.
+/// How long muster waits for a [`hint`] (who uses a network, which networks
+/// hold the pools).
 const HINT_ANSWER: Duration = Duration::from_secs(5);
 
 /// Fault injection for the crash tests: with `MUSTER_FAULT_ABORT_AFTER=K`
@@ -531,6 +530,13 @@ fn to_unit(c: ContainerSummary) -> Option<Unit> {
         replicas: None,
         tasks: Vec::new(),
     })
+}
+
+/// The answer of an engine call that only adds a hint to an error muster
+/// already has: none when the call fails or takes longer than
+/// [`HINT_ANSWER`], so that the error is not held back.
+async fn hint<T>(call: impl Future<Output = std::result::Result<T, BollardError>>) -> Option<T> {
+    tokio::time::timeout(HINT_ANSWER, call).await.ok()?.ok()
 }
 
 /// The engine's words when every address pool is taken: Docker 20.10's
@@ -1181,11 +1187,8 @@ impl Backend for DockerEngine {
                 // gone): a conflict, said as such. None listed: the
                 // engine's count of the network's endpoints is off
                 // (Docker 20.10), which the caller retries.
-                let inspect = self.docker.inspect_network(&id, None);
-                let users = tokio::time::timeout(HINT_ANSWER, inspect)
+                let users = hint(self.docker.inspect_network(&id, None))
                     .await
-                    .ok()
-                    .and_then(std::result::Result::ok)
                     .and_then(|n| n.containers)
                     .unwrap_or_default();
                 if !users.is_empty() {
@@ -1504,26 +1507,24 @@ impl DockerEngine {
     /// plainly, with the projects of muster's whose network no container of
     /// theirs uses (each holds a pool, and one the engine kept at a `down`
     /// holds it until dockerd restarts) and how to free pools. The lists
-    /// are a hint: when they fail, it is left out.
+    /// are a [`hint`]: when they fail or are late, it is left out.
     async fn no_pool_left(&self, err: EngineError) -> EngineError {
         // Bridge networks only: a swarm project's containers are its tasks,
         // which do not carry the project's label.
         let label = ("label", LABEL_PROJECT.to_string());
         let bridges = filters(&[label.clone(), ("driver", "bridge".to_string())]);
-        let lists = async {
-            tokio::join!(
-                self.docker.list_networks(Some(ListNetworksOptions {
-                    filters: Some(bridges)
-                })),
-                self.docker.list_containers(Some(ListContainersOptions {
-                    all: true,
-                    filters: Some(filters(&[label])),
-                    ..Default::default()
-                }))
-            )
-        };
+        let (networks, containers) = tokio::join!(
+            hint(self.docker.list_networks(Some(ListNetworksOptions {
+                filters: Some(bridges)
+            }))),
+            hint(self.docker.list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters(&[label])),
+                ..Default::default()
+            })))
+        );
         let mut idle = Vec::new();
-        if let Ok((Ok(networks), Ok(containers))) = tokio::time::timeout(HINT_ANSWER, lists).await {
+        if let (Some(networks), Some(containers)) = (networks, containers) {
             let used: HashSet<String> = containers
                 .into_iter()
                 .filter_map(|c| c.labels?.remove(LABEL_PROJECT))
