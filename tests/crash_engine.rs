@@ -8,6 +8,8 @@
 //! moments with SIGKILL. Each time, one plain `apply` must finish the job:
 //! ordinals exactly 1..count, no temporary container, no duplicate, every
 //! volume there with the data written at its first start, an empty plan.
+//! And killed while the engine is still creating its containers, so that
+//! the next apply meets them half made.
 
 mod support;
 
@@ -17,8 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::{
-    Outcome, Project, Rng, assert_converged, desired_of, exec, muster_exits, muster_ok,
-    muster_process, soak,
+    Outcome, Project, Recorder, Rng, assert_converged, block_on, desired_of, docker, exec, exists,
+    muster_exits, muster_ok, muster_process, rfc3339_nanos, slow_create_image, soak,
 };
 
 /// Two parallel services that swap sizes (one scales up while the other
@@ -363,4 +365,183 @@ fn killed_at_random(seed: u64, sizes: Sizes) {
         );
         bench.recover(&context);
     }
+}
+
+/// A start-first service and a parallel one whose containers the engine
+/// takes seconds to create ([`slow_create_image`]).
+const SLOW_CREATES: &str = r#"project = "{project}"
+
+[services.roll]
+image = "SLOW"
+command = ["sleep", "3600"]
+env = { V = "VALUE" }
+init = true
+stop_grace_period = "1s"
+
+[services.roll.update]
+order = "start-first"
+
+[services.wide]
+image = "SLOW"
+count = COUNT
+command = ["sleep", "3600"]
+init = true
+stop_grace_period = "1s"
+"#;
+
+fn slow_creates(value: &str, count: u32) -> String {
+    SLOW_CREATES
+        .replace("SLOW", slow_create_image())
+        .replace("VALUE", value)
+        .replace("COUNT", &count.to_string())
+}
+
+/// Whether the engine lists container `name` but does not find it by name:
+/// its create is under way.
+fn in_creation(name: &str) -> bool {
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&std::collections::HashMap::from([(
+            "name",
+            vec![format!("^{name}$")],
+        )]))
+        .build();
+    let listed = block_on(docker().list_containers(Some(options)))
+        .unwrap()
+        .iter()
+        .any(|c| {
+            c.names
+                .iter()
+                .flatten()
+                .any(|n| n.trim_start_matches('/') == name)
+        });
+    listed && !exists(name)
+}
+
+/// A project of slow creates. When dropped, once no container of it is in
+/// creation any more (a failed test may leave one, which cleanup could not
+/// find), the project is cleaned up, and so are the anonymous volumes the
+/// engine made for its containers that muster removed (muster never removes
+/// a volume): every dangling volume without labels made since the project
+/// began. No other test of this binary makes one.
+struct SlowProject {
+    project: Option<Project>,
+    /// Engine time, in nanoseconds.
+    since: i128,
+}
+
+impl SlowProject {
+    fn new(prefix: &str) -> SlowProject {
+        let now = block_on(docker().info())
+            .ok()
+            .and_then(|i| i.system_time)
+            .expect("the engine did not report its time");
+        SlowProject {
+            project: Some(Project::new(prefix)),
+            since: rfc3339_nanos(&now),
+        }
+    }
+}
+
+impl std::ops::Deref for SlowProject {
+    type Target = Project;
+    fn deref(&self) -> &Project {
+        self.project.as_ref().expect("dropped")
+    }
+}
+
+impl Drop for SlowProject {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline
+            && ["roll-1-next", "wide-2"]
+                .iter()
+                .any(|s| in_creation(&format!("{}-{s}", self.name())))
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        drop(self.project.take());
+        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+            .filters(&std::collections::HashMap::from([(
+                "dangling",
+                vec!["true".to_string()],
+            )]))
+            .build();
+        let Ok(list) = block_on(docker().list_volumes(Some(options))) else {
+            return;
+        };
+        for v in list.volumes.unwrap_or_default() {
+            let made = v.created_at.as_deref().map_or(0, rfc3339_nanos);
+            if v.labels.is_empty() && made >= self.since {
+                let _ = block_on(docker().remove_volume(
+                    &v.name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                ));
+            }
+        }
+    }
+}
+
+/// The failure of CI's stop 30, made certain. An apply is killed while the
+/// engine is still creating two of its containers (a start-first
+/// replacement's `…-next` and a new ordinal), so the engine finishes both
+/// after the next apply began: that apply lists them, but the engine does
+/// not find them by name yet. The next apply must wait for them, not take
+/// a stop's "not found" for "gone" and then fail on the name they hold.
+#[test]
+fn apply_killed_while_the_engine_creates_is_finished_by_the_next_apply() {
+    let project = SlowProject::new("crash-late");
+    project.write(&slow_creates("a", 1));
+    muster_ok(&project, &["apply"]);
+
+    project.write(&slow_creates("b", 2));
+    let next = format!("{}-roll-1-next", project.name());
+    let added = format!("{}-wide-2", project.name());
+    let mut child = muster_process(project.dir())
+        .args(["-f", "services.toml", "apply"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(in_creation(&next) && in_creation(&added)) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the apply ended before the engine was creating {next} and {added}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the engine was never creating both {next} and {added}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let killed = Outcome::from(child.wait_with_output().unwrap());
+    assert_eq!(killed.code, None, "the apply was not killed:\n{killed}");
+
+    let events = Recorder::start(&project);
+    let out = muster_ok(&project, &["apply", "--lock-timeout", "10s"]);
+    // The engine finished the killed apply's creates after the next apply
+    // began, so that apply met them in creation: `…-next` was created twice
+    // since (the late one, then its replacement), the new ordinal once.
+    let events = events.finish();
+    let creates = |name: &str| {
+        events
+            .iter()
+            .filter(|e| e.kind == "container" && e.action == "create" && e.name == name)
+            .count()
+    };
+    assert_eq!(
+        (creates(&next), creates(&added)),
+        (2, 1),
+        "the creates since the kill; the race was not made:\n{out}"
+    );
+    let desired = desired_of(&project.file(), &project);
+    assert_converged(&project, &desired, &format!("after the next apply:\n{out}"));
+    assert!(!exists(&next), "{next} is left:\n{out}");
+    assert!(
+        project
+            .env(&format!("{}-roll-1", project.name()))
+            .contains(&"V=b".to_string()),
+        "{out}"
+    );
+    muster_exits(&project, &["plan", "--detailed-exitcode"], 0);
 }

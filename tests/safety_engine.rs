@@ -9,8 +9,8 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    Project, create_volume, exists, id_and_state, ids, lock_name, muster, muster_exits, muster_ok,
-    names, record_events, run_foreign,
+    PROJECT_LABEL, Project, create_volume, exists, id_and_state, ids, lock_name, muster,
+    muster_exits, muster_ok, names, record_events, run_foreign,
 };
 
 const TWO: &str = r#"project = "{project}"
@@ -360,6 +360,66 @@ fn foreign_container_holding_a_muster_name_fails_apply_and_stays_untouched() {
     // Down does not remove it either.
     muster_ok(&project, &["down"]);
     assert_eq!(id_and_state(&name), (id, "running".to_string()));
+}
+
+/// `app` waits for `db`, which is healthy after 3 s.
+const WAITS_FOR_DB: &str = r#"project = "{project}"
+
+[services.db]
+image = "{image}"
+command = ["sh", "-c", "sleep 3; touch /tmp/ready; exec sleep 3600"]
+init = true
+stop_grace_period = "1s"
+
+[services.db.healthcheck]
+test = ["CMD", "test", "-f", "/tmp/ready"]
+interval = "1s"
+timeout = "1s"
+retries = 60
+
+[services.app]
+image = "{image}"
+command = ["sleep", "3600"]
+env = { FROM = "file" }
+init = true
+stop_grace_period = "1s"
+depends_on = ["db"]
+"#;
+
+/// The other side of the rule above: a container that carries the
+/// project's label is muster's. One that takes a name after the plan was
+/// made (as the last create of a killed apply does when the engine
+/// finishes it late) is replaced by the file's container; the apply does
+/// not fail on the name.
+#[test]
+fn a_container_of_the_project_that_takes_a_planned_name_after_the_plan_is_replaced() {
+    let project = Project::new("late-twin");
+    project.write(WAITS_FOR_DB);
+    let db = format!("{}-db-1", project.name());
+    let app = format!("{}-app-1", project.name());
+    let apply = support::muster_process(project.dir())
+        .args(["-f", "services.toml", "apply"])
+        .spawn()
+        .unwrap();
+    // The plan is made: db is being created, app waits for db's health.
+    support::wait_until(&format!("{db} to exist"), Duration::from_secs(60), || {
+        exists(&db)
+    });
+    let twin = run_foreign(&app, &[(PROJECT_LABEL, project.name())]);
+    let out = support::Outcome::from(apply.wait_with_output().unwrap());
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains(&format!("replacing {app}")),
+        "the apply does not say it replaced {app}:\n{out}"
+    );
+    let (id, state) = id_and_state(&app);
+    assert_ne!(id, twin, "{app} is still the twin:\n{out}");
+    assert_eq!(state, "running");
+    assert!(
+        project.env(&app).contains(&"FROM=file".to_string()),
+        "{out}"
+    );
+    muster_exits(&project, &["plan", "--detailed-exitcode"], 0);
 }
 
 #[test]

@@ -54,6 +54,19 @@ const NETWORKS_ANSWER: Duration = Duration::from_secs(30);
 /// hold the pools).
 const HINT_ANSWER: Duration = Duration::from_secs(5);
 
+/// How long a container may stay in flux before muster gives up on it.
+/// Docker 20.10 lists a container from the moment its create saved its host
+/// config, but finds it by name only once that create is done (after it
+/// mounted the root file system and copied the image's content into the
+/// anonymous volumes); and it lists one that another call is removing,
+/// answering a second removal "already in progress" at once. Both happen
+/// when the next apply plans while a killed apply's last calls are still
+/// running on the engine.
+const IN_FLUX: Duration = Duration::from_secs(10);
+
+/// The pause between two looks at a container in flux.
+const IN_FLUX_PAUSE: Duration = Duration::from_millis(50);
+
 /// Fault injection for the crash tests: with `MUSTER_FAULT_ABORT_AFTER=K`
 /// the process aborts (as under `kill -9`: no cleanup, no unlock) right
 /// after its K-th change to the engine. Hidden; never set it in production.
@@ -819,7 +832,30 @@ impl Backend for DockerEngine {
             unit.ordinal.unwrap_or(1),
             unit.name,
         );
-        self.create_container(&spec).await
+        let deadline = Instant::now() + IN_FLUX;
+        loop {
+            match self.create_container(&spec).await {
+                Err(err) if err.kind == ErrorKind::Conflict && Instant::now() < deadline => {
+                    // The name is the project's own container that the plan
+                    // did not see: one a killed apply's last create made,
+                    // finished by the engine after this apply listed. The
+                    // file's config replaces it. Not found, it is in flux:
+                    // look again. Anyone else's stays, and the error names it.
+                    match self.project_of(&spec.name).await? {
+                        Some(Some(owner)) if owner == unit.project => {
+                            tracing::warn!(
+                                "replacing {}, a container of project {owner} that appeared after the plan was made",
+                                spec.name
+                            );
+                            self.remove(&spec.name, spec.stop_grace_period).await?;
+                        }
+                        None => tokio::time::sleep(IN_FLUX_PAUSE).await,
+                        Some(_) => return Err(err),
+                    }
+                }
+                done => return done,
+            }
+        }
     }
 
     async fn update(&self, unit: &UnitRequest<'_>, _force: bool) -> Result<()> {
@@ -832,11 +868,26 @@ impl Backend for DockerEngine {
 
     async fn start(&self, name: &str) -> Result<()> {
         tracing::debug!("engine: start {name}");
-        let call = self
-            .docker
-            .start_container(name, None::<StartContainerOptions>);
-        self.answered(&format!("starting {name}"), Duration::ZERO, call)
-            .await?;
+        let deadline = Instant::now() + IN_FLUX;
+        loop {
+            let call = self
+                .docker
+                .start_container(name, None::<StartContainerOptions>);
+            match self
+                .answered(&format!("starting {name}"), Duration::ZERO, call)
+                .await
+            {
+                // Listed but not found: its create is still under way.
+                Err(err)
+                    if err.kind == ErrorKind::NotFound
+                        && Instant::now() < deadline
+                        && self.listed(name).await? =>
+                {
+                    tokio::time::sleep(IN_FLUX_PAUSE).await;
+                }
+                done => break done?,
+            }
+        }
         fault_point();
         Ok(())
     }
@@ -901,35 +952,23 @@ impl Backend for DockerEngine {
 
     async fn remove(&self, name: &str, grace: Duration) -> Result<()> {
         tracing::debug!("engine: stop and remove {name}");
-        if let Err(err) = self.stop_container(name, grace).await {
-            match err.kind {
-                ErrorKind::NotFound => return Ok(()),
-                ErrorKind::Unreachable => return Err(err),
-                _ => {} // e.g. already stopped (304): remove anyway
+        // Done once the engine no longer lists it: one it cannot find yet,
+        // or that another call is removing, is waited for (see IN_FLUX).
+        let deadline = Instant::now() + grace + IN_FLUX;
+        while !self.removed(name, grace).await? && self.listed(name).await? {
+            if Instant::now() >= deadline {
+                return Err(EngineError::new(
+                    format!("removing {name}"),
+                    ErrorKind::Other,
+                    format!(
+                        "the engine still lists it {}s later, but will neither find nor remove it",
+                        (grace + IN_FLUX).as_secs()
+                    ),
+                ));
             }
+            tokio::time::sleep(IN_FLUX_PAUSE).await;
         }
-        fault_point();
-        let options = RemoveContainerOptions {
-            force: true,
-            ..Default::default()
-        };
-        let call = self.docker.remove_container(name, Some(options));
-        match self
-            .answered(&format!("removing {name}"), Duration::ZERO, call)
-            .await
-        {
-            Ok(()) => {
-                fault_point();
-                Ok(())
-            }
-            Err(err) => {
-                if err.kind == ErrorKind::NotFound || err.message.contains("already in progress") {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        Ok(())
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
@@ -1326,6 +1365,73 @@ fn foreign_volume(doing: &str, name: &str, project: &str, owner: Option<&str>) -
 }
 
 impl DockerEngine {
+    /// One stop (within `grace`) and removal of `name`: true once this
+    /// call removed it; false when the engine did not find it, or another
+    /// removal of it is under way.
+    async fn removed(&self, name: &str, grace: Duration) -> Result<bool> {
+        if let Err(err) = self.stop_container(name, grace).await {
+            match err.kind {
+                ErrorKind::NotFound => return Ok(false),
+                ErrorKind::Unreachable => return Err(err),
+                _ => {} // e.g. already stopped (304): remove anyway
+            }
+        }
+        fault_point();
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        let call = self.docker.remove_container(name, Some(options));
+        match self
+            .answered(&format!("removing {name}"), Duration::ZERO, call)
+            .await
+        {
+            Ok(()) => {
+                fault_point();
+                Ok(true)
+            }
+            Err(err)
+                if err.kind == ErrorKind::NotFound
+                    || err.message.contains("already in progress") =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Whether the engine lists a container named `name`.
+    async fn listed(&self, name: &str) -> Result<bool> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters(&[("name", format!("^{name}$"))])),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| map_err(format!("listing container {name}"), e))?;
+        let slashed = format!("/{name}");
+        Ok(list
+            .iter()
+            .any(|c| c.names.iter().flatten().any(|n| *n == slashed)))
+    }
+
+    /// The project label of container `name`: `None` when it is not found.
+    async fn project_of(&self, name: &str) -> Result<Option<Option<String>>> {
+        let inspected = self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| map_err(format!("inspecting {name}"), e));
+        Ok(super::found(inspected)?.map(|c| {
+            c.config
+                .and_then(|c| c.labels)
+                .and_then(|mut l| l.remove(LABEL_PROJECT))
+        }))
+    }
+
     async fn create_container(&self, spec: &ContainerSpec) -> Result<()> {
         tracing::debug!("engine: create {}", spec.name);
         let options = CreateContainerOptions {

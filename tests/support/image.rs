@@ -21,6 +21,9 @@ use super::project::Project;
 /// The local test image; see [`image()`].
 pub const IMAGE: &str = "muster-test/busybox:latest";
 
+/// The image of [`slow_create_image()`].
+pub const SLOW_CREATE_IMAGE: &str = "muster-test/slow-create:1";
+
 /// The local image `muster-test/busybox:latest`: Debian's static busybox
 /// as `/bin/busybox`, a symlink per applet, `PATH=/usr/sbin:/usr/bin:/sbin:/bin`
 /// and `CMD ["sh"]`. Imported through the engine's image-import API, so no
@@ -32,33 +35,58 @@ pub const IMAGE: &str = "muster-test/busybox:latest";
 /// When the engine is unreachable, or the host has no static busybox.
 pub fn image() -> &'static str {
     static READY: OnceLock<()> = OnceLock::new();
-    READY.get_or_init(|| {
+    imported(&READY, IMAGE, || build_rootfs(0), &[])
+}
+
+/// The test image whose containers the engine takes seconds to create:
+/// 6000 empty files in `/many`, declared a `VOLUME`, which the engine copies
+/// into each container's new anonymous volume before its create is done.
+/// Meanwhile the engine lists the container but does not find it by name.
+pub fn slow_create_image() -> &'static str {
+    static READY: OnceLock<()> = OnceLock::new();
+    imported(
+        &READY,
+        SLOW_CREATE_IMAGE,
+        || build_rootfs(6000),
+        &["VOLUME /many"],
+    )
+}
+
+/// `reference`, imported once (across test processes too) from `rootfs`
+/// with the `extra` Dockerfile instructions, unless the engine has it.
+fn imported(
+    ready: &OnceLock<()>,
+    reference: &'static str,
+    rootfs: impl FnOnce() -> Vec<u8>,
+    extra: &[&str],
+) -> &'static str {
+    ready.get_or_init(|| {
         let docker = docker();
-        if image_exists(docker) {
+        if image_exists(docker, reference) {
             return;
         }
         // Other test processes may be here too: one imports, the others
         // wait and then find the image.
         let _lock = FileLock::acquire(&std::env::temp_dir().join("muster-test-image.lock"));
-        if image_exists(docker) {
+        if image_exists(docker, reference) {
             return;
         }
-        import(docker, IMAGE, build_rootfs(), &[]);
+        import(docker, reference, rootfs(), extra);
         assert!(
-            image_exists(docker),
-            "{IMAGE} is still missing after importing it"
+            image_exists(docker, reference),
+            "{reference} is still missing after importing it"
         );
     });
-    IMAGE
+    reference
 }
 
-fn image_exists(docker: &Docker) -> bool {
-    match block_on(docker.inspect_image(IMAGE)) {
+fn image_exists(docker: &Docker, reference: &str) -> bool {
+    match block_on(docker.inspect_image(reference)) {
         Ok(_) => true,
         Err(DockerError::DockerResponseServerError {
             status_code: 404, ..
         }) => false,
-        Err(e) => panic!("cannot inspect {IMAGE}: {e}"),
+        Err(e) => panic!("cannot inspect {reference}: {e}"),
     }
 }
 
@@ -189,8 +217,9 @@ fn has_interpreter(elf: &[u8]) -> bool {
     })
 }
 
-/// The image's root file system as a tar archive.
-fn build_rootfs() -> Vec<u8> {
+/// The image's root file system as a tar archive, with `many` empty files
+/// in `/many`.
+fn build_rootfs(many: usize) -> Vec<u8> {
     let path = busybox_binary();
     let binary = std::fs::read(&path).unwrap();
     let listed = std::process::Command::new(&path)
@@ -252,6 +281,12 @@ fn build_rootfs() -> Vec<u8> {
         b"root:x:0:\nnogroup:x:65534:\n",
         0o644,
     );
+    if many > 0 {
+        append_dir(&mut tar, "many", 0o755);
+        for i in 0..many {
+            append_file(&mut tar, &format!("many/{i}"), b"", 0o644);
+        }
+    }
     tar.into_inner().expect("building the image's tar")
 }
 
@@ -359,7 +394,7 @@ impl Project {
             marker.as_bytes(),
             0o644,
         );
-        let mut base = tar::Archive::new(std::io::Cursor::new(build_rootfs()));
+        let mut base = tar::Archive::new(std::io::Cursor::new(build_rootfs(0)));
         for entry in base.entries().unwrap() {
             let mut entry = entry.unwrap();
             let mut header = entry.header().clone();
