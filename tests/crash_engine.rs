@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use support::{
     Outcome, Project, Recorder, Rng, assert_converged, block_on, desired_of, docker, exec, exists,
-    muster_exits, muster_ok, muster_process, rfc3339_nanos, slow_create_image, soak,
+    muster_exits, muster_ok, muster_process, rfc3339_nanos, sleeper_service, slow_create_image,
+    soak,
 };
 
 /// Two parallel services that swap sizes (one scales up while the other
@@ -369,31 +370,24 @@ fn killed_at_random(seed: u64, sizes: Sizes) {
 
 /// A start-first service and a parallel one whose containers the engine
 /// takes seconds to create ([`slow_create_image`]).
-const SLOW_CREATES: &str = r#"project = "{project}"
+fn slow_creates(value: &str, count: u32) -> String {
+    let image = slow_create_image();
+    format!(
+        r#"project = "{{project}}"
 
 [services.roll]
-image = "SLOW"
+image = "{image}"
 command = ["sleep", "3600"]
-env = { V = "VALUE" }
+env = {{ V = "{value}" }}
 init = true
 stop_grace_period = "1s"
 
 [services.roll.update]
 order = "start-first"
 
-[services.wide]
-image = "SLOW"
-count = COUNT
-command = ["sleep", "3600"]
-init = true
-stop_grace_period = "1s"
-"#;
-
-fn slow_creates(value: &str, count: u32) -> String {
-    SLOW_CREATES
-        .replace("SLOW", slow_create_image())
-        .replace("VALUE", value)
-        .replace("COUNT", &count.to_string())
+{}"#,
+        sleeper_service("wide", image, count)
+    )
 }
 
 /// Whether the engine lists container `name` but does not find it by name:

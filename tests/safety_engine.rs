@@ -9,8 +9,8 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    PROJECT_LABEL, Project, create_volume, exists, id_and_state, ids, lock_name, muster,
-    muster_exits, muster_ok, names, record_events, run_foreign,
+    PROJECT_LABEL, Project, SLOW, create_volume, exists, id_and_state, ids, lock_name, muster,
+    muster_exits, muster_ok, names, record_events, run_foreign, sleeper_service,
 };
 
 const TWO: &str = r#"project = "{project}"
@@ -362,30 +362,6 @@ fn foreign_container_holding_a_muster_name_fails_apply_and_stays_untouched() {
     assert_eq!(id_and_state(&name), (id, "running".to_string()));
 }
 
-/// `app` waits for `db`, which is healthy after 3 s.
-const WAITS_FOR_DB: &str = r#"project = "{project}"
-
-[services.db]
-image = "{image}"
-command = ["sh", "-c", "sleep 3; touch /tmp/ready; exec sleep 3600"]
-init = true
-stop_grace_period = "1s"
-
-[services.db.healthcheck]
-test = ["CMD", "test", "-f", "/tmp/ready"]
-interval = "1s"
-timeout = "1s"
-retries = 60
-
-[services.app]
-image = "{image}"
-command = ["sleep", "3600"]
-env = { FROM = "file" }
-init = true
-stop_grace_period = "1s"
-depends_on = ["db"]
-"#;
-
 /// The other side of the rule above: a container that carries the
 /// project's label is muster's. One that takes a name after the plan was
 /// made (as the last create of a killed apply does when the engine
@@ -394,16 +370,20 @@ depends_on = ["db"]
 #[test]
 fn a_container_of_the_project_that_takes_a_planned_name_after_the_plan_is_replaced() {
     let project = Project::new("late-twin");
-    project.write(WAITS_FOR_DB);
-    let db = format!("{}-db-1", project.name());
+    // `app` waits for `slow`, healthy seconds after it starts.
+    project.write(&format!(
+        "{SLOW}\n{}env = {{ FROM = \"file\" }}\ndepends_on = [\"slow\"]\n",
+        sleeper_service("app", "{image}", 1)
+    ));
+    let slow = format!("{}-slow-1", project.name());
     let app = format!("{}-app-1", project.name());
     let apply = support::muster_process(project.dir())
         .args(["-f", "services.toml", "apply"])
         .spawn()
         .unwrap();
-    // The plan is made: db is being created, app waits for db's health.
-    support::wait_until(&format!("{db} to exist"), Duration::from_secs(60), || {
-        exists(&db)
+    // The plan is made: slow is being created, app waits for its health.
+    support::wait_until(&format!("{slow} to exist"), Duration::from_secs(60), || {
+        exists(&slow)
     });
     let twin = run_foreign(&app, &[(PROJECT_LABEL, project.name())]);
     let out = support::Outcome::from(apply.wait_with_output().unwrap());
