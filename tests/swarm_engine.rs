@@ -292,3 +292,56 @@ fn swarm_logs_follow_a_service_created_later() {
         .expect("logs -f ends on SIGINT");
     assert_eq!(status.code(), Some(0), "{}", logs.transcript());
 }
+
+/// A service of the project that takes a planned name after the plan was
+/// made (a killed apply's create committed late) is replaced by the file's
+/// spec, as on the docker backend (safety_engine).
+#[test]
+fn a_service_of_the_project_that_takes_a_planned_name_after_the_plan_is_replaced() {
+    let (p, image) = project("swarm-twin");
+    // `app` waits for `db`, healthy two seconds after it starts.
+    p.write(&format!(
+        "backend = \"swarm\"\n[swarm]\nendpoint_mode = \"dnsrr\"\n\
+         [services.db]\nimage = \"{image}\"\nmode = \"sequential\"\n\
+         command = [\"sh\", \"-c\", \"sleep 2; touch /tmp/ok; exec sleep 3600\"]\ninit = true\nstop_grace_period = \"1s\"\n\
+         [services.db.healthcheck]\ntest = [\"CMD\", \"test\", \"-f\", \"/tmp/ok\"]\ninterval = \"1s\"\n\
+         [services.app]\nimage = \"{image}\"\ncommand = [\"sleep\", \"3600\"]\ninit = true\nstop_grace_period = \"1s\"\n\
+         env = {{ FROM = \"file\" }}\ndepends_on = [\"db\"]\n"
+    ));
+    let app = format!("{}_app", p.name());
+    let apply = support::muster_process(p.dir())
+        .args(["-f", "services.toml", "apply"])
+        .spawn()
+        .unwrap();
+    // The plan is made: db is being created, app waits for its health.
+    wait_until("db-1 exists", T, || {
+        replicas(&format!("{}_db-1", p.name())).is_some()
+    });
+    let twin = std::process::Command::new("docker")
+        .args(["service", "create", "--detach", "--quiet", "--name", &app])
+        .arg(format!("--label=io.muster.project={}", p.name()))
+        .args([&image, "sleep", "3600"])
+        .output()
+        .expect("docker service create");
+    assert!(twin.status.success(), "{twin:?}");
+    let twin = String::from_utf8_lossy(&twin.stdout).trim().to_string();
+    let out = support::Outcome::from(apply.wait_with_output().unwrap());
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains(&format!("replacing {app}")),
+        "the apply does not say it replaced {app}:\n{out}"
+    );
+    let service = block_on(docker().inspect_service(&app, None::<InspectServiceOptions>))
+        .expect("app's service");
+    assert_ne!(
+        service.id.as_deref(),
+        Some(twin.as_str()),
+        "still the twin:\n{out}"
+    );
+    let env = service
+        .spec
+        .and_then(|s| s.task_template?.container_spec?.env)
+        .unwrap_or_default();
+    assert!(env.contains(&"FROM=file".to_string()), "{env:?}\n{out}");
+    muster_exits(&p, &["plan", "--detailed-exitcode"], 0);
+}
