@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Where the machine's CPU goes during a rolling replacement of N
+# containers (an env change, `parallelism = 8`), for muster, compose and
+# the engine's limit (bench/engine_limit.rs) in turn: `perf record` of
+# every process on the machine (the software clock, so it works without
+# hardware counters) for the length of each recreate, then the CPU time
+# of each group of processes. The dockerd children that re-execute dockerd
+# for a container's network (netns-create, set-ipv6, setup-resolver) run
+# as "exe"; they are counted apart from dockerd itself.
+#
+#   N=30 ROUNDS=2 bench/profile.sh
+#
+# Needs perf (Debian's linux-perf) and docker-compose; run it on a quiet
+# machine with the engine out of any swarm.
+source "$(dirname "$0")/lib.sh"
+
+N="${N:-30}"
+ROUNDS="${ROUNDS:-2}"
+HZ=999
+command -v perf >/dev/null || { log "needs perf: apt-get install linux-perf"; exit 1; }
+command -v docker-compose >/dev/null || { log "needs docker-compose"; exit 1; }
+cargo build --release --locked --quiet --example engine_limit
+limit="${CARGO_TARGET_DIR:-$root/target}/release/examples/engine_limit"
+
+work="$(mktemp -d)"
+id="mp$$"
+file="$work/m/services.toml"
+mkdir -p "$work/m" "$work/c"
+muster_file() { # GEN
+  cat >"$file" <<EOF
+project = "$id-m"
+[services.svc]
+image = "$IMAGE"
+count = $N
+command = ["sleep", "3600"]
+init = true
+stop_grace_period = "1s"
+env = { GEN = "$1" }
+[services.svc.update]
+parallelism = 8
+EOF
+}
+compose_file() { # GEN
+  cat >"$work/c/docker-compose.yml" <<EOF
+version: "2.4"
+services:
+  svc:
+    image: $IMAGE
+    command: ["sleep", "3600"]
+    init: true
+    stop_grace_period: 1s
+    environment:
+      GEN: "$1"
+EOF
+}
+c() { docker-compose --ansi never -p "$id-c" -f "$work/c/docker-compose.yml" "$@" >/dev/null 2>&1; }
+before_cleanup() {
+  c down || true
+  "$limit" down "$id-l$r" >/dev/null 2>&1 || true
+}
+
+# The CPU seconds of each group in perf.data, and the wall time.
+groups() { # TOOL WALL
+  perf script -i "$work/perf.data" -F comm,pid 2>/dev/null | awk -v hz="$HZ" -v tool="$1" -v wall="$2" '
+    { comm = $1; for (i = 2; i < NF; i++) comm = comm " " $i; pid = $NF
+      if (comm == "swapper") next
+      if (comm == "exe") { g = "dockerd re-executed"; reexec[pid] = 1 }
+      else if (comm == "dockerd") g = "dockerd"
+      else if (comm ~ /^runc/) g = "runc"
+      else if (comm ~ /^containerd/) g = "containerd"
+      else if (comm == "iptables") g = "iptables"
+      else if (comm ~ /^fuse/) g = "fuse-overlayfs"
+      else if (comm ~ /^(muster|docker-compose|python|engine_limit)/ || comm ~ /tokio/) g = "the client"
+      else g = "other"
+      n[g]++; all++ }
+    END {
+      for (p in reexec) k++
+      printf "%s\twall\t%.2f\n", tool, wall
+      printf "%s\tbusy\t%.2f\n", tool, all / hz
+      for (g in n) printf "%s\t%s\t%.2f\n", tool, g, n[g] / hz
+      printf "%s\tre-executions\t%d\n", tool, k
+    }'
+}
+
+# One recreate of TOOL under perf.
+profile() { # TOOL CMD…
+  local tool="$1" start end
+  shift
+  start="$EPOCHREALTIME"
+  perf record -q -e cpu-clock -F "$HZ" -a -o "$work/perf.data" -- "$@" >/dev/null 2>&1
+  end="$EPOCHREALTIME"
+  groups "$tool" "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')" >>"$work/samples"
+}
+
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+for ((r = 1; r <= ROUNDS; r++)); do
+  log "round $r/$ROUNDS: up, then a profiled recreate, for each tool"
+  muster_file "$r-a" && "$muster" --color never -f "$file" apply >/dev/null
+  muster_file "$r-b" && profile muster "$muster" --color never -f "$file" apply
+  "$muster" --color never -f "$file" down >/dev/null
+  compose_file "$r-a" && c up -d --scale "svc=$N"
+  compose_file "$r-b" && profile compose docker-compose --ansi never -p "$id-c" \
+    -f "$work/c/docker-compose.yml" up -d --scale "svc=$N"
+  c down || log "the engine kept the network of $id-c"
+  "$limit" up "$id-l$r" "$N" "$IMAGE" 8 >/dev/null
+  profile limit "$limit" recreate "$id-l$r" "$N" "$IMAGE" 8
+  # Docker 20.10 now and then keeps the network (a stale endpoint): the
+  # containers are gone, the next round uses another network.
+  "$limit" down "$id-l$r" >/dev/null || log "the engine kept the network $id-l${r}_default"
+done
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo "Recreate of N = $N (parallelism 8), CPU seconds by group, median of $ROUNDS rounds;"
+echo "muster $built, load average $load_before before, $load_after after."
+echo
+echo "| group | muster | compose | limit |"
+echo "| --- | ---: | ---: | ---: |"
+for g in wall busy "dockerd re-executed" dockerd runc containerd iptables fuse-overlayfs "the client" other re-executions; do
+  printf '| %s |' "$g"
+  for tool in muster compose limit; do
+    printf ' %s |' "$(awk -F'\t' -v t="$tool" -v g="$g" '$1 == t && $2 == g { print $3 }' "$work/samples" | median)"
+  done
+  echo
+done
