@@ -345,3 +345,35 @@ fn a_service_of_the_project_that_takes_a_planned_name_after_the_plan_is_replaced
     assert!(env.contains(&"FROM=file".to_string()), "{env:?}\n{out}");
     muster_exits(&p, &["plan", "--detailed-exitcode"], 0);
 }
+
+/// A service that is not the project's keeps its name: the apply fails
+/// naming it and leaves it as it was.
+#[test]
+fn a_service_outside_the_project_that_holds_a_planned_name_stays() {
+    let (p, image) = project("swarm-foreign");
+    p.write(&web(&image, 1, ""));
+    let svc = format!("{}_web", p.name());
+    // Not the project's: cleaned up by the guard below, not by the project.
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = block_on(docker().delete_service(&self.0));
+        }
+    }
+    let _guard = Remove(svc.clone());
+    let foreign = std::process::Command::new("docker")
+        .args(["service", "create", "--detach", "--quiet", "--name", &svc])
+        .args([&image, "sleep", "3600"])
+        .output()
+        .expect("docker service create");
+    assert!(foreign.status.success(), "{foreign:?}");
+    let foreign = String::from_utf8_lossy(&foreign.stdout).trim().to_string();
+    let out = muster_exits(&p, &["apply"], 1);
+    assert!(
+        out.stderr.contains(&format!("the name {svc} is taken")),
+        "{out}"
+    );
+    let service = block_on(docker().inspect_service(&svc, None::<InspectServiceOptions>))
+        .expect("the foreign service");
+    assert_eq!(service.id.as_deref(), Some(foreign.as_str()), "{out}");
+}
