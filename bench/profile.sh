@@ -10,6 +10,8 @@
 #
 #   N=30 ROUNDS=2 bench/profile.sh
 #
+# BINS=1 also prints, for each recreate, how busy the cores were in each
+# quarter second.
 # Needs perf (Debian's linux-perf) and docker-compose; run it on a quiet
 # machine with the engine out of any swarm.
 source "$(dirname "$0")/lib.sh"
@@ -59,10 +61,13 @@ before_cleanup() {
   "$limit" down "$id-l$r" >/dev/null 2>&1 || true
 }
 
-# The CPU seconds of each group in perf.data, and the wall time.
-groups() { # TOOL WALL
-  perf script -i "$work/perf.data" -F comm,pid 2>/dev/null | awk -v hz="$HZ" -v tool="$1" -v wall="$2" '
-    { comm = $1; for (i = 2; i < NF; i++) comm = comm " " $i; pid = $NF
+# The CPU seconds of each group in perf.data, and the wall time: from the
+# first sample to the last, the command's life without perf's own start
+# and finish.
+groups() { # TOOL
+  perf script -i "$work/perf.data" -F comm,pid,time 2>/dev/null | awk -v hz="$HZ" -v tool="$1" '
+    { comm = $1; for (i = 2; i < NF - 1; i++) comm = comm " " $i; pid = $(NF - 1)
+      t = $NF; sub(":", "", t); if (first == "") first = t; last = t
       if (comm == "swapper") next
       if (comm == "exe") { g = "dockerd re-executed"; reexec[pid] = 1 }
       else if (comm == "dockerd") g = "dockerd"
@@ -75,7 +80,7 @@ groups() { # TOOL WALL
       n[g]++; all++ }
     END {
       for (p in reexec) k++
-      printf "%s\twall\t%.2f\n", tool, wall
+      printf "%s\twall\t%.2f\n", tool, last - first
       printf "%s\tbusy\t%.2f\n", tool, all / hz
       for (g in n) printf "%s\t%s\t%.2f\n", tool, g, n[g] / hz
       printf "%s\tre-executions\t%d\n", tool, k
@@ -84,12 +89,21 @@ groups() { # TOOL WALL
 
 # One recreate of TOOL under perf.
 profile() { # TOOL CMD…
-  local tool="$1" start end
+  local tool="$1"
   shift
-  start="$EPOCHREALTIME"
   perf record -q -e cpu-clock -F "$HZ" -a -o "$work/perf.data" -- "$@" >/dev/null 2>&1
-  end="$EPOCHREALTIME"
-  groups "$tool" "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')" >>"$work/samples"
+  groups "$tool" >>"$work/samples"
+  if [ -n "${BINS:-}" ]; then busy_over_time "$tool"; fi
+}
+
+# BINS=1: how busy the cores were in each quarter second of the recreate.
+busy_over_time() { # TOOL
+  log "$1, round $r: busy share of the 2 cores per 0.25 s from the command's start"
+  perf script -i "$work/perf.data" -F comm,time 2>/dev/null | awk '
+    { t = $NF; sub(":", "", t); if (s == "") s = t; b = int((t - s) / 0.25)
+      all[b]++; if ($1 != "swapper") busy[b]++; if (b > m) m = b }
+    END { for (i = 0; i <= m; i++) printf "%5.2f s %3.0f%%\n", i * 0.25, 100 * busy[i] / all[i] }' |
+    paste - - - - - - >&2
 }
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
