@@ -28,33 +28,9 @@ work="$(mktemp -d)"
 id="mp$$"
 file="$work/m/services.toml"
 mkdir -p "$work/m" "$work/c"
-muster_file() { # GEN
-  cat >"$file" <<EOF
-project = "$id-m"
-[services.svc]
-image = "$IMAGE"
-count = $N
-command = ["sleep", "3600"]
-init = true
-stop_grace_period = "1s"
-env = { GEN = "$1" }
-[services.svc.update]
-parallelism = 8
-EOF
-}
-compose_file() { # GEN
-  cat >"$work/c/docker-compose.yml" <<EOF
-version: "2.4"
-services:
-  svc:
-    image: $IMAGE
-    command: ["sleep", "3600"]
-    init: true
-    stop_grace_period: 1s
-    environment:
-      GEN: "$1"
-EOF
-}
+source "$root/bench/service.sh"
+muster_file() { service_muster "$file" "$id-m" "$N" "$1" 8; } # GEN
+compose_file() { service_compose "$work/c/docker-compose.yml" "$1"; } # GEN
 c() { docker-compose --ansi never -p "$id-c" -f "$work/c/docker-compose.yml" "$@" >/dev/null 2>&1; }
 before_cleanup() {
   c down || true

@@ -101,33 +101,9 @@ limit="$target/release/examples/engine_limit"
 
 # --- the three tools, each on its own project ----------------------------------
 # The same service everywhere: N × busybox `sleep 3600`, init, 1s grace.
-muster_file() { # N COUNT GEN
-  cat >"$work/m$1/services.toml" <<EOF
-project = "$run_id-m$1"
-[services.svc]
-image = "$IMAGE"
-count = $2
-command = ["sleep", "3600"]
-init = true
-stop_grace_period = "1s"
-env = { GEN = "$3" }
-[services.svc.update]
-parallelism = $PARALLEL
-EOF
-}
-compose_file() { # N GEN
-  cat >"$work/c$1/docker-compose.yml" <<EOF
-version: "2.4"
-services:
-  svc:
-    image: $IMAGE
-    command: ["sleep", "3600"]
-    init: true
-    stop_grace_period: 1s
-    environment:
-      GEN: "$2"
-EOF
-}
+source "$root/bench/service.sh"
+muster_file() { service_muster "$work/m$1/services.toml" "$run_id-m$1" "$2" "$3" "$PARALLEL"; } # N COUNT GEN
+compose_file() { service_compose "$work/c$1/docker-compose.yml" "$2"; } # N GEN
 m() { MUSTER_PARALLEL="$PARALLEL" "$muster" --color never -f "$work/m$n/services.toml" "$@"; }
 c() { "${compose[@]}" --ansi never -p "$run_id-c$n" -f "$work/c$n/docker-compose.yml" "$@" 2>&1; }
 l() { "$limit" "$@"; }
