@@ -508,7 +508,7 @@ impl<'a> Run<'a> {
                 let temp = temporary_name(&c.unit);
                 let request = self.request(service, c, &temp);
                 self.ensure_volumes(&request).await?;
-                engine.create(&request).await?;
+                self.create(&request).await?;
                 engine.start(&temp).await?;
                 let settle = wait.unwrap_or_else(|| self.settle(service));
                 self.ready(service, &temp, settle).await?;
@@ -550,9 +550,39 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// Creates `unit`. A unit of the project that took the name after the
+    /// plan was made (one a killed apply's last create made, finished by
+    /// the engine after this apply listed) is replaced by the file's; a
+    /// unit that is not the project's stays, and the error names it.
+    async fn create(&self, unit: &UnitRequest<'_>) -> Result<(), ApplyError> {
+        match self.engine.create(unit).await {
+            Err(err) if err.kind == ErrorKind::Conflict => {
+                match self.engine.unit_owner(unit.name).await? {
+                    Some(Some(owner)) if owner == self.project => {
+                        let what = match self.layout {
+                            Layout::Containers => "a container",
+                            Layout::SwarmServices => "a service",
+                        };
+                        tracing::warn!(
+                            "replacing {}, {what} of project {owner} that appeared after the plan was made",
+                            unit.name
+                        );
+                        self.engine
+                            .remove(unit.name, unit.service.stop_grace_period)
+                            .await?;
+                    }
+                    None => {} // gone since: the name is free
+                    Some(_) => return Err(err.into()),
+                }
+                Ok(self.engine.create(unit).await?)
+            }
+            done => Ok(done?),
+        }
+    }
+
     async fn create_and_start(&self, unit: &UnitRequest<'_>) -> Result<(), ApplyError> {
         self.ensure_volumes(unit).await?;
-        self.engine.create(unit).await?;
+        self.create(unit).await?;
         if self.layout == Layout::SwarmServices {
             return Ok(());
         }

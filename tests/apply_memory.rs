@@ -184,6 +184,44 @@ fn start_first_replaces_under_a_temporary_name_then_renames() {
     );
 }
 
+/// A container that takes a planned name after the plan was made: the
+/// project's own is replaced, anyone else's stays and fails the apply.
+#[test]
+fn a_name_taken_after_the_plan_is_replaced_only_when_the_project_owns_it() {
+    let want = desired("project = \"p\"\n[services.web]\nimage = \"img:1\"\n");
+    let web = &want.services["web"];
+    for (label, replaced) in [(true, true), (false, false)] {
+        let engine = MemoryEngine::with_images(&[(IMG, "sha256:1")]);
+        let p = plan(&want, &engine.snapshot("p", &[IMG.into()]), false);
+        let mut twin = container_spec("p", web, 1, "p-web-1");
+        twin.env.push(("TWIN".into(), "1".into()));
+        if !label {
+            twin.labels.clear();
+        }
+        engine.create_container(&twin).unwrap();
+        engine.take_calls();
+        let result = block_on(apply::apply(&engine, &want, &p, &quick(8), &Quiet, async {}));
+        let env = engine.with(|s| s.containers["p-web-1"].spec.env.clone());
+        if replaced {
+            result.unwrap();
+            assert_eq!(
+                engine.take_calls(),
+                [
+                    "network p",
+                    "remove p-web-1",
+                    "create p-web-1",
+                    "start p-web-1"
+                ]
+            );
+            assert!(env.is_empty(), "{env:?}");
+        } else {
+            let err = result.unwrap_err();
+            assert!(err.to_string().contains("p-web-1 is taken"), "{err}");
+            assert!(env.contains(&("TWIN".into(), "1".into())), "{env:?}");
+        }
+    }
+}
+
 #[test]
 fn a_container_that_fails_to_start_stops_its_sequential_service_there() {
     let want = desired(

@@ -832,28 +832,31 @@ impl Backend for DockerEngine {
             unit.ordinal.unwrap_or(1),
             unit.name,
         );
+        self.create_container(&spec).await
+    }
+
+    /// A container the engine lists but cannot find yet (its create is
+    /// still under way) is waited for: its label is known once it is made.
+    async fn unit_owner(&self, name: &str) -> Result<Option<Option<String>>> {
         let deadline = Instant::now() + IN_FLUX;
         loop {
-            match self.create_container(&spec).await {
-                Err(err) if err.kind == ErrorKind::Conflict && Instant::now() < deadline => {
-                    // The name is the project's own container that the plan
-                    // did not see: one a killed apply's last create made,
-                    // finished by the engine after this apply listed. The
-                    // file's config replaces it. Not found, it is in flux:
-                    // look again. Anyone else's stays, and the error names it.
-                    match self.project_of(&spec.name).await? {
-                        Some(Some(owner)) if owner == unit.project => {
-                            tracing::warn!(
-                                "replacing {}, a container of project {owner} that appeared after the plan was made",
-                                spec.name
-                            );
-                            self.remove(&spec.name, spec.stop_grace_period).await?;
-                        }
-                        None => tokio::time::sleep(IN_FLUX_PAUSE).await,
-                        Some(_) => return Err(err),
-                    }
+            let inspected = self
+                .docker
+                .inspect_container(name, None::<InspectContainerOptions>)
+                .await
+                .map_err(|e| map_err(format!("inspecting {name}"), e));
+            match super::found(inspected)? {
+                Some(c) => {
+                    return Ok(Some(
+                        c.config
+                            .and_then(|c| c.labels)
+                            .and_then(|mut l| l.remove(LABEL_PROJECT)),
+                    ));
                 }
-                done => return done,
+                None if Instant::now() < deadline && self.listed(name).await? => {
+                    tokio::time::sleep(IN_FLUX_PAUSE).await;
+                }
+                None => return Ok(None),
             }
         }
     }
@@ -1416,20 +1419,6 @@ impl DockerEngine {
         Ok(list
             .iter()
             .any(|c| c.names.iter().flatten().any(|n| *n == slashed)))
-    }
-
-    /// The project label of container `name`: `None` when it is not found.
-    async fn project_of(&self, name: &str) -> Result<Option<Option<String>>> {
-        let inspected = self
-            .docker
-            .inspect_container(name, None::<InspectContainerOptions>)
-            .await
-            .map_err(|e| map_err(format!("inspecting {name}"), e));
-        Ok(super::found(inspected)?.map(|c| {
-            c.config
-                .and_then(|c| c.labels)
-                .and_then(|mut l| l.remove(LABEL_PROJECT))
-        }))
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<()> {

@@ -329,6 +329,14 @@ impl Backend for MemoryEngine {
         self.create_container(&spec)
     }
 
+    async fn unit_owner(&self, name: &str) -> Result<Option<Option<String>>> {
+        Ok(self.with(|s| {
+            s.containers
+                .get(name)
+                .map(|c| c.spec.labels.get(LABEL_PROJECT).cloned())
+        }))
+    }
+
     async fn update(&self, unit: &UnitRequest<'_>, _force: bool) -> Result<()> {
         Err(EngineError::new(
             format!("updating {}", unit.name),

@@ -413,6 +413,10 @@ pub trait Backend: Send + Sync {
     /// schedules its own replicas starts them.
     async fn create(&self, unit: &UnitRequest<'_>) -> Result<()>;
 
+    /// The project label of the unit named `name`: `None` when there is
+    /// none, `Some(None)` when it has no project label.
+    async fn unit_owner(&self, name: &str) -> Result<Option<Option<String>>>;
+
     /// Replaces the spec of a unit in place (backends whose units are
     /// updated rather than recreated); `force` redeploys an unchanged spec.
     async fn update(&self, unit: &UnitRequest<'_>, force: bool) -> Result<()>;

@@ -756,42 +756,25 @@ impl Backend for SwarmEngine {
     async fn create(&self, unit: &UnitRequest<'_>) -> Result<()> {
         tracing::debug!("swarm: create service {}", unit.name);
         let image_id = self.image_id(&unit.service.image).await?;
-        let spec = service_spec(unit, &image_id);
-        let create = || async {
-            self.client()
-                .create_service(spec.clone(), None)
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    let mut err = map_err(format!("creating swarm service {}", unit.name), e);
-                    if err.kind == ErrorKind::Conflict {
-                        err.message = format!("the name {} is taken ({})", unit.name, err.message);
-                    }
-                    err
-                })
-        };
-        match create().await {
-            // The name is the project's own service that the plan did not
-            // see (one a killed apply's last create made, committed after
-            // this apply listed): the file's spec replaces it, as the docker
-            // backend does. Anyone else's stays, and the error names it.
-            Err(err) if err.kind == ErrorKind::Conflict => {
-                let owner = super::found(self.inspect(unit.name).await)?
-                    .and_then(|s| s.spec?.labels?.remove(LABEL_PROJECT));
-                if owner.as_deref() != Some(unit.project) {
-                    return Err(err);
+        self.client()
+            .create_service(service_spec(unit, &image_id), None)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                let mut err = map_err(format!("creating swarm service {}", unit.name), e);
+                if err.kind == ErrorKind::Conflict {
+                    err.message = format!("the name {} is taken ({})", unit.name, err.message);
                 }
-                tracing::warn!(
-                    "replacing {}, a service of project {} that appeared after the plan was made",
-                    unit.name,
-                    unit.project
-                );
-                self.remove(unit.name, unit.service.stop_grace_period)
-                    .await?;
-                create().await
-            }
-            done => done,
-        }
+                err
+            })
+    }
+
+    async fn unit_owner(&self, name: &str) -> Result<Option<Option<String>>> {
+        Ok(super::found(self.inspect(name).await)?.map(|s| {
+            s.spec
+                .and_then(|s| s.labels)
+                .and_then(|mut l| l.remove(LABEL_PROJECT))
+        }))
     }
 
     async fn update(&self, unit: &UnitRequest<'_>, force: bool) -> Result<()> {
