@@ -60,6 +60,19 @@ fn running_tasks(service: &str) -> Vec<String> {
         .collect()
 }
 
+/// A service `name` of `image` that sleeps, made with `docker service
+/// create` and these labels (`KEY=VALUE`); its id.
+fn service_by_hand(name: &str, labels: &[&str], image: &str) -> String {
+    let made = std::process::Command::new("docker")
+        .args(["service", "create", "--detach", "--quiet", "--name", name])
+        .args(labels.iter().map(|l| format!("--label={l}")))
+        .args([image, "sleep", "3600"])
+        .output()
+        .expect("docker service create");
+    assert!(made.status.success(), "{made:?}");
+    String::from_utf8_lossy(&made.stdout).trim().to_string()
+}
+
 fn web(image: &str, count: u32, extra: &str) -> String {
     format!(
         "backend = \"swarm\"\n[swarm]\nendpoint_mode = \"dnsrr\"\n\
@@ -317,14 +330,7 @@ fn a_service_of_the_project_that_takes_a_planned_name_after_the_plan_is_replaced
     wait_until("db-1 exists", T, || {
         replicas(&format!("{}_db-1", p.name())).is_some()
     });
-    let twin = std::process::Command::new("docker")
-        .args(["service", "create", "--detach", "--quiet", "--name", &app])
-        .arg(format!("--label=io.muster.project={}", p.name()))
-        .args([&image, "sleep", "3600"])
-        .output()
-        .expect("docker service create");
-    assert!(twin.status.success(), "{twin:?}");
-    let twin = String::from_utf8_lossy(&twin.stdout).trim().to_string();
+    let twin = service_by_hand(&app, &[&format!("io.muster.project={}", p.name())], &image);
     let out = support::Outcome::from(apply.wait_with_output().unwrap());
     assert_eq!(out.code, Some(0), "{out}");
     assert!(
@@ -361,13 +367,7 @@ fn a_service_outside_the_project_that_holds_a_planned_name_stays() {
         }
     }
     let _guard = Remove(svc.clone());
-    let foreign = std::process::Command::new("docker")
-        .args(["service", "create", "--detach", "--quiet", "--name", &svc])
-        .args([&image, "sleep", "3600"])
-        .output()
-        .expect("docker service create");
-    assert!(foreign.status.success(), "{foreign:?}");
-    let foreign = String::from_utf8_lossy(&foreign.stdout).trim().to_string();
+    let foreign = service_by_hand(&svc, &[], &image);
     let out = muster_exits(&p, &["apply"], 1);
     assert!(
         out.stderr.contains(&format!("the name {svc} is taken")),
