@@ -10,7 +10,10 @@
 #
 #   N=30 ROUNDS=2 bench/profile.sh
 #
-# BINS=1 also prints, for each recreate, how busy the cores were in each
+# WHAT=apply profiles the apply 0→N instead (compose's `up -d --scale`,
+# the limit's `up`), from nothing.
+#
+# BINS=1 also prints, for each profiled command, how busy the cores were in each
 # quarter second.
 # Needs perf (Debian's linux-perf) and docker-compose; run it on a quiet
 # machine with the engine out of any swarm.
@@ -18,6 +21,8 @@ source "$(dirname "$0")/lib.sh"
 
 N="${N:-30}"
 ROUNDS="${ROUNDS:-2}"
+WHAT="${WHAT:-recreate}"
+case "$WHAT" in recreate | apply) ;; *) log "WHAT is recreate or apply, not $WHAT"; exit 1 ;; esac
 HZ=999
 command -v perf >/dev/null || { log "needs perf: apt-get install linux-perf"; exit 1; }
 command -v docker-compose >/dev/null || { log "needs docker-compose"; exit 1; }
@@ -63,7 +68,7 @@ groups() { # TOOL
     }'
 }
 
-# One recreate of TOOL under perf.
+# One command of TOOL under perf.
 profile() { # TOOL CMD…
   local tool="$1"
   shift
@@ -72,7 +77,7 @@ profile() { # TOOL CMD…
   if [ -n "${BINS:-}" ]; then busy_over_time "$tool"; fi
 }
 
-# BINS=1: how busy the cores were in each quarter second of the recreate.
+# BINS=1: how busy the cores were in each quarter second of the command.
 busy_over_time() { # TOOL
   log "$1, round $r: busy share of the 2 cores per 0.25 s from the command's start"
   perf script -i "$work/perf.data" -F comm,time 2>/dev/null | awk '
@@ -84,23 +89,32 @@ busy_over_time() { # TOOL
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= ROUNDS; r++)); do
-  log "round $r/$ROUNDS: up, then a profiled recreate, for each tool"
-  muster_file "$r-a" && "$muster" --color never -f "$file" apply >/dev/null
-  muster_file "$r-b" && profile muster "$muster" --color never -f "$file" apply
+  log "round $r/$ROUNDS: a profiled $WHAT, for each tool"
+  if [ "$WHAT" = recreate ]; then
+    muster_file "$r-a" && "$muster" --color never -f "$file" apply >/dev/null
+    muster_file "$r-b"
+  else
+    muster_file "$r-a"
+  fi
+  profile muster "$muster" --color never -f "$file" apply
   "$muster" --color never -f "$file" down >/dev/null
-  compose_file "$r-a" && c up -d --scale "svc=$N"
+  if [ "$WHAT" = recreate ]; then compose_file "$r-a" && c up -d --scale "svc=$N"; fi
   compose_file "$r-b" && profile compose docker-compose --ansi never -p "$id-c" \
     -f "$work/c/docker-compose.yml" up -d --scale "svc=$N"
   c down || log "the engine kept the network of $id-c"
-  "$limit" up "$id-l$r" "$N" "$IMAGE" 8 >/dev/null
-  profile limit "$limit" recreate "$id-l$r" "$N" "$IMAGE" 8
+  if [ "$WHAT" = recreate ]; then
+    "$limit" up "$id-l$r" "$N" "$IMAGE" 8 >/dev/null
+    profile limit "$limit" recreate "$id-l$r" "$N" "$IMAGE" 8
+  else
+    profile limit "$limit" up "$id-l$r" "$N" "$IMAGE" 8
+  fi
   # Docker 20.10 now and then keeps the network (a stale endpoint): the
   # containers are gone, the next round uses another network.
   "$limit" down "$id-l$r" >/dev/null || log "the engine kept the network $id-l${r}_default"
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-echo "Recreate of N = $N (parallelism 8), CPU seconds by group, median of $ROUNDS rounds;"
+echo "$WHAT of N = $N (8 at once), CPU seconds by group, median of $ROUNDS rounds;"
 echo "muster $built, load average $load_before before, $load_after after."
 echo
 echo "| group | muster | compose | limit |"
