@@ -90,13 +90,8 @@ busy_over_time() { # TOOL
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= ROUNDS; r++)); do
   log "round $r/$ROUNDS: a profiled $WHAT, for each tool"
-  if [ "$WHAT" = recreate ]; then
-    muster_file "$r-a" && "$muster" --color never -f "$file" apply >/dev/null
-    muster_file "$r-b"
-  else
-    muster_file "$r-a"
-  fi
-  profile muster "$muster" --color never -f "$file" apply
+  if [ "$WHAT" = recreate ]; then muster_file "$r-a" && "$muster" --color never -f "$file" apply >/dev/null; fi
+  muster_file "$r-b" && profile muster "$muster" --color never -f "$file" apply
   "$muster" --color never -f "$file" down >/dev/null
   if [ "$WHAT" = recreate ]; then compose_file "$r-a" && c up -d --scale "svc=$N"; fi
   compose_file "$r-b" && profile compose docker-compose --ansi never -p "$id-c" \
