@@ -2,17 +2,19 @@
 //! a sliding window of `update.parallelism` (the next replacement starts
 //! as soon as any one in flight is ready, not when its whole batch is),
 //! never more than `parallelism` containers down with `stop-first`, never
-//! fewer than `count` running with `start-first`.
+//! fewer than `count` running with `start-first`; a replacement that never
+//! becomes ready stops the rollout where it is.
 
 mod support;
 
 use std::collections::BTreeSet;
 
-use support::{Event, Project, Recorder, muster_ok};
+use support::{Event, Project, Recorder, id_and_state, ids, muster_exits, muster_ok};
 
 /// Six containers of `web`; container 1 becomes healthy `slow` seconds
-/// after its start, the others at once (the healthcheck runs every second).
-fn file(project: &Project, order: &str, generation: u32, slow: u32) -> String {
+/// after its start, the others at once (the healthcheck runs every second),
+/// each within `ready_timeout` seconds.
+fn file(project: &Project, order: &str, generation: u32, slow: u32, ready_timeout: u32) -> String {
     format!(
         r#"project = "{p}"
 
@@ -22,7 +24,7 @@ count = 6
 command = ["sh", "-c", "n=$${{HOSTNAME##*-}}; if [ $$n = 1 ]; then sleep {slow}; fi; touch /tmp/ready; exec sleep 3600"]
 init = true
 stop_grace_period = "1s"
-ready_timeout = "60s"
+ready_timeout = "{ready_timeout}s"
 env = {{ GEN = "{generation}" }}
 
 [services.web.healthcheck]
@@ -102,9 +104,9 @@ fn assert_window_moved_on(
 
 fn rolled(order: &str) -> (Project, Vec<Event>) {
     let project = Project::new(&format!("roll-{}", &order[..4]));
-    project.write(&file(&project, order, 1, 0));
+    project.write(&file(&project, order, 1, 0, 60));
     muster_ok(&project, &["apply"]);
-    project.write(&file(&project, order, 2, 15));
+    project.write(&file(&project, order, 2, 15, 60));
     let recorder = Recorder::start(&project);
     muster_ok(&project, &["apply"]);
     let events = recorder.finish();
@@ -149,4 +151,51 @@ fn start_first_rolls_as_a_sliding_window_never_fewer_than_count_running() {
         &format!("{}-next", web(1)),
     );
     assert_window_moved_on(&project, &events, one_healthy, &everyone);
+}
+
+/// The replacement of container 1 never becomes ready (4 s ready_timeout)
+/// while the other slot moves on: the apply fails naming it, and no
+/// replacement begins after that, so container 6, which the other slot
+/// would reach only after about four more replacements of a second or
+/// more each, keeps running as it was.
+fn stops_where_it_is(order: &str, failing: &str, fewest_allowed: usize) {
+    let project = Project::new(&format!("rollfail-{}", &order[..4]));
+    let web = |n: u32| format!("{}-web-{n}", project.name());
+    project.write(&file(&project, order, 1, 0, 4));
+    muster_ok(&project, &["apply"]);
+    let before = ids(&project);
+    project.write(&file(&project, order, 2, 3600, 4));
+    let recorder = Recorder::start(&project);
+    let out = muster_exits(&project, &["apply"], 1);
+    let events = recorder.finish();
+    let failing = failing.replace("{web-1}", &web(1));
+    assert!(
+        out.stderr
+            .contains(&format!("error: {failing} was not ready")),
+        "{out}"
+    );
+    assert_eq!(
+        id_and_state(&web(6)),
+        (before[&web(6)].clone(), "running".to_string()),
+        "web-6 should be left as it was once web-1's replacement failed: {out}\n{events:#?}"
+    );
+    let everyone: BTreeSet<String> = (1..=6).map(web).collect();
+    let fewest = running_after_each(&events, &everyone)
+        .into_iter()
+        .min()
+        .unwrap_or(0);
+    assert!(
+        fewest >= fewest_allowed,
+        "at least {fewest_allowed} of 6 running throughout, saw {fewest}: {events:#?}"
+    );
+}
+
+#[test]
+fn a_stop_first_replacement_that_never_becomes_ready_stops_the_rollout_where_it_is() {
+    stops_where_it_is("stop-first", "{web-1}", 4);
+}
+
+#[test]
+fn a_start_first_replacement_that_never_becomes_ready_stops_the_rollout_where_it_is() {
+    stops_where_it_is("start-first", "{web-1}-next", 6);
 }
