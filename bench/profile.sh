@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # Where the machine's CPU goes during a rolling replacement of N
-# containers (an env change, `parallelism = 8`), for muster, compose and
+# containers (an env change, `parallelism = 8`), or with WHAT=apply
+# during an apply of N from nothing (compose's `up -d --scale`, the
+# limit's `up`, 8 at once), for muster, compose and
 # the engine's limit (bench/engine_limit.rs) in turn: `perf record` of
 # every process on the machine (the software clock, so it works without
-# hardware counters) for the length of each recreate, then the CPU time
+# hardware counters) for the length of each command, then the CPU time
 # of each group of processes. The dockerd children that re-execute dockerd
 # for a container's network (netns-create, set-ipv6, setup-resolver) run
 # as "exe"; they are counted apart from dockerd itself.
 #
 #   N=30 ROUNDS=2 bench/profile.sh
-#
-# WHAT=apply profiles the apply 0→N instead (compose's `up -d --scale`,
-# the limit's `up`), from nothing.
 #
 # BINS=1 also prints, for each profiled command, how busy the cores were in each
 # quarter second.
@@ -22,7 +21,11 @@ source "$(dirname "$0")/lib.sh"
 N="${N:-30}"
 ROUNDS="${ROUNDS:-2}"
 WHAT="${WHAT:-recreate}"
-case "$WHAT" in recreate | apply) ;; *) log "WHAT is recreate or apply, not $WHAT"; exit 1 ;; esac
+case "$WHAT" in # the limit's command for it
+  recreate) limit_command=recreate ;;
+  apply) limit_command=up ;;
+  *) log "WHAT is recreate or apply, not $WHAT"; exit 1 ;;
+esac
 HZ=999
 command -v perf >/dev/null || { log "needs perf: apt-get install linux-perf"; exit 1; }
 command -v docker-compose >/dev/null || { log "needs docker-compose"; exit 1; }
@@ -97,12 +100,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
   compose_file "$r-b" && profile compose docker-compose --ansi never -p "$id-c" \
     -f "$work/c/docker-compose.yml" up -d --scale "svc=$N"
   c down || log "the engine kept the network of $id-c"
-  if [ "$WHAT" = recreate ]; then
-    "$limit" up "$id-l$r" "$N" "$IMAGE" 8 >/dev/null
-    profile limit "$limit" recreate "$id-l$r" "$N" "$IMAGE" 8
-  else
-    profile limit "$limit" up "$id-l$r" "$N" "$IMAGE" 8
-  fi
+  if [ "$WHAT" = recreate ]; then "$limit" up "$id-l$r" "$N" "$IMAGE" 8 >/dev/null; fi
+  profile limit "$limit" "$limit_command" "$id-l$r" "$N" "$IMAGE" 8
   # Docker 20.10 now and then keeps the network (a stale endpoint): the
   # containers are gone, the next round uses another network.
   "$limit" down "$id-l$r" >/dev/null || log "the engine kept the network $id-l${r}_default"
