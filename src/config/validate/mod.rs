@@ -71,8 +71,9 @@ pub(crate) fn validate(
             .collect();
     }
     v.cross_checks(file, declared, &services, backend);
+    let swarm = swarm_settings(file.swarm.as_ref());
     if backend == Backend::Swarm {
-        v.swarm_checks(&project, &services);
+        v.swarm_checks(&project, &services, swarm);
     }
     if v.problems.is_empty() {
         Ok(Desired {
@@ -80,7 +81,7 @@ pub(crate) fn validate(
             backend,
             services,
             volumes,
-            swarm: swarm_settings(file.swarm.as_ref()),
+            swarm,
         })
     } else {
         Err(v.problems)

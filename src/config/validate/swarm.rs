@@ -3,22 +3,42 @@
 
 use std::collections::BTreeMap;
 
-use super::super::model::{Mode, Service};
+use super::super::model::{EndpointMode, Mode, PublishMode, Service, SwarmSettings};
 use super::{Validator, at, item};
 
 /// A swarm service name is at most 63 characters.
 const MAX_SWARM_NAME: usize = 63;
 
 impl Validator<'_, '_> {
-    pub(super) fn swarm_checks(&mut self, project: &str, services: &BTreeMap<String, Service>) {
+    pub(super) fn swarm_checks(
+        &mut self,
+        project: &str,
+        services: &BTreeMap<String, Service>,
+        swarm: SwarmSettings,
+    ) {
         for (name, s) in services {
-            self.swarm_ports(name, s);
+            self.swarm_ports(name, s, swarm);
             self.swarm_name_length(project, name, s);
         }
     }
 
-    fn swarm_ports(&mut self, name: &str, s: &Service) {
+    fn swarm_ports(&mut self, name: &str, s: &Service, swarm: SwarmSettings) {
         for (i, p) in s.ports.iter().enumerate() {
+            if swarm.endpoint_mode == EndpointMode::Dnsrr
+                && swarm.publish_mode == PublishMode::Ingress
+            {
+                // Swarm would refuse the service at apply time ("port
+                // published with ingress mode can't be used with dnsrr
+                // mode"), once the services applied before it were made.
+                self.err(
+                    "muster::config::swarm_dnsrr_ingress",
+                    format!(
+                        "service `{name}`: port {p} would be published through the ingress mesh, which a swarm refuses with endpoint_mode = \"dnsrr\""
+                    ),
+                    &item(name, "ports", i),
+                    "publish on the node that runs the task: [swarm] publish_mode = \"host\" (or use endpoint_mode = \"vip\")",
+                );
+            }
             let Some(host) = p.host_port else { continue };
             if let Some(ip) = &p.host_ip {
                 self.err(
