@@ -14,21 +14,10 @@ use std::time::Duration;
 use bollard::query_parameters::{InspectServiceOptions, ListContainersOptionsBuilder};
 use support::{
     Daemon, Project, block_on, docker, exec, muster, muster_exits, muster_ok, record_events,
-    wait_until,
+    swarm_manager, wait_until,
 };
 
 const T: Duration = Duration::from_secs(120);
-
-/// Fails clearly when the engine is not a swarm manager (never skips).
-fn swarm_manager() {
-    let info = block_on(docker().info()).expect("docker info");
-    let swarm = info.swarm.unwrap_or_default();
-    assert_eq!(
-        swarm.control_available,
-        Some(true),
-        "these tests need the engine to be a swarm manager: run `docker swarm init --advertise-addr 127.0.0.1` (.ci/run does)"
-    );
-}
 
 fn project(prefix: &str) -> (Project, String) {
     swarm_manager();

@@ -37,6 +37,17 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
     runtime().block_on(f)
 }
 
+/// Fails clearly when the engine is not a swarm manager (never skips).
+pub fn swarm_manager() {
+    let info = block_on(docker().info()).expect("docker info");
+    let swarm = info.swarm.unwrap_or_default();
+    assert_eq!(
+        swarm.control_available,
+        Some(true),
+        "these tests need the engine to be a swarm manager: run `docker swarm init --advertise-addr 127.0.0.1` (.ci/run does)"
+    );
+}
+
 /// The engine address the tests use, as the user would give it.
 pub fn docker_host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
