@@ -274,6 +274,8 @@ pub enum Command {
     },
     /// Stop and start the containers of SERVICEs (all without), sequential ones in order.
     ///
+    /// On a swarm, each swarm service redeploys its tasks (a forced update)
+    /// with the spec last applied.
     /// Example: muster restart web
     Restart {
         /// Services to restart (default: all).

@@ -585,7 +585,11 @@ pub async fn restart(
         },
     )
     .await?;
-    printer.info(&format!("Restarted {}.", config::plural(n, "container")));
+    let unit = match desired.backend {
+        config::Backend::Swarm => "swarm service",
+        config::Backend::Docker => "container",
+    };
+    printer.info(&format!("Restarted {}.", config::plural(n, unit)));
     Ok(Done::Ok)
 }
 

@@ -3,6 +3,9 @@
 //! lock. A sequential service restarts one container at a time in ordinal
 //! order, each ready before the next; a parallel one up to `--parallel`
 //! at once (fewer on a crowded network, [`crate::apply::stops_at_once`]).
+//! On a swarm each swarm service redeploys its tasks instead, in its own
+//! update order (a forced update, as `docker service update --force`),
+//! and is waited for until every task of the new deployment runs.
 //! Nothing is created or removed. Does engine I/O through the
 //! [`Backend`] trait.
 
@@ -16,12 +19,12 @@ use crate::engine::Backend;
 use crate::readiness::Readiness;
 use crate::waiting::{Tell, Waiting, told};
 
-/// Restarts every container of `desired`'s services; `done` is told each
-/// one as it finishes.
+/// Restarts every unit (container, or swarm service) of `desired`'s
+/// services; `done` is told each one as it finishes.
 ///
 /// # Errors
-/// The first container that cannot be stopped, started, or (sequential)
-/// made ready.
+/// The first unit that cannot be stopped, started, or (sequential, or a
+/// swarm service) made ready.
 pub async fn restart(
     backend: &dyn Backend,
     desired: &Desired,
@@ -33,6 +36,7 @@ pub async fn restart(
     let run = Restart {
         backend,
         readiness: &readiness,
+        swarm: desired.backend == crate::config::Backend::Swarm,
         done,
         tell,
     };
@@ -43,6 +47,8 @@ pub async fn restart(
 struct Restart<'a> {
     backend: &'a dyn Backend,
     readiness: &'a Readiness<'a>,
+    /// Units are swarm services, which redeploy rather than stop.
+    swarm: bool,
     done: &'a (dyn Fn(&str, Duration) + Send + Sync),
     tell: Tell<'a>,
 }
@@ -76,16 +82,19 @@ impl Restart<'_> {
         Ok(count)
     }
 
-    /// Stops and starts one container, with `ready` until it is ready;
-    /// each wait told when it lasts, the duration told including them.
+    /// Stops and starts one container, with `ready` until it is ready (a
+    /// swarm service: redeploys it, until its new tasks run); each wait
+    /// told when it lasts, the duration told including them.
     async fn one(&self, service: &Service, name: &str, ready: bool) -> Result<(), ApplyError> {
         let began = Instant::now();
-        let grace = service.stop_grace_period;
-        let what = Waiting::Stop { grace };
-        let stop = self.backend.stop(name, grace);
-        told(|| (self.tell)(name, &what), stop).await?;
+        if !self.swarm {
+            let grace = service.stop_grace_period;
+            let what = Waiting::Stop { grace };
+            let stop = self.backend.stop(name, grace);
+            told(|| (self.tell)(name, &what), stop).await?;
+        }
         self.backend.start(name).await?;
-        if ready {
+        if ready || self.swarm {
             self.readiness
                 .ready_told(service, name, Duration::ZERO, self.tell)
                 .await?;

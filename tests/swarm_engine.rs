@@ -174,6 +174,79 @@ fn swarm_start_first_update_never_drops_below_count_and_converges() {
     assert!(muster_ok(&p, &["plan"]).stdout.contains("No changes."));
 }
 
+/// `muster restart` on a swarm redeploys each named swarm service's tasks
+/// (a forced update) and waits until the new ones run; what the file
+/// changed since the last apply is not deployed by it.
+#[test]
+fn swarm_restart_redeploys_the_named_services_tasks_without_applying_the_file() {
+    let (p, image) = project("swarm-restart");
+    let db = "[services.db]\nmode = \"sequential\"\ncount = 2\ncommand = [\"sleep\", \"3600\"]\n\
+              init = true\nstop_grace_period = \"1s\"\nimage = ";
+    let file = |env: &str| format!("{}{db}\"{image}\"\n", web(&image, 2, env));
+    p.write(&file(""));
+    muster_ok(&p, &["apply"]);
+    let services = [
+        format!("{}_web", p.name()),
+        format!("{}_db-1", p.name()),
+        format!("{}_db-2", p.name()),
+    ];
+    let tasks = || -> Vec<Vec<String>> {
+        services
+            .iter()
+            .map(|s| {
+                let mut t = running_tasks(s);
+                t.sort();
+                t
+            })
+            .collect()
+    };
+    let before = tasks();
+    assert_eq!(before.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1, 1]);
+
+    // Only db: its ordinals get new tasks, web keeps its own.
+    let out = muster_ok(&p, &["restart", "db"]);
+    assert!(out.stdout.contains("Restarted 2 swarm services."), "{out}");
+    let after_db = tasks();
+    assert_eq!(after_db[0], before[0], "web was not named:\n{out}");
+    for i in [1, 2] {
+        assert_eq!(
+            after_db[i].len(),
+            1,
+            "{}: {:?}\n{out}",
+            services[i],
+            after_db[i]
+        );
+        assert_ne!(
+            after_db[i], before[i],
+            "{} was not redeployed:\n{out}",
+            services[i]
+        );
+    }
+
+    // All, with an unapplied change in the file: web's tasks are new, of
+    // the spec that was applied, and the change is still to apply.
+    p.write(&file("env = { V = \"2\" }"));
+    let out = muster_ok(&p, &["restart"]);
+    assert!(out.stdout.contains("Restarted 3 swarm services."), "{out}");
+    let after_all = tasks();
+    assert_eq!(after_all[0].len(), 2, "{out}");
+    for i in 0..3 {
+        assert!(
+            after_all[i].iter().all(|t| !after_db[i].contains(t)),
+            "{} kept a task: {:?} then {:?}\n{out}",
+            services[i],
+            after_db[i],
+            after_all[i]
+        );
+    }
+    for c in &after_all[0] {
+        let env = p.env(c);
+        assert!(!env.contains(&"V=2".to_string()), "{c}: {env:?}");
+    }
+    let plan = muster_ok(&p, &["plan"]);
+    assert!(plan.stdout.contains("config changed"), "{plan}");
+}
+
 #[test]
 fn swarm_task_that_cannot_start_fails_apply_naming_the_service_and_its_error() {
     let (p, image) = project("swarm-fail");

@@ -436,12 +436,13 @@ pub trait Backend: Send + Sync {
     }
 
     /// Stops a container, waiting up to `grace` (for `muster restart`).
-    /// Backends whose units are not containers refuse.
+    /// Backends whose units are not containers refuse (a swarm service
+    /// restarts by [`Backend::start`] alone, which redeploys it).
     async fn stop(&self, name: &str, _grace: Duration) -> Result<()> {
         Err(EngineError::new(
             format!("stopping {name}"),
             ErrorKind::Other,
-            "this backend restarts by redeploying: use `muster apply`",
+            "this backend does not stop its units",
         ))
     }
 
