@@ -594,9 +594,10 @@ pub async fn restart(
 }
 
 /// `muster exec SERVICE[-N] -- CMD…`: runs CMD in container N (default 1)
-/// of SERVICE, stdin forwarded; on a pseudo-terminal when stdin and
-/// stdout are a terminal, unless `no_tty` (the local terminal is then in
-/// raw mode until the command ends); the command's exit code.
+/// of SERVICE (on a swarm, in the task of that ordinal), stdin forwarded;
+/// on a pseudo-terminal when stdin and stdout are a terminal, unless
+/// `no_tty` (the local terminal is then in raw mode until the command
+/// ends); the command's exit code.
 ///
 /// # Errors
 /// An invalid file, a service the file lacks or a bad ordinal (usage),
@@ -621,7 +622,25 @@ pub async fn exec(
             known.join(", ")
         )));
     }
-    let name = engine::container_name(&desired.project, service, ordinal);
+    let name = match desired.backend {
+        config::Backend::Docker => engine::container_name(&desired.project, service, ordinal),
+        // The task of the ordinal's slot, `<service>.<slot>` as the swarm
+        // names tasks: a slot of a parallel service's one swarm service, or
+        // slot 1 of an ordinal's own.
+        config::Backend::Swarm => {
+            let layout = crate::plan::Layout::SwarmServices;
+            match desired.services[service].mode {
+                config::Mode::Parallel => {
+                    let unit = layout.unit_name(&desired.project, service, None);
+                    format!("{unit}.{ordinal}")
+                }
+                config::Mode::Sequential => {
+                    let unit = layout.unit_name(&desired.project, service, Some(ordinal));
+                    format!("{unit}.1")
+                }
+            }
+        }
+    };
     let backend = ctx.connect(&desired).await?;
     let tty = !no_tty && terminal::is_terminal();
     // Restored when this function returns, before any error is printed.

@@ -3,7 +3,8 @@
 //! a worker by `tests/support/cluster.rs`. muster drives the manager; the
 //! tasks land on both nodes, and a sequential service whose ordinals run on
 //! different nodes still reaches the earlier ones by their link addresses
-//! across the overlay network (`dnsrr`: this kernel has no IPVS).
+//! across the overlay network (`dnsrr`: this kernel has no IPVS); `exec`
+//! reaches the tasks of the manager's node and names the node of others.
 
 #[path = "support/cluster.rs"]
 mod cluster;
@@ -73,6 +74,29 @@ fn a_two_node_swarm_runs_the_file_on_both_nodes_and_links_reach_across_them() {
             "db-2 (node {n2}) does not reach db-1 (node {n1}) by its link address: {code} {text}"
         );
         std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // `muster exec` reaches the tasks of the node it talks to (the
+    // manager, node 0), and names the node of a task elsewhere.
+    for (k, node) in [(1, n1), (2, n2)] {
+        let db = format!("db-{k}");
+        let out: Outcome = project
+            .muster()
+            .env("DOCKER_HOST", swarm.manager_host())
+            .args(["exec", &db, "--", "hostname"])
+            .output()
+            .unwrap()
+            .into();
+        if node == 0 {
+            assert_eq!(out.code, Some(0), "{out}");
+            assert_eq!(out.stdout.trim(), db, "{out}");
+        } else {
+            assert_eq!(out.code, Some(1), "{out}");
+            assert!(
+                out.stderr.contains("it runs on node") && out.stderr.contains("point DOCKER_HOST"),
+                "{out}"
+            );
+        }
     }
 
     // A worker cannot be driven: muster says what to do instead.

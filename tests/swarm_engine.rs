@@ -247,6 +247,43 @@ fn swarm_restart_redeploys_the_named_services_tasks_without_applying_the_file() 
     assert!(plan.stdout.contains("config changed"), "{plan}");
 }
 
+/// `muster exec SERVICE-N` on a swarm runs in the task of slot N (of the
+/// ordinal's own swarm service, for a sequential one): stdin goes in, the
+/// exit code comes back, and a slot with no running task is said.
+#[test]
+fn swarm_exec_runs_in_the_task_of_the_ordinals_slot() {
+    let (p, image) = project("swarm-exec");
+    p.write(&format!(
+        "{}[services.db]\nimage = \"{image}\"\nmode = \"sequential\"\ncount = 2\n\
+         command = [\"sleep\", \"3600\"]\ninit = true\nstop_grace_period = \"1s\"\n",
+        web(&image, 3, "")
+    ));
+    muster_ok(&p, &["apply"]);
+    for (target, host) in [("web-2", "web-2"), ("web", "web-1"), ("db-2", "db-2")] {
+        let out = muster_ok(&p, &["exec", target, "--", "cat", "/etc/hostname"]);
+        assert_eq!(out.stdout.trim(), host, "{target}: {out}");
+    }
+    let out: support::Outcome = p
+        .muster()
+        .args(["exec", "web-3", "--", "cat"])
+        .write_stdin("hi from stdin\n")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "hi from stdin\n"),
+        "{out}"
+    );
+    muster_exits(&p, &["exec", "web", "--", "sh", "-c", "exit 3"], 3);
+    let out = muster_exits(&p, &["exec", "web-7", "--", "true"], 1);
+    assert!(
+        out.stderr.contains(&format!("task {}_web.7", p.name()))
+            && out.stderr.contains("no task of that slot is running"),
+        "{out}"
+    );
+}
+
 #[test]
 fn swarm_task_that_cannot_start_fails_apply_naming_the_service_and_its_error() {
     let (p, image) = project("swarm-fail");

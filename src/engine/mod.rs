@@ -423,15 +423,16 @@ pub trait Backend: Send + Sync {
 
     async fn start(&self, name: &str) -> Result<()>;
 
-    /// Runs a command in the running container `name` (for `muster exec`),
-    /// attached as `request` says, its output written to this process's
-    /// stdout and stderr as it comes; its exit code. Backends whose units
-    /// are not containers refuse.
+    /// Runs a command in the running container `name` (for `muster exec`;
+    /// on a swarm, `name` is a task's, `<service>.<slot>`), attached as
+    /// `request` says, its output written to this process's stdout and
+    /// stderr as it comes; its exit code. A backend without containers
+    /// (the memory engine) refuses.
     async fn exec(&self, name: &str, _request: ExecRequest) -> Result<i64> {
         Err(EngineError::new(
             format!("running a command in {name}"),
             ErrorKind::Other,
-            "exec needs the docker backend",
+            "this backend runs no commands",
         ))
     }
 

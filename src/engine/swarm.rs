@@ -26,9 +26,9 @@ use futures_util::StreamExt;
 
 use super::docker::{DockerEngine, NetworkKind, filters, health_config, map_err, nanos};
 use super::{
-    Actual, Applied, Backend, Endpoint, EngineError, ErrorKind, Event, Health, LABEL_CONFIG,
-    LABEL_HASH, LABEL_LOCK, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder, Replicas,
-    Result, State, Status, Task, Unit, UnitRequest, network_name, record_name,
+    Actual, Applied, Backend, Endpoint, EngineError, ErrorKind, Event, ExecRequest, Health,
+    LABEL_CONFIG, LABEL_HASH, LABEL_LOCK, LABEL_ORDINAL, LABEL_PROJECT, LABEL_SERVICE, LockHolder,
+    Replicas, Result, State, Status, Task, Unit, UnitRequest, network_name, record_name,
 };
 use crate::config::{
     EndpointMode, Mode, PublishMode, Restart, Service, UpdateOrder, VolumeSource, hash_shape,
@@ -45,6 +45,8 @@ const GONE_WITHIN: Duration = Duration::from_secs(90);
 pub struct SwarmEngine {
     docker: DockerEngine,
     nodes: i64,
+    /// The id of the node muster talks to.
+    node: String,
 }
 
 impl SwarmEngine {
@@ -80,6 +82,7 @@ impl SwarmEngine {
         }
         Ok(SwarmEngine {
             nodes: swarm.nodes.unwrap_or(1),
+            node: swarm.node_id.unwrap_or_default(),
             docker,
         })
     }
@@ -806,6 +809,49 @@ impl Backend for SwarmEngine {
             .await
             .map(|_| ())
             .map_err(|e| map_err(doing, e))
+    }
+
+    /// Runs the command in the running task of slot `<slot>` of `<service>`
+    /// (`name` is `<service>.<slot>`, as the swarm names its tasks): only
+    /// on the node muster talks to, whose engine holds the task's container.
+    async fn exec(&self, name: &str, request: ExecRequest) -> Result<i64> {
+        let doing = format!("running a command in task {name}");
+        let (service, slot) = name
+            .rsplit_once('.')
+            .and_then(|(s, n)| Some((s, n.parse::<i64>().ok()?)))
+            .ok_or_else(|| EngineError::new(&doing, ErrorKind::Other, "not a task name"))?;
+        let tasks = self.tasks(&[service.to_string()]).await?;
+        let running = tasks.iter().find(|t| {
+            t.slot == Some(slot)
+                && t.desired_state == Some(TaskState::RUNNING)
+                && t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING)
+        });
+        let Some(task) = running else {
+            return Err(EngineError::new(
+                doing,
+                ErrorKind::NotFound,
+                "no task of that slot is running (`muster ps` lists them)",
+            ));
+        };
+        let node = task.node_id.clone().unwrap_or_default();
+        if node != self.node {
+            let nodes = self.node_names().await;
+            return Err(EngineError::new(
+                doing,
+                ErrorKind::Other,
+                format!(
+                    "it runs on node {}; exec reaches the tasks of the node muster talks to only: point DOCKER_HOST (--host) at that node's engine and use `docker exec`",
+                    nodes.get(&node).unwrap_or(&node)
+                ),
+            ));
+        }
+        let container = task
+            .status
+            .as_ref()
+            .and_then(|s| s.container_status.as_ref())
+            .and_then(|c| c.container_id.clone())
+            .unwrap_or_default();
+        self.docker.exec(&container, request).await
     }
 
     /// Removes the service and waits until none of its tasks is left.
