@@ -83,6 +83,18 @@ fn swarm_parallel_service_scales_0_5_2_0_as_one_replicated_service() {
         } else {
             assert_eq!(replicas(&svc), Some(i64::from(count)), "{out}");
             assert_eq!(running_tasks(&svc).len(), count as usize, "{out}");
+            // `ps`: a row per task, and no error column for a running one.
+            let ps = muster_ok(&p, &["ps"]);
+            let rows: Vec<&str> = ps
+                .stdout
+                .lines()
+                .filter(|l| l.trim_start().starts_with("slot "))
+                .collect();
+            assert_eq!(rows.len(), count as usize, "{ps}");
+            assert!(
+                rows.iter().all(|r| r.trim_end().ends_with("  running")),
+                "{ps}"
+            );
         }
         let plan = muster_ok(&p, &["plan"]);
         assert!(plan.stdout.contains("No changes."), "{plan}");

@@ -708,7 +708,13 @@ impl Backend for SwarmEngine {
                             .and_then(|s| s.state)
                             .map(|s| s.to_string())
                             .unwrap_or_default(),
-                        error: task_error(t),
+                        // The error alone: the status message ("started",
+                        // "preparing") only repeats the state.
+                        error: t
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.err.clone())
+                            .unwrap_or_default(),
                     }
                 })
                 .collect();
