@@ -462,7 +462,7 @@ pub async fn down(
         "Down: {} removed{}.",
         config::plural(done.plan.summary().remove, "container"),
         if volumes {
-            format!(", {}", config::plural(done.volumes.len(), "volume"))
+            format!(", {} removed", config::plural(done.volumes.len(), "volume"))
         } else {
             ", volumes kept".to_string()
         }

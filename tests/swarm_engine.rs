@@ -296,6 +296,47 @@ fn swarm_exec_runs_in_the_task_of_the_ordinals_slot() {
     );
 }
 
+/// Per-ordinal volumes on a swarm: `{ordinal}` is the task's slot (or
+/// the sequential ordinal), `down` keeps them and the next apply mounts
+/// them again, and `down --volumes` removes them, waiting for the
+/// containers of the removed tasks to let go of them.
+#[test]
+fn swarm_per_ordinal_volumes_are_kept_by_down_and_removed_by_down_volumes() {
+    let (p, image) = project("swarm-vol");
+    let run = "command = [\"sh\", \"-c\", \"hostname >> /data/seen; exec sleep 3600\"]\n\
+               init = true\nstop_grace_period = \"1s\"\n";
+    p.write(&format!(
+        "backend = \"swarm\"\n\
+         [services.web]\nimage = \"{image}\"\ncount = 2\nvolumes = [\"data-{{ordinal}}:/data\"]\n{run}\
+         [services.db]\nimage = \"{image}\"\nmode = \"sequential\"\ncount = 2\nvolumes = [\"dbdata-{{ordinal}}:/data\"]\n{run}"
+    ));
+    let name = p.name();
+    let volumes: Vec<String> = ["data-1", "data-2", "dbdata-1", "dbdata-2"]
+        .map(|v| format!("{name}_{v}"))
+        .into();
+    let seen = |target: &str| muster_ok(&p, &["exec", target, "--", "cat", "/data/seen"]).stdout;
+    muster_ok(&p, &["apply"]);
+    assert_eq!(p.volumes(), volumes);
+    for target in ["web-1", "web-2", "db-1", "db-2"] {
+        assert_eq!(seen(target), format!("{target}\n"));
+    }
+
+    muster_ok(&p, &["down"]);
+    assert_eq!(p.volumes(), volumes, "down removed a volume");
+    muster_ok(&p, &["apply"]);
+    for target in ["web-1", "web-2", "db-1", "db-2"] {
+        assert_eq!(
+            seen(target),
+            format!("{target}\n{target}\n"),
+            "its volume again"
+        );
+    }
+
+    let out = muster_ok(&p, &["down", "--volumes"]);
+    assert!(out.stdout.contains("4 volumes removed"), "{out}");
+    assert_eq!(p.volumes(), Vec::<String>::new(), "{out}");
+}
+
 #[test]
 fn swarm_task_that_cannot_start_fails_apply_naming_the_service_and_its_error() {
     let (p, image) = project("swarm-fail");

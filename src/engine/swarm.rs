@@ -91,6 +91,25 @@ impl SwarmEngine {
         self.docker.client()
     }
 
+    /// Whether every container that uses volume `name` (maybe none by
+    /// now) is a swarm task's.
+    async fn only_tasks_use(&self, name: &str) -> Result<bool> {
+        let users = self
+            .client()
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters(&[("volume", name.to_string())])),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| map_err(format!("listing the containers of volume {name}"), e))?;
+        Ok(users.iter().all(|c| {
+            c.labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("com.docker.swarm.task.id"))
+        }))
+    }
+
     /// The tasks of the given services (names or ids). A service removed
     /// meanwhile makes the engine refuse the filter: then every task is
     /// listed and sorted out here.
@@ -1034,8 +1053,24 @@ impl Backend for SwarmEngine {
         self.docker.volumes(project).await
     }
 
+    /// A volume that the containers of removed tasks still hold (the
+    /// node's agent removes them a moment after their tasks are gone) is
+    /// removed once they are gone; one that another container uses fails
+    /// at once, as on the docker backend.
     async fn remove_volume(&self, name: &str) -> Result<()> {
-        self.docker.remove_volume(name).await
+        let deadline = Instant::now() + GONE_WITHIN;
+        loop {
+            match self.docker.remove_volume(name).await {
+                Err(e)
+                    if e.kind == ErrorKind::Conflict
+                        && Instant::now() < deadline
+                        && self.only_tasks_use(name).await? =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                done => return done,
+            }
+        }
     }
 
     async fn remove_network(&self, project: &str) -> Result<()> {
