@@ -5,13 +5,16 @@
 
 mod support;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use bollard::query_parameters::{InspectServiceOptions, ListContainersOptionsBuilder};
-use support::{Project, block_on, docker, exec, muster_ok, swarm_manager, wait_until};
+use bollard::query_parameters::InspectServiceOptions;
+use support::{
+    Project, block_on, docker, exec, muster_ok, replicas, swarm_manager, task_containers,
+    wait_until,
+};
 
 /// Copies `examples/<example>` into `project`'s directory as a user would:
 /// up.sh and its file there, image.sh one level up, as in the repository;
@@ -112,21 +115,11 @@ fn the_swarm_quick_start_runs_and_answers_on_its_published_ports() {
         "{stdout}"
     );
     let web = format!("{p}_web");
-    let replicas = block_on(docker().inspect_service(&web, None::<InspectServiceOptions>))
-        .ok()
-        .and_then(|s| s.spec?.mode?.replicated?.replicas);
-    assert_eq!(replicas, Some(3), "{stdout}");
+    assert_eq!(replicas(&web), Some(3), "{stdout}");
 
     // Each task's 8080, published on this node's ephemeral port, serves
     // its own /etc: /hostname is the task's host name.
-    let filters = HashMap::from([(
-        "label",
-        vec![format!("com.docker.swarm.service.name={web}")],
-    )]);
-    let options = ListContainersOptionsBuilder::default()
-        .filters(&filters)
-        .build();
-    let tasks = block_on(docker().list_containers(Some(options))).unwrap();
+    let tasks = task_containers(&web);
     let ports: Vec<u16> = tasks
         .iter()
         .flat_map(|t| t.ports.iter().flatten())

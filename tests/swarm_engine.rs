@@ -6,15 +6,14 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bollard::query_parameters::{InspectServiceOptions, ListContainersOptionsBuilder};
+use bollard::query_parameters::InspectServiceOptions;
 use support::{
     Daemon, Project, block_on, docker, exec, muster, muster_exits, muster_ok, record_events,
-    swarm_manager, wait_until,
+    replicas, swarm_manager, task_containers, wait_until,
 };
 
 const T: Duration = Duration::from_secs(120);
@@ -26,23 +25,10 @@ fn project(prefix: &str) -> (Project, String) {
     (p, image)
 }
 
-/// Desired replicas of a swarm service, `None` when it does not exist.
-fn replicas(name: &str) -> Option<i64> {
-    let s = block_on(docker().inspect_service(name, None::<InspectServiceOptions>)).ok()?;
-    s.spec?.mode?.replicated?.replicas
-}
-
-/// Running task containers of a swarm service (on this node).
+/// The names of the running task containers of a swarm service (on this
+/// node).
 fn running_tasks(service: &str) -> Vec<String> {
-    let filters = HashMap::from([(
-        "label",
-        vec![format!("com.docker.swarm.service.name={service}")],
-    )]);
-    let options = ListContainersOptionsBuilder::default()
-        .filters(&filters)
-        .build();
-    block_on(docker().list_containers(Some(options)))
-        .unwrap_or_default()
+    task_containers(service)
         .into_iter()
         .filter_map(|c| c.names?.first().cloned())
         .map(|n| n.trim_start_matches('/').to_string())

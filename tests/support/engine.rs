@@ -13,8 +13,12 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HostConfig};
-use bollard::query_parameters::CreateContainerOptionsBuilder;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, HostConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectServiceOptions, ListContainersOptionsBuilder,
+};
 use futures_util::StreamExt;
 
 use super::image::image;
@@ -46,6 +50,24 @@ pub fn swarm_manager() {
         Some(true),
         "these tests need the engine to be a swarm manager: run `docker swarm init --advertise-addr 127.0.0.1` (.ci/run does)"
     );
+}
+
+/// Desired replicas of a swarm service, `None` when it does not exist.
+pub fn replicas(name: &str) -> Option<i64> {
+    let s = block_on(docker().inspect_service(name, None::<InspectServiceOptions>)).ok()?;
+    s.spec?.mode?.replicated?.replicas
+}
+
+/// The running task containers of a swarm service on this node.
+pub fn task_containers(service: &str) -> Vec<ContainerSummary> {
+    let filters = HashMap::from([(
+        "label",
+        vec![format!("com.docker.swarm.service.name={service}")],
+    )]);
+    let options = ListContainersOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    block_on(docker().list_containers(Some(options))).unwrap_or_default()
 }
 
 /// The engine address the tests use, as the user would give it.
