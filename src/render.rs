@@ -600,23 +600,7 @@ impl PsView {
                     .health
                     .map(|h| format!("  {}", h.as_str()))
                     .unwrap_or_default();
-                let ports: Vec<String> = c
-                    .ports
-                    .iter()
-                    .map(|pp| {
-                        let ip = if pp.host_ip.is_empty() {
-                            "0.0.0.0"
-                        } else {
-                            &pp.host_ip
-                        };
-                        format!("{ip}:{}->{}/{}", pp.host_port, pp.container_port, pp.proto)
-                    })
-                    .collect();
-                let ports = if ports.is_empty() {
-                    String::new()
-                } else {
-                    format!("  {}", ports.join(", "))
-                };
+                let ports = ports_text(&c.ports);
                 let stale = match &c.backoff {
                     Some(b) => {
                         let left = b.next_restart.saturating_sub(crate::engine::now_secs());
@@ -645,9 +629,10 @@ impl PsView {
                     };
                     let _ = writeln!(
                         out,
-                        "      {slot}{}  {}{error}",
+                        "      {slot}{}  {}{}{error}",
                         crate::sanitize::text(&t.node),
-                        t.state
+                        t.state,
+                        ports_text(&t.ports)
                     );
                 }
             }
@@ -715,6 +700,26 @@ impl PsService {
             running,
             containers,
         }
+    }
+}
+
+/// `  0.0.0.0:8080->80/tcp, …` for `ps`, or nothing.
+fn ports_text(ports: &[crate::engine::Published]) -> String {
+    let ports: Vec<String> = ports
+        .iter()
+        .map(|pp| {
+            let ip = if pp.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                &pp.host_ip
+            };
+            format!("{ip}:{}->{}/{}", pp.host_port, pp.container_port, pp.proto)
+        })
+        .collect();
+    if ports.is_empty() {
+        String::new()
+    } else {
+        format!("  {}", ports.join(", "))
     }
 }
 

@@ -117,31 +117,42 @@ fn the_swarm_quick_start_runs_and_answers_on_its_published_ports() {
     let web = format!("{p}_web");
     assert_eq!(replicas(&web), Some(3), "{stdout}");
 
-    // Each task's 8080, published on this node's ephemeral port, serves
-    // its own /etc: /hostname is the task's host name.
+    // Each task's 8080, published on this node's ephemeral port (which
+    // `muster ps` shows on the task's row, as the engine does on its
+    // container), serves its own /etc: /hostname is the task's host name.
     let tasks = task_containers(&web);
-    let ports: Vec<u16> = tasks
+    let engine_ports: BTreeSet<u16> = tasks
         .iter()
         .flat_map(|t| t.ports.iter().flatten())
         .filter(|port| port.private_port == 8080)
         .filter_map(|port| port.public_port)
-        .collect::<BTreeSet<u16>>()
-        .into_iter()
         .collect();
-    assert_eq!(ports.len(), 3, "one published port per task: {tasks:?}");
-    let mut names = BTreeSet::new();
-    for port in ports {
+    let ps = muster_ok(&project, &["ps"]);
+    let slots: Vec<(String, u16)> = ps
+        .stdout
+        .lines()
+        .filter_map(|line| {
+            let slot = line.trim_start().strip_prefix("slot ")?.split(' ').next()?;
+            let (_, port) = line.split_once("0.0.0.0:")?;
+            let port = port.strip_suffix("->8080/tcp")?.parse().ok()?;
+            Some((format!("web-{slot}"), port))
+        })
+        .collect();
+    assert_eq!(slots.len(), 3, "a port on each task's row:\n{ps}");
+    let shown: BTreeSet<u16> = slots.iter().map(|(_, port)| *port).collect();
+    assert_eq!(shown, engine_ports, "{ps}");
+    for (host, port) in slots {
+        let mut name = String::new();
         wait_until(
             "the task answers on its port",
             Duration::from_secs(30),
             || {
-                http_get(port, "/hostname")
-                    .is_some_and(|name| names.insert(name.trim().to_string()))
+                name = http_get(port, "/hostname").unwrap_or_default();
+                !name.is_empty()
             },
         );
+        assert_eq!(name.trim(), host, "port {port}:\n{ps}");
     }
-    let want: BTreeSet<String> = ["web-1", "web-2", "web-3"].map(String::from).into();
-    assert_eq!(names, want);
 
     // A web task reaches db-1 and db-2 by name over the overlay network.
     let task = tasks[0].names.as_ref().unwrap()[0]

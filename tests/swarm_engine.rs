@@ -323,6 +323,38 @@ fn swarm_per_ordinal_volumes_are_kept_by_down_and_removed_by_down_volumes() {
     assert_eq!(p.volumes(), Vec::<String>::new(), "{out}");
 }
 
+/// `muster ps` shows the port a swarm service publishes through the
+/// ingress mesh (the swarm picks it) on the service's row.
+#[test]
+fn swarm_ps_shows_the_port_published_through_the_mesh() {
+    let (p, image) = project("swarm-ps-ports");
+    p.write(&format!(
+        "backend = \"swarm\"\n[services.web]\nimage = \"{image}\"\ncount = 1\n\
+         command = [\"sleep\", \"3600\"]\nports = [\"8080\"]\ninit = true\nstop_grace_period = \"1s\"\n"
+    ));
+    muster_ok(&p, &["apply"]);
+    let svc = format!("{}_web", p.name());
+    let service = block_on(docker().inspect_service(&svc, None::<InspectServiceOptions>)).unwrap();
+    let published: Vec<i64> = service
+        .endpoint
+        .and_then(|e| e.ports)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|port| port.published_port)
+        .collect();
+    assert_eq!(published.len(), 1, "{published:?}");
+    let ps = muster_ok(&p, &["ps"]);
+    let row = ps
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&svc))
+        .unwrap_or_default();
+    assert!(
+        row.ends_with(&format!("  0.0.0.0:{}->8080/tcp", published[0])),
+        "{ps}"
+    );
+}
+
 #[test]
 fn swarm_task_that_cannot_start_fails_apply_naming_the_service_and_its_error() {
     let (p, image) = project("swarm-fail");

@@ -180,6 +180,8 @@ pub struct Task {
     pub state: String,
     /// Why it failed, when it did.
     pub error: String,
+    /// The ports it publishes on its node (`publish_mode = "host"`).
+    pub ports: Vec<Published>,
 }
 
 /// What muster's labels say of a container: (service, ordinal, config hash,

@@ -416,6 +416,28 @@ fn is_coming(state: Option<TaskState>) -> bool {
     )
 }
 
+/// The ports of `ports` that are published on a host port, each once (a
+/// task lists a port once per address family it binds).
+fn published(ports: Option<&[EndpointPortConfig]>) -> Vec<super::Published> {
+    let mut out: Vec<super::Published> = Vec::new();
+    for p in ports.unwrap_or_default() {
+        let port = (|| {
+            Some(super::Published {
+                host_ip: String::new(),
+                host_port: u16::try_from(p.published_port?).ok().filter(|&h| h != 0)?,
+                container_port: u16::try_from(p.target_port?).ok()?,
+                proto: p
+                    .protocol
+                    .map_or_else(|| "tcp".to_string(), |p| p.to_string()),
+            })
+        })();
+        if let Some(port) = port.filter(|port| !out.contains(port)) {
+            out.push(port);
+        }
+    }
+    out
+}
+
 fn task_error(t: &bollard::models::Task) -> String {
     let status = t.status.clone().unwrap_or_default();
     status
@@ -734,6 +756,12 @@ impl Backend for SwarmEngine {
                             .as_ref()
                             .and_then(|s| s.err.clone())
                             .unwrap_or_default(),
+                        ports: published(
+                            t.status
+                                .as_ref()
+                                .and_then(|s| s.port_status.as_ref())
+                                .and_then(|p| p.ports.as_deref()),
+                        ),
                     }
                 })
                 .collect();
@@ -751,7 +779,8 @@ impl Backend for SwarmEngine {
                 status: c
                     .failure
                     .unwrap_or_else(|| format!("{}/{} running", c.running, c.desired)),
-                ports: Vec::new(),
+                // Published through the ingress mesh, on every node.
+                ports: published(service.endpoint.as_ref().and_then(|e| e.ports.as_deref())),
                 replicas: ordinal.is_none().then_some(Replicas {
                     desired: c.desired,
                     running: c.running,
