@@ -193,6 +193,8 @@ mod generated {
             "deploy: {resources: {limits: {cpus: '0', memory: 1k}}}",
             "deploy: {resources: {limits: {cpus: 2000, memory: 99999999g}}}",
             "deploy: {update_config: {parallelism: 0, order: x}}",
+            "deploy: {placement: {constraints: [node.role == worker], max_replicas_per_node: 1}}",
+            "deploy: {placement: {constraints: 5, max_replicas_per_node: 0}}",
             "scale: 2",
         ],
         &[

@@ -268,6 +268,7 @@ impl Converter<'_> {
         let mut count: Option<(i64, &Node)> = None;
         let mut health: Option<Table> = None;
         let mut update: Option<Table> = None;
+        let mut placement: Option<Table> = None;
         let mut fixed_ports: Vec<&Node> = Vec::new();
         match node.get("image").and_then(Node::text) {
             Some(image) if !image.trim().is_empty() && !image.contains(char::is_whitespace) => {
@@ -469,6 +470,7 @@ impl Converter<'_> {
                         match dk.as_str() {
                             "replicas" => count = v_int(dv).map(|n| (n, dv)),
                             "update_config" => update = self.update(dv, &mut notes),
+                            "placement" => placement = self.placement(dv, &mut notes),
                             "resources" => self.resources(dv, &mut t, &mut notes),
                             other => self.skip(
                                 &mut notes,
@@ -554,6 +556,9 @@ impl Converter<'_> {
             if !u.is_empty() {
                 t.insert("update", Item::Table(u));
             }
+        }
+        if let Some(p) = placement {
+            t.insert("placement", Item::Table(p));
         }
         self.keep_valid(&mut t, node, &mut notes);
         t.decor_mut().set_prefix(format!("\n{}", notes.decor()));
@@ -1017,6 +1022,38 @@ impl Converter<'_> {
         (!t.is_empty()).then_some(t)
     }
 
+    /// `deploy.placement`: its constraints and `max_replicas_per_node`
+    /// (used on a swarm).
+    fn placement(&mut self, v: &Node, notes: &mut Notes) -> Option<Table> {
+        let mut t = Table::new();
+        for (k, n) in v.entries() {
+            match (k.as_str(), v_int(n)) {
+                ("constraints", _) => {
+                    let constraints: Vec<String> = seq(n).iter().filter_map(|c| c.text()).collect();
+                    if constraints.is_empty() {
+                        self.skip(
+                            notes,
+                            n,
+                            "`deploy.placement.constraints` is not a list of strings; left out"
+                                .into(),
+                        );
+                    } else {
+                        t.insert(k, value(toml_edit::Array::from_iter(constraints)));
+                    }
+                }
+                ("max_replicas_per_node", Some(m)) if (1..=1000).contains(&m) => {
+                    t.insert(k, value(m));
+                }
+                (other, _) => self.skip(
+                    notes,
+                    n,
+                    format!("`deploy.placement.{other}` is not carried over"),
+                ),
+            }
+        }
+        (!t.is_empty()).then_some(t)
+    }
+
     fn resources(&mut self, v: &Node, t: &mut Table, notes: &mut Notes) {
         for (k, n) in v.entries() {
             if k != "limits" {
@@ -1181,7 +1218,7 @@ fn compose_node<'n>(service: &'n Node, key: &str) -> &'n Node {
     let from: &[&str] = match key {
         "env" => &["environment", "env_file"],
         "count" => &["deploy", "scale"],
-        "update" | "cpus" | "memory" => &["deploy", "cpus", "mem_limit"],
+        "update" | "placement" | "cpus" | "memory" => &["deploy", "cpus", "mem_limit"],
         other => &[other],
     };
     from.iter().find_map(|k| service.get(k)).unwrap_or(service)
