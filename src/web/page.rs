@@ -131,7 +131,7 @@ fn service(out: &mut String, s: &PsService, file_valid: bool) {
     } else {
         out.push_str(
             "<table class=\"containers\"><thead><tr><th>container</th><th>state</th>\
-             <th>health</th><th>back-off</th><th>status</th></tr></thead><tbody>\n",
+             <th>health</th><th>ports</th><th>back-off</th><th>status</th></tr></thead><tbody>\n",
         );
         for c in &s.containers {
             let backoff = match &c.backoff {
@@ -147,13 +147,21 @@ fn service(out: &mut String, s: &PsService, file_valid: bool) {
                     )
                 }),
             };
+            // A swarm service's own (the ingress mesh's), then its tasks'.
+            let ports: Vec<crate::engine::Published> = c
+                .ports
+                .iter()
+                .chain(c.tasks.iter().flat_map(|t| &t.ports))
+                .cloned()
+                .collect();
             let _ = writeln!(
                 out,
-                "<tr><td>{}</td><td class=\"state-{}\">{}</td><td>{}</td><td>{backoff}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td class=\"state-{}\">{}</td><td>{}</td><td>{}</td><td>{backoff}</td><td>{}</td></tr>",
                 escape(&c.name),
                 c.state.as_str(),
                 c.state.as_str(),
                 c.health.map_or("", |h| h.as_str()),
+                escape(&crate::render::ports_list(&ports)),
                 escape(&c.status),
             );
         }
@@ -343,6 +351,31 @@ mod tests {
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("Up &quot;1&quot; &amp; &#39;x&#39;"));
         assert!(html.contains("p&lt;roj"));
+    }
+
+    #[test]
+    fn a_row_shows_the_ports_of_its_unit_and_its_tasks() {
+        let port = |host_port, container_port| crate::engine::Published {
+            host_ip: String::new(),
+            host_port,
+            container_port,
+            proto: "tcp".into(),
+        };
+        let mut view = view_with("web", "", None);
+        let c = &mut view.services[0].containers[0];
+        c.ports = vec![port(8080, 80)];
+        c.tasks = vec![crate::engine::Task {
+            slot: Some(1),
+            node: "n".into(),
+            state: "running".into(),
+            error: String::new(),
+            ports: vec![port(32768, 9000)],
+        }];
+        let html = render(&view, "tok");
+        assert!(
+            html.contains("<td>0.0.0.0:8080-&gt;80/tcp, 0.0.0.0:32768-&gt;9000/tcp</td>"),
+            "{html}"
+        );
     }
 
     #[test]
