@@ -703,8 +703,8 @@ impl PsService {
     }
 }
 
-/// `0.0.0.0:8080->80/tcp, …`, as `docker ps` says them.
-pub fn ports_list(ports: &[crate::engine::Published]) -> String {
+/// `  0.0.0.0:8080->80/tcp, …` for a row of `ps`, or nothing.
+fn ports_text(ports: &[crate::engine::Published]) -> String {
     let ports: Vec<String> = ports
         .iter()
         .map(|pp| {
@@ -716,15 +716,10 @@ pub fn ports_list(ports: &[crate::engine::Published]) -> String {
             format!("{ip}:{}->{}/{}", pp.host_port, pp.container_port, pp.proto)
         })
         .collect();
-    ports.join(", ")
-}
-
-/// `  ` and [`ports_list`] for a row of `ps`, or nothing.
-fn ports_text(ports: &[crate::engine::Published]) -> String {
     if ports.is_empty() {
         String::new()
     } else {
-        format!("  {}", ports_list(ports))
+        format!("  {}", ports.join(", "))
     }
 }
 

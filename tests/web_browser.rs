@@ -224,6 +224,22 @@ fn moving_the_slider_and_pressing_apply_scales_through_the_file() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Their ports column: each container's own ephemeral host port for
+    // 8080, once.
+    let ports = support::block_on(c.execute(
+        "return Array.from(document.querySelectorAll(\
+         'article[data-service=\"web\"] tbody tr td:nth-child(4)'))\
+         .map(td => td.textContent.trim());",
+        vec![],
+    ))
+    .unwrap();
+    let hosts: std::collections::BTreeSet<u16> = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str()?.strip_suffix("→8080/tcp")?.parse().ok())
+        .collect();
+    assert_eq!(hosts.len(), 4, "the web rows' ports: {ports}");
     wait_text(&c, "the timeline shows the steps", "#events", |t| {
         t.contains(&format!("{}-web-4 create", project.name()))
     });

@@ -148,12 +148,7 @@ fn service(out: &mut String, s: &PsService, file_valid: bool) {
                 }),
             };
             // A swarm service's own (the ingress mesh's), then its tasks'.
-            let ports: Vec<crate::engine::Published> = c
-                .ports
-                .iter()
-                .chain(c.tasks.iter().flat_map(|t| &t.ports))
-                .cloned()
-                .collect();
+            let all = c.ports.iter().chain(c.tasks.iter().flat_map(|t| &t.ports));
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td class=\"state-{}\">{}</td><td>{}</td><td>{}</td><td>{backoff}</td><td>{}</td></tr>",
@@ -161,13 +156,30 @@ fn service(out: &mut String, s: &PsService, file_valid: bool) {
                 c.state.as_str(),
                 c.state.as_str(),
                 c.health.map_or("", |h| h.as_str()),
-                escape(&crate::render::ports_list(&ports)),
+                escape(&ports(all)),
                 escape(&c.status),
             );
         }
         out.push_str("</tbody></table>\n");
     }
     out.push_str("</article>\n");
+}
+
+/// `32768→80/tcp, …`: each host port once (the engine lists a port once
+/// per address family it binds), with its address only when it is one.
+fn ports<'p>(all: impl Iterator<Item = &'p crate::engine::Published>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for p in all {
+        let ip = match p.host_ip.as_str() {
+            "" | "0.0.0.0" | "::" => String::new(),
+            ip => format!("{ip}:"),
+        };
+        let text = format!("{ip}{}→{}/{}", p.host_port, p.container_port, p.proto);
+        if !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    out.join(", ")
 }
 
 fn last(out: &mut String, view: &View) {
@@ -373,7 +385,7 @@ mod tests {
         }];
         let html = render(&view, "tok");
         assert!(
-            html.contains("<td>0.0.0.0:8080-&gt;80/tcp, 0.0.0.0:32768-&gt;9000/tcp</td>"),
+            html.contains("<td>8080→80/tcp, 32768→9000/tcp</td>"),
             "{html}"
         );
     }

@@ -18,6 +18,7 @@ pub const FILE: &str = r#"# The shop's web tier.
 image = "{image}"
 count = 2        # two is enough at night
 command = ["sleep", "3600"]
+ports = ["8080"]
 init = true
 stop_grace_period = "1s"
 
