@@ -763,16 +763,13 @@ impl Backend for DockerEngine {
 
     async fn units(&self, project: &str) -> Result<Vec<Unit>> {
         tracing::debug!("engine: list the containers of {project}");
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(filters(&[("label", format!("{LABEL_PROJECT}={project}"))])),
-            ..Default::default()
-        };
         let list = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| map_err(format!("listing the containers of project {project}"), e))?;
+            .containers_where(
+                "label",
+                format!("{LABEL_PROJECT}={project}"),
+                &format!("the containers of project {project}"),
+            )
+            .await?;
         let mut units: Vec<Unit> = list.into_iter().filter_map(to_unit).collect();
         units.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(units)
@@ -1403,18 +1400,30 @@ impl DockerEngine {
         }
     }
 
-    /// Whether the engine lists a container named `name`.
-    async fn listed(&self, name: &str) -> Result<bool> {
+    /// Every container (running or not) that matches the engine's filter
+    /// `key`=`value`; `what` names them in an error.
+    pub(super) async fn containers_where(
+        &self,
+        key: &str,
+        value: String,
+        what: &str,
+    ) -> Result<Vec<ContainerSummary>> {
         let options = ListContainersOptions {
             all: true,
-            filters: Some(filters(&[("name", format!("^{name}$"))])),
+            filters: Some(filters(&[(key, value)])),
             ..Default::default()
         };
-        let list = self
-            .docker
+        self.docker
             .list_containers(Some(options))
             .await
-            .map_err(|e| map_err(format!("listing container {name}"), e))?;
+            .map_err(|e| map_err(format!("listing {what}"), e))
+    }
+
+    /// Whether the engine lists a container named `name`.
+    async fn listed(&self, name: &str) -> Result<bool> {
+        let list = self
+            .containers_where("name", format!("^{name}$"), &format!("container {name}"))
+            .await?;
         let slashed = format!("/{name}");
         Ok(list
             .iter()

@@ -19,8 +19,8 @@ use bollard::models::{
     TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{
-    InspectServiceOptions, ListContainersOptions, ListNodesOptions, ListServicesOptions,
-    ListTasksOptions, LogsOptions, UpdateServiceOptions,
+    InspectServiceOptions, ListNodesOptions, ListServicesOptions, ListTasksOptions, LogsOptions,
+    UpdateServiceOptions,
 };
 use futures_util::StreamExt;
 
@@ -95,14 +95,13 @@ impl SwarmEngine {
     /// now) is a swarm task's.
     async fn only_tasks_use(&self, name: &str) -> Result<bool> {
         let users = self
-            .client()
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters(&[("volume", name.to_string())])),
-                ..Default::default()
-            }))
-            .await
-            .map_err(|e| map_err(format!("listing the containers of volume {name}"), e))?;
+            .docker
+            .containers_where(
+                "volume",
+                name.to_string(),
+                &format!("the containers of volume {name}"),
+            )
+            .await?;
         Ok(users.iter().all(|c| {
             c.labels
                 .as_ref()
@@ -668,14 +667,13 @@ impl Backend for SwarmEngine {
         let label = format!("{LABEL_PROJECT}={project}");
         // A project that the docker backend runs here is not this backend's.
         let containers = self
-            .client()
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters(&[("label", label.clone())])),
-                ..Default::default()
-            }))
-            .await
-            .map_err(|e| map_err(format!("listing the containers of project {project}"), e))?;
+            .docker
+            .containers_where(
+                "label",
+                label.clone(),
+                &format!("the containers of project {project}"),
+            )
+            .await?;
         if !containers.is_empty() {
             let names: Vec<String> = containers
                 .iter()
