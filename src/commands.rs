@@ -622,25 +622,11 @@ pub async fn exec(
             known.join(", ")
         )));
     }
-    let name = match desired.backend {
-        config::Backend::Docker => engine::container_name(&desired.project, service, ordinal),
-        // The task of the ordinal's slot, `<service>.<slot>` as the swarm
-        // names tasks: a slot of a parallel service's one swarm service, or
-        // slot 1 of an ordinal's own.
-        config::Backend::Swarm => {
-            let layout = crate::plan::Layout::SwarmServices;
-            match desired.services[service].mode {
-                config::Mode::Parallel => {
-                    let unit = layout.unit_name(&desired.project, service, None);
-                    format!("{unit}.{ordinal}")
-                }
-                config::Mode::Sequential => {
-                    let unit = layout.unit_name(&desired.project, service, Some(ordinal));
-                    format!("{unit}.1")
-                }
-            }
-        }
-    };
+    let name = crate::plan::Layout::of(desired.backend).exec_target(
+        &desired.project,
+        &desired.services[service],
+        ordinal,
+    );
     let backend = ctx.connect(&desired).await?;
     let tty = !no_tty && terminal::is_terminal();
     // Restored when this function returns, before any error is printed.

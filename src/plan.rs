@@ -198,6 +198,24 @@ impl Layout {
         }
     }
 
+    /// Where `muster exec` runs for ordinal `ordinal` of `service`: its
+    /// container, or on a swarm the task of its slot, `<unit>.<slot>` as
+    /// the swarm names tasks (slot 1 of an ordinal's own unit).
+    pub fn exec_target(self, project: &str, service: &Service, ordinal: u32) -> String {
+        match self {
+            Layout::Containers => crate::engine::container_name(project, &service.name, ordinal),
+            Layout::SwarmServices if self.replicated(service) => {
+                format!("{}.{ordinal}", self.unit_name(project, &service.name, None))
+            }
+            Layout::SwarmServices => {
+                format!(
+                    "{}.1",
+                    self.unit_name(project, &service.name, Some(ordinal))
+                )
+            }
+        }
+    }
+
     /// Whether `name` is the unit of ordinal `ordinal` of `service`,
     /// without building the name (this runs once per unit of the project).
     fn is_named(self, name: &str, project: &str, service: &str, ordinal: u32) -> bool {

@@ -418,9 +418,10 @@ fn is_coming(state: Option<TaskState>) -> bool {
 /// The ports of `ports` that are published on a host port, each once (a
 /// task lists a port once per address family it binds).
 fn published(ports: Option<&[EndpointPortConfig]>) -> Vec<super::Published> {
-    let mut out: Vec<super::Published> = Vec::new();
-    for p in ports.unwrap_or_default() {
-        let port = (|| {
+    let mut out: Vec<super::Published> = ports
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
             Some(super::Published {
                 host_ip: String::new(),
                 host_port: u16::try_from(p.published_port?).ok().filter(|&h| h != 0)?,
@@ -429,11 +430,10 @@ fn published(ports: Option<&[EndpointPortConfig]>) -> Vec<super::Published> {
                     .protocol
                     .map_or_else(|| "tcp".to_string(), |p| p.to_string()),
             })
-        })();
-        if let Some(port) = port.filter(|port| !out.contains(port)) {
-            out.push(port);
-        }
-    }
+        })
+        .collect();
+    out.sort();
+    out.dedup();
     out
 }
 
