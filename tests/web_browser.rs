@@ -131,6 +131,18 @@ where
     }
 }
 
+/// The texts of column `n` (from 1) of the web service's rows, read in one
+/// script run: the page re-renders its rows live, and an element found
+/// before a re-render is stale.
+fn web_column(c: &Client, n: usize) -> serde_json::Value {
+    let script = format!(
+        "return Array.from(document.querySelectorAll(\
+         'article[data-service=\"web\"] tbody tr td:nth-child({n})'))\
+         .map(td => td.textContent.trim());"
+    );
+    support::block_on(c.execute(&script, vec![])).unwrap()
+}
+
 fn running(project: &Project, service: &str) -> usize {
     project
         .containers()
@@ -201,20 +213,13 @@ fn moving_the_slider_and_pressing_apply_scales_through_the_file() {
     wait_text(&c, "the page shows 4 of 4", count, |t| t == "4/4 running");
     let marker = support::block_on(c.execute("return window.noReload;", vec![])).unwrap();
     assert_eq!(marker, "same page", "the page was reloaded");
-    // The rows' first cells, read in one script run: the page re-renders
-    // its rows live, and an element found before a re-render is stale.
+    // The rows' first cells.
     let expected: Vec<String> = (1..=4)
         .map(|i| format!("{}-web-{i}", project.name()))
         .collect();
     let deadline = Instant::now() + T;
     loop {
-        let names = support::block_on(c.execute(
-            "return Array.from(document.querySelectorAll(\
-             'article[data-service=\"web\"] tbody tr td:first-child'))\
-             .map(td => td.textContent.trim());",
-            vec![],
-        ))
-        .unwrap();
+        let names = web_column(&c, 1);
         if names == serde_json::json!(expected) {
             break;
         }
@@ -226,13 +231,7 @@ fn moving_the_slider_and_pressing_apply_scales_through_the_file() {
     }
     // Their ports column: each container's own ephemeral host port for
     // 8080, once.
-    let ports = support::block_on(c.execute(
-        "return Array.from(document.querySelectorAll(\
-         'article[data-service=\"web\"] tbody tr td:nth-child(4)'))\
-         .map(td => td.textContent.trim());",
-        vec![],
-    ))
-    .unwrap();
+    let ports = web_column(&c, 4);
     let hosts: std::collections::BTreeSet<u16> = ports
         .as_array()
         .unwrap()
