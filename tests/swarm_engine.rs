@@ -5,6 +5,7 @@
 //! virtual IPs carry no traffic here.
 
 mod support;
+mod web;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -353,6 +354,50 @@ fn swarm_ps_shows_the_port_published_through_the_mesh() {
         row.ends_with(&format!("  0.0.0.0:{}->8080/tcp", published[0])),
         "{ps}"
     );
+}
+
+/// The status page of `muster watch --listen` on a swarm: the service's
+/// row says how many replicas run, and each task has a row of its own with
+/// its slot, its node, the swarm's state and the port it publishes there.
+#[test]
+fn swarm_status_page_shows_each_task_with_its_slot_node_and_port() {
+    let (p, image) = project("swarm-page");
+    p.write(&web(&image, 2, "ports = [\"9000\"]").replace(
+        "endpoint_mode = \"dnsrr\"\n",
+        "endpoint_mode = \"dnsrr\"\npublish_mode = \"host\"\n",
+    ));
+    let svc = format!("{}_web", p.name());
+    let node = block_on(docker().info()).unwrap().name.unwrap();
+    let page = web::Web::start(&p, None);
+    page.daemon
+        .wait_until("2 replicas run", T, || running_tasks(&svc).len() == 2);
+    let task_ports = |slot: u32| -> Vec<u16> {
+        task_containers(&svc)
+            .into_iter()
+            .filter(|c| {
+                c.labels
+                    .as_ref()
+                    .and_then(|l| l.get("com.docker.swarm.task.name"))
+                    .is_some_and(|n| n.starts_with(&format!("{svc}.{slot}.")))
+            })
+            .flat_map(|c| c.ports.unwrap_or_default())
+            .filter_map(|port| port.public_port)
+            .collect()
+    };
+    page.daemon
+        .wait_until("the page shows both tasks running", T, || {
+            let html = page.get("/").body;
+            html.contains(&format!(
+                ">{svc}</td><td class=\"state-running\">2/2 replicas running</td>"
+            )) && (1..=2).all(|slot| {
+                task_ports(slot).first().is_some_and(|port| {
+                    html.contains(&format!(
+                        "<tr class=\"task\"><td>↳ slot {slot} on {node}</td>\
+                         <td class=\"state-running\">running</td><td></td><td>{port}→9000/tcp</td>"
+                    ))
+                })
+            })
+        });
 }
 
 #[test]

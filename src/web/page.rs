@@ -147,18 +147,35 @@ fn service(out: &mut String, s: &PsService, file_valid: bool) {
                     )
                 }),
             };
-            // A swarm service's own (the ingress mesh's), then its tasks'.
-            let all = c.ports.iter().chain(c.tasks.iter().flat_map(|t| &t.ports));
+            // A swarm service says how many of its replicas run, as `ps` does.
+            let state = match c.replicas {
+                Some(r) => format!("{}/{} replicas running", r.running, r.desired),
+                None => c.state.as_str().to_string(),
+            };
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td class=\"state-{}\">{}</td><td>{}</td><td>{}</td><td>{backoff}</td><td>{}</td></tr>",
                 escape(&c.name),
                 c.state.as_str(),
-                c.state.as_str(),
+                escape(&state),
                 c.health.map_or("", |h| h.as_str()),
-                escape(&ports(all)),
+                escape(&ports(c.ports.iter())),
                 escape(&c.status),
             );
+            // Its tasks, one row each: slot and node, the swarm's state, the
+            // ports published on the node, and why it failed.
+            for t in &c.tasks {
+                let slot = t.slot.map_or_else(String::new, |s| format!("slot {s} on "));
+                let _ = writeln!(
+                    out,
+                    "<tr class=\"task\"><td>↳ {}</td><td class=\"state-{}\">{}</td><td></td><td>{}</td><td></td><td class=\"bad\">{}</td></tr>",
+                    escape(&format!("{slot}{}", t.node)),
+                    escape(&t.state),
+                    escape(&t.state),
+                    escape(&ports(t.ports.iter())),
+                    escape(&t.error),
+                );
+            }
         }
         out.push_str("</tbody></table>\n");
     }
@@ -366,7 +383,7 @@ mod tests {
     }
 
     #[test]
-    fn a_row_shows_the_ports_of_its_unit_and_its_tasks() {
+    fn a_swarm_service_row_shows_its_replicas_and_a_row_per_task() {
         let port = |host_port, container_port| crate::engine::Published {
             host_ip: String::new(),
             host_port,
@@ -383,11 +400,20 @@ mod tests {
             error: String::new(),
             ports: vec![port(32768, 9000)],
         }];
+        c.replicas = Some(crate::engine::Replicas {
+            running: 1,
+            desired: 2,
+        });
         let html = render(&view, "tok");
+        assert!(html.contains(">1/2 replicas running</td>"), "{html}");
         assert!(
-            html.contains("<td>8080→80/tcp, 32768→9000/tcp</td>"),
+            html.contains(
+                "<tr class=\"task\"><td>↳ slot 1 on n</td><td class=\"state-running\">running</td>\
+                 <td></td><td>32768→9000/tcp</td>"
+            ),
             "{html}"
         );
+        assert!(html.contains("<td>8080→80/tcp</td>"), "{html}");
     }
 
     #[test]
