@@ -111,12 +111,12 @@ impl Validator<'_, '_> {
     }
 
     fn image(&mut self, name: &str, image: &str) {
-        if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
+        if !image_reference(image) {
             self.err(
                 "muster::config::invalid_value",
                 format!("service `{name}`: image {image:?} is not an image reference"),
                 &at(name, "image"),
-                "write an image reference such as `nginx:1.27`",
+                "write an image reference such as `nginx:1.27`: a lower-case name, then `:tag` and/or `@sha256:<64 hex digits>`",
             );
         }
     }
@@ -211,13 +211,24 @@ impl Validator<'_, '_> {
 
     fn stop_signal(&mut self, name: &str, raw: Option<&str>) {
         let Some(sig) = raw else { return };
+        // The names the engine knows on Linux (moby's signal map).
+        const NAMES: &[&str] = &[
+            "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
+            "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
+            "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU",
+            "XFSZ", "RTMIN", "RTMAX",
+        ];
+        let real_time = |s: &str, sign: char| {
+            s.split_once(sign).is_some_and(|(base, n)| {
+                (base == "RTMIN" && sign == '+' || base == "RTMAX" && sign == '-')
+                    && n.parse::<u8>().is_ok_and(|n| (1..=15).contains(&n))
+                    && !n.starts_with('0')
+            })
+        };
         let ok = sig.parse::<u32>().is_ok_and(|n| (1..=64).contains(&n))
-            || sig.strip_prefix("SIG").is_some_and(|s| {
-                !s.is_empty()
-                    && s.chars().all(|c| {
-                        c.is_ascii_uppercase() || c.is_ascii_digit() || c == '+' || c == '-'
-                    })
-            });
+            || sig
+                .strip_prefix("SIG")
+                .is_some_and(|s| NAMES.contains(&s) || real_time(s, '+') || real_time(s, '-'));
         if !ok {
             self.err(
                 "muster::config::invalid_value",
@@ -288,4 +299,125 @@ fn valid_env_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether `image` is a reference the engine accepts (the grammar of
+/// distribution's `reference` package): `[host[:port]/]path[:tag][@digest]`,
+/// each path component lower-case letters and digits joined by `.`, `_`,
+/// `__` or dashes.
+fn image_reference(image: &str) -> bool {
+    let (rest, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (image, None),
+    };
+    let digest_ok = digest.is_none_or(|d| {
+        d.split_once(':').is_some_and(|(algo, hex)| {
+            let hex_ok = hex.chars().all(|c| c.is_ascii_hexdigit());
+            match algo {
+                "sha256" => {
+                    hex.len() == 64 && hex_ok && !hex.chars().any(|c| c.is_ascii_uppercase())
+                }
+                "sha384" => hex.len() == 96 && hex_ok,
+                "sha512" => hex.len() == 128 && hex_ok,
+                _ => false,
+            }
+        })
+    });
+    // A tag follows the last `:` after the last `/` (a registry's port
+    // comes before a `/`).
+    let (name, tag) = match rest.rfind(':') {
+        Some(i) if !rest[i..].contains('/') => (&rest[..i], Some(&rest[i + 1..])),
+        _ => (rest, None),
+    };
+    let tag_ok = tag.is_none_or(|t| {
+        t.len() <= 128
+            && t.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    });
+    let mut parts: Vec<&str> = name.split('/').collect();
+    // The first part is a registry when it has a `.` or a `:`, or is
+    // `localhost` (Docker 20.10's rule; later engines also take one with
+    // upper-case letters).
+    if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
+        let domain = parts.remove(0);
+        let (host, port) = match domain.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (domain, None),
+        };
+        let host_ok = !host.is_empty()
+            && host.split('.').all(|c| {
+                !c.is_empty()
+                    && !c.starts_with('-')
+                    && !c.ends_with('-')
+                    && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+            });
+        let port_ok = port.is_none_or(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        if !host_ok || !port_ok {
+            return false;
+        }
+    }
+    let component = |c: &str| {
+        let alnum = |ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit();
+        let bytes: Vec<char> = c.chars().collect();
+        if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+            return false;
+        }
+        // Separators between runs of letters and digits: `.`, `_`, `__`
+        // or any number of `-`.
+        c.split(|ch: char| alnum(ch)).all(|sep| {
+            sep.is_empty()
+                || sep == "."
+                || sep == "_"
+                || sep == "__"
+                || sep.chars().all(|ch| ch == '-')
+        }) && c.chars().all(|ch| alnum(ch) || "._-".contains(ch))
+    };
+    name.len() <= 255 && parts.iter().all(|c| component(c)) && tag_ok && digest_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_reference;
+
+    #[test]
+    fn image_references_the_engine_accepts_and_those_it_refuses() {
+        for ok in [
+            "busybox",
+            "nginx:1.27",
+            "library/nginx:1.27-alpine",
+            "127.0.0.1:5000/shop/web:v1",
+            "localhost/web",
+            "registry.example.com/a/b/c:latest",
+            "Registry.Example.com/web",
+            "my_app__x/web-app---2:1.0_rc.1",
+            "x:_tag",
+            "busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "busybox:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(image_reference(ok), "{ok} should be accepted");
+        }
+        for bad in [
+            "",
+            "a b",
+            "UPPER/img:1",
+            "Web",
+            "a:b:c",
+            "busybox@sha256:xyz",
+            "busybox@md5:0123",
+            "web:",
+            "web:.x",
+            "/web",
+            "web/",
+            "a..b",
+            "a_-b",
+            "-web",
+            "host:port/web",
+            "web:1.0/x",
+        ] {
+            assert!(!image_reference(bad), "{bad:?} should be refused");
+        }
+    }
 }

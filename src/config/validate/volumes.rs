@@ -98,7 +98,8 @@ impl Validator<'_, '_> {
             let path = item(name, "volumes", i);
             match parse_volume(spec, dir).and_then(|v| external(spec, v, declared)) {
                 Ok(vol) => {
-                    if !targets.insert(vol.target.clone()) {
+                    // `/a`, `/a/` and `/a/.` are one path to the engine.
+                    if !targets.insert(container_path(&vol.target)) {
                         self.err(
                             "muster::config::duplicate_volume",
                             format!(
@@ -195,6 +196,22 @@ fn expands_to(source: &str, key: &str) -> bool {
     })
 }
 
+/// A container path as the engine compares them: `.` and empty parts
+/// dropped, `..` resolved, no trailing `/`.
+fn container_path(target: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 /// `source:target[:ro|:rw]`; a source starting with `/`, `./`, `../` or `~` is a bind mount.
 fn parse_volume(spec: &str, dir: &Path) -> Result<Volume, VolumeError> {
     const HELP: &str = "write \"name:/path\", \"./dir:/path:ro\" or \"data-{ordinal}:/path\"";
@@ -219,6 +236,11 @@ fn parse_volume(spec: &str, dir: &Path) -> Result<Volume, VolumeError> {
     if target.contains("{ordinal}") {
         return Err(bad(format!(
             "volume {spec:?}: {{ordinal}} belongs in the source, not the container path"
+        )));
+    }
+    if container_path(target) == "/" {
+        return Err(bad(format!(
+            "volume {spec:?}: the container path {target:?} is the container's root, which the engine cannot mount over"
         )));
     }
     let is_bind = source.starts_with('/') || source.starts_with('.') || source.starts_with('~');
