@@ -485,15 +485,17 @@ impl<'s> Walker<'s> {
             {
                 Some(format!("write the number without quotes: {}", s.trim()))
             }
+            // Not where a string stands only for a `${VAR}` form (`count`).
             DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_)
-                if expected.contains("string") =>
+                if expected.contains("string") && !expected.contains("integer") =>
             {
                 Some("put the value in quotes".to_string())
             }
             _ => schema
                 .get("description")
                 .and_then(Json::as_str)
-                .map(|d| d.lines().next().unwrap_or(d).to_string()),
+                // Its first paragraph, as one line.
+                .map(|d| d.split("\n\n").next().unwrap_or(d).replace('\n', " ")),
         };
         if let Some(h) = help {
             p = p.help(h);
