@@ -589,3 +589,28 @@ fn scale_rewrites_only_the_count_line_prints_a_diff_and_changes_nothing_until_ap
     assert!(out.stdout.contains("No changes."), "{out}");
     assert_eq!(std::fs::read_to_string(project.file()).unwrap(), after);
 }
+
+/// A sub-second `stop_grace_period` still gives the process its stop
+/// signal first: the engine counts whole seconds, and muster rounds up
+/// (800ms used to become 0 s: a SIGKILL at once).
+#[test]
+fn a_sub_second_stop_grace_period_lets_the_process_handle_its_signal() {
+    let project = Project::new("grace");
+    project.write(
+        "project = \"{project}\"\n[services.web]\nimage = \"{image}\"\n\
+         command = [\"sh\", \"-c\", \"trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.1; done\"]\n\
+         stop_grace_period = \"800ms\"\n",
+    );
+    muster_ok(&project, &["apply"]);
+    let name = format!("{}-web-1", project.name());
+    assert_eq!(inspect(&name).config.unwrap().stop_timeout, Some(1));
+    muster_ok(&project, &["restart"]);
+    let logs = std::process::Command::new("docker")
+        .args(["logs", &name])
+        .output()
+        .expect("docker logs");
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("got TERM"),
+        "{logs:?}"
+    );
+}

@@ -631,7 +631,9 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
                 .collect(),
         ),
         stop_signal: spec.stop_signal.clone(),
-        stop_timeout: Some(i64::try_from(spec.stop_grace_period.as_secs()).unwrap_or(i64::MAX)),
+        stop_timeout: Some(
+            i64::try_from(whole_seconds(spec.stop_grace_period)).unwrap_or(i64::MAX),
+        ),
         host_config: Some(HostConfig {
             binds: Some(binds),
             network_mode: Some(spec.network.clone()),
@@ -1452,15 +1454,20 @@ impl DockerEngine {
         Ok(())
     }
 
-    /// Stops `name`, killing it after `grace`.
+    /// Stops `name`, killing it after `grace` (rounded up to a second).
     async fn stop_container(&self, name: &str, grace: Duration) -> Result<()> {
+        let seconds = whole_seconds(grace);
         let stop = StopContainerOptions {
-            t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
+            t: Some(i32::try_from(seconds).unwrap_or(i32::MAX)),
             ..Default::default()
         };
         let call = self.docker.stop_container(name, Some(stop));
-        self.answered(&format!("stopping {name}"), grace, call)
-            .await
+        self.answered(
+            &format!("stopping {name}"),
+            Duration::from_secs(seconds),
+            call,
+        )
+        .await
     }
 
     /// `call`, which the engine should answer within `own` (a stop's grace
@@ -1659,4 +1666,10 @@ impl DockerEngine {
             ),
         )
     }
+}
+
+/// The engine counts a stop's grace in whole seconds: a fraction is
+/// rounded up, so that `800ms` still gives the process its SIGTERM first.
+fn whole_seconds(grace: Duration) -> u64 {
+    grace.as_secs() + u64::from(grace.subsec_nanos() > 0)
 }
