@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use crate::config::plural;
 use crate::plan::{Action, Change, FieldChange, Plan, ServicePlan};
-use crate::render::{holds_suffix, summary_line};
+use crate::render::{holds_suffix, quote, summary_line};
 
 /// The marker of an action, as in the text plan.
 fn marker(action: Action) -> &'static str {
@@ -75,14 +75,6 @@ fn fence(body: &str) -> String {
         longest = longest.max(run);
     }
     "`".repeat((longest + 1).max(3))
-}
-
-/// A value as the text plan shows it: text quoted, lists as written.
-fn quote(v: &str) -> String {
-    if v.starts_with('[') && serde_json::from_str::<Vec<String>>(v).is_ok() {
-        return v.to_string();
-    }
-    serde_json::to_string(v).unwrap_or_else(|_| v.to_string())
 }
 
 /// The lines of a `diff` block for one unit's settings.
@@ -226,7 +218,9 @@ pub fn plan_markdown(plan: &Plan, endpoint: impl std::fmt::Display) -> String {
     while out.ends_with("\n\n") {
         out.pop();
     }
-    out
+    // Control characters and bidi overrides of the file's values and the
+    // engine's names, shown as escapes, as the text plan shows them.
+    crate::sanitize::lines(&out).into_owned()
 }
 
 #[cfg(test)]

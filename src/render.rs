@@ -20,7 +20,7 @@ fn marker(p: Paint, action: Action) -> String {
 }
 
 /// A value as the plan shows it: lists as written, text quoted.
-fn quote(v: &str) -> String {
+pub(crate) fn quote(v: &str) -> String {
     if v.starts_with('[') && serde_json::from_str::<Vec<String>>(v).is_ok() {
         return v.to_string();
     }

@@ -115,6 +115,13 @@ fn hostile_text_from_the_engine_the_containers_and_the_file_is_shown_escaped() {
         );
     }
 
+    // The same plan for a pull request and for a script.
+    for format in ["markdown", "json"] {
+        let out = muster_exits(&project, &["plan", "--output", format], 0);
+        assert_clean(&format!("plan --output {format}"), &out);
+        assert!(out.stdout.contains("\\u{202e}enil"), "{format}:\n{out}");
+    }
+
     // A live holder (this test process) whose command is hostile.
     let mut holder = muster::lock::me("muster apply");
     holder.command = "muster\u{1b}[2K\r apply \u{202e}".into();
