@@ -406,9 +406,10 @@ pub fn parse_str_as(
 /// [`Invalid`] located in it: too large, not UTF-8, binary, or a line
 /// that is not `KEY=VALUE`.
 fn parse_env_file(env: &ReadFile) -> Result<std::collections::BTreeMap<String, String>, Invalid> {
+    // A problem quotes its line: with the values masked.
     let invalid = |text: &str, problem: Problem| Invalid {
         path: env.shown.clone(),
-        text: Arc::from(text),
+        text: Arc::from(interpolate::redact_dotenv(text)),
         problems: vec![problem],
     };
     if env.bytes.len() > MAX_DOTENV_BYTES {
@@ -463,7 +464,7 @@ fn parse_env_file(env: &ReadFile) -> Result<std::collections::BTreeMap<String, S
     }
     interpolate::parse_dotenv(text).map_err(|problems| Invalid {
         path: env.shown.clone(),
-        text: Arc::from(text),
+        text: Arc::from(interpolate::redact_dotenv(text)),
         problems,
     })
 }

@@ -340,6 +340,39 @@ pub fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, Vec<Problem>
     }
 }
 
+/// The `.env` text as a diagnostic may quote it: each line's value (what
+/// follows its name) replaced by `*`, byte for byte, so that the spans of
+/// [`parse_dotenv`]'s problems still point where they did. A `.env` file
+/// holds secrets, and an error's quoted line would print them in a CI log.
+pub fn redact_dotenv(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let indent = body.len() - body.trim_start().len();
+        if body.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
+        let rest = &body[indent..];
+        let after_export = rest.strip_prefix("export ").map_or(0, |_| "export ".len());
+        // The name: up to the first `=` or blank.
+        let name_len = rest[after_export..]
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len() - after_export);
+        let keep = indent + after_export + name_len;
+        out.push_str(&body[..keep]);
+        for c in body[keep..].chars() {
+            if c == '=' || c == ' ' {
+                out.push(c);
+            } else {
+                out.extend(std::iter::repeat_n('*', c.len_utf8()));
+            }
+        }
+        out.push_str(&line[body.len()..]);
+    }
+    out
+}
+
 /// A `.env` value without its quotes; an unquoted one loses a trailing
 /// ` # comment`. `None` for an unclosed quote.
 fn unquote(v: &str) -> Option<String> {
@@ -492,6 +525,18 @@ mod tests {
         assert_eq!(get("D"), Some("dq \"x\"\n"));
         assert_eq!(get("E"), Some(""));
         assert_eq!(get("F"), Some("a=b"));
+    }
+
+    #[test]
+    fn a_redacted_dotenv_keeps_names_and_byte_offsets_not_values() {
+        let text =
+            "# keep: a comment\nDB_PASSWORD=\"S3cr\u{e9}t\n  export K = v w\r\nSECRET S3cr3t\n";
+        let shown = redact_dotenv(text);
+        assert_eq!(shown.len(), text.len());
+        assert_eq!(
+            shown,
+            "# keep: a comment\nDB_PASSWORD=********\n  export K = * *\r\nSECRET ******\n"
+        );
     }
 
     #[test]
