@@ -171,7 +171,8 @@ pub async fn plan(ctx: &Context, printer: &Printer, req: &PlanRequest) -> Result
     let plan = crate::plan::plan(&desired, &actual, req.prune);
     print_plan(printer, &plan, &backend.endpoint(), req.output);
     if let Some(path) = &req.save {
-        save_plan(path, &plan, req.prune, &bytes, &actual)?;
+        let pinned = saved_plan::desired_sha256(&desired);
+        save_plan(path, &plan, req.prune, &bytes, &pinned, &actual)?;
     }
     Ok(if plan.is_empty() {
         Done::Ok
@@ -185,9 +186,10 @@ fn save_plan(
     plan: &Plan,
     prune: bool,
     file: &[u8],
+    desired: &str,
     actual: &Actual,
 ) -> Result<(), Error> {
-    let doc = saved_plan::document(render::plan_json(plan), prune, file, actual);
+    let doc = saved_plan::document(render::plan_json(plan), prune, file, desired, actual);
     let mut text = serde_json::to_string_pretty(&doc)
         .map_err(|e| Error::Other(format!("writing the plan to {}: {e}", path.display())))?;
     text.push('\n');
@@ -225,7 +227,12 @@ pub async fn apply_saved(
     }
     let saved = SavedPlan::parse(&shown, &bytes)?;
     let (desired, file) = ctx.load_read()?;
-    saved.check_file(&desired.project, &ctx.sources().shown(), &file)?;
+    saved.check_file(
+        &desired.project,
+        &ctx.sources().shown_with_env(),
+        &file,
+        &saved_plan::desired_sha256(&desired),
+    )?;
     let req = PlanRequest {
         output,
         prune: saved.prune,

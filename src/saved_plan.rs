@@ -171,21 +171,31 @@ pub struct SavedPlan {
     /// The plan was made with `--prune`, and is applied with it.
     pub prune: bool,
     pub file_sha256: String,
+    pub desired_sha256: String,
     pub fingerprint: Fingerprint,
     /// The plan's §4 JSON, as saved.
     pub plan: Map<String, Value>,
 }
 
 /// The document `plan --out` writes: the §4 JSON of the plan (`plan_json`),
-/// plus `prune`, `file_sha256` (of the file's bytes as read) and
+/// plus `prune`, `file_sha256` (of the file's bytes as read),
+/// `desired_sha256` (of what the file asks for once interpolated, see
+/// [`desired_sha256`]) and
 /// `fingerprint` (of `actual`, the observation the plan was made from).
-pub fn document(plan_json: Value, prune: bool, file: &[u8], actual: &Actual) -> Value {
+pub fn document(
+    plan_json: Value,
+    prune: bool,
+    file: &[u8],
+    desired: &str,
+    actual: &Actual,
+) -> Value {
     let mut doc = match plan_json {
         Value::Object(map) => map,
         other => Map::from_iter([("plan".to_string(), other)]),
     };
     doc.insert("prune".into(), Value::Bool(prune));
     doc.insert("file_sha256".into(), Value::String(file_sha256(file)));
+    doc.insert("desired_sha256".into(), Value::String(desired.to_string()));
     doc.insert(
         "fingerprint".into(),
         serde_json::to_value(Fingerprint::of(actual)).unwrap_or(Value::Null),
@@ -198,7 +208,28 @@ pub fn document(plan_json: Value, prune: bool, file: &[u8], actual: &Actual) -> 
 }
 
 /// What `document` adds to the plan's own JSON.
-const ADDED: [&str; 4] = ["prune", "file_sha256", "fingerprint", "muster_version"];
+const ADDED: [&str; 5] = [
+    "prune",
+    "file_sha256",
+    "desired_sha256",
+    "fingerprint",
+    "muster_version",
+];
+
+/// A digest of what the file asks for once interpolated: the project, and
+/// each service's count and config hash. The file's bytes do not pin it: a
+/// `${VAR}` takes its value from the environment of the command.
+pub fn desired_sha256(desired: &crate::config::Desired) -> String {
+    let mut text = format!("{}\n", desired.project);
+    for (name, service) in &desired.services {
+        text.push_str(&format!(
+            "{name} {} {}\n",
+            service.count,
+            service.config_hash()
+        ));
+    }
+    file_sha256(text.as_bytes())
+}
 
 impl SavedPlan {
     /// Reads a plan file's bytes; `path` names it in messages.
@@ -237,6 +268,10 @@ impl SavedPlan {
             Value::String(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => s,
             _ => return Err(damaged("file_sha256 is not a SHA-256 in hex".into())),
         };
+        let desired_sha256 = match take("desired_sha256")? {
+            Value::String(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => s,
+            _ => return Err(damaged("desired_sha256 is not a SHA-256 in hex".into())),
+        };
         let fingerprint: Fingerprint = serde_json::from_value(take("fingerprint")?)
             .map_err(|e| damaged(format!("its fingerprint is not readable ({e})")))?;
         if digest(&fingerprint.units, &fingerprint.images) != fingerprint.digest {
@@ -257,21 +292,25 @@ impl SavedPlan {
             project,
             prune,
             file_sha256,
+            desired_sha256,
             fingerprint,
             plan: doc,
         })
     }
 
-    /// The plan is for this project, made from this file's bytes.
+    /// The plan is for this project, made from this file's bytes (`file`
+    /// names them), interpolated to the same values (`desired`, of
+    /// [`desired_sha256`]).
     ///
     /// # Errors
     /// [`SavedPlanError::OtherProject`], or [`SavedPlanError::Stale`] when
-    /// the file changed.
+    /// the file or a value it takes from the environment changed.
     pub fn check_file(
         &self,
         project: &str,
         file: &str,
         bytes: &[u8],
+        desired: &str,
     ) -> Result<(), SavedPlanError> {
         if self.project != project {
             return Err(SavedPlanError::OtherProject {
@@ -282,6 +321,13 @@ impl SavedPlan {
         }
         if file_sha256(bytes) != self.file_sha256 {
             return Err(self.stale(vec![format!("{file} changed since the plan")]));
+        }
+        if desired != self.desired_sha256 {
+            return Err(self.stale(vec![
+                "an environment variable that the file interpolates (`${VAR}`) has another \
+                 value than when the plan was made"
+                    .into(),
+            ]));
         }
         Ok(())
     }
@@ -376,7 +422,13 @@ mod tests {
     }
 
     fn saved(actual: &Actual) -> SavedPlan {
-        let doc = document(plan_json(), false, b"file", actual);
+        let doc = document(
+            plan_json(),
+            false,
+            b"file",
+            &file_sha256(b"desired"),
+            actual,
+        );
         SavedPlan::parse("plan.json", &serde_json::to_vec(&doc).unwrap()).unwrap()
     }
 
@@ -442,21 +494,37 @@ mod tests {
     #[test]
     fn file_and_project_are_checked() {
         let s = saved(&actual(vec![], None));
-        s.check_file("shop", "services.toml", b"file").unwrap();
-        let err = s.check_file("shop", "services.toml", b"file2").unwrap_err();
+        let desired = file_sha256(b"desired");
+        s.check_file("shop", "services.toml", b"file", &desired)
+            .unwrap();
+        let err = s
+            .check_file("shop", "services.toml", b"file2", &desired)
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains("services.toml changed since the plan"),
             "{err}"
         );
-        let err = s.check_file("other", "services.toml", b"file").unwrap_err();
+        let err = s
+            .check_file("other", "services.toml", b"file", &desired)
+            .unwrap_err();
         assert!(matches!(err, SavedPlanError::OtherProject { .. }), "{err}");
+        let err = s
+            .check_file("shop", "services.toml", b"file", &file_sha256(b"other"))
+            .unwrap_err();
+        assert!(err.to_string().contains("environment variable"), "{err}");
     }
 
     #[test]
     fn damaged_files_and_other_versions_are_refused() {
-        let good =
-            serde_json::to_value(document(plan_json(), false, b"f", &Actual::default())).unwrap();
+        let good = serde_json::to_value(document(
+            plan_json(),
+            false,
+            b"f",
+            &file_sha256(b"d"),
+            &Actual::default(),
+        ))
+        .unwrap();
         let parse = |v: &Value| SavedPlan::parse("p.json", &serde_json::to_vec(v).unwrap());
         assert!(parse(&good).is_ok());
         assert!(matches!(

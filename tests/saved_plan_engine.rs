@@ -234,3 +234,65 @@ fn another_projects_plan_a_damaged_file_and_another_format_version_are_refused()
     muster_ok(&project, &["apply", "plan.json"]);
     assert_eq!(states(&project).len(), 1);
 }
+
+/// A value the file takes from the environment is pinned too: the plan
+/// reviewed with `MODE=reviewed` does not create a container with
+/// another `MODE`, and a changed `.env` is named as such.
+#[test]
+fn a_changed_environment_variable_or_env_file_refuses_the_plan() {
+    let project = Project::new("saved-env");
+    project.write(
+        &FILE
+            .replace("COUNT", "1")
+            .replace("V = \"VALUE\"", "V = \"${MODE:-safe}\""),
+    );
+    let with_mode = |mode: &str, args: &[&str]| -> Outcome {
+        project
+            .muster()
+            .env("MODE", mode)
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let out = with_mode("reviewed", &["plan", "--out", "plan.json"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let mut out = None;
+    let events = record_events(&project, || {
+        out = Some(with_mode("evil", &["apply", "plan.json"]));
+    });
+    let out = out.unwrap();
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("an environment variable that the file interpolates")
+            && out.stderr.contains("nothing was changed"),
+        "{out}"
+    );
+    assert!(
+        events.is_empty(),
+        "a refused plan caused events: {events:#?}"
+    );
+    assert!(states(&project).is_empty());
+
+    // The same with the .env file: named, not as services.toml alone.
+    std::fs::write(project.dir().join(".env"), "MODE=a\n").unwrap();
+    muster_ok(&project, &["plan", "--out", "plan.json"]);
+    std::fs::write(project.dir().join(".env"), "MODE=b\n").unwrap();
+    refused(
+        &project,
+        "plan.json",
+        &["services.toml + .env changed since the plan"],
+    );
+
+    // As reviewed, it applies.
+    std::fs::remove_file(project.dir().join(".env")).unwrap();
+    assert_eq!(
+        with_mode("reviewed", &["plan", "--out", "plan.json"]).code,
+        Some(0)
+    );
+    let out = with_mode("reviewed", &["apply", "plan.json"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let name = format!("{}-web-1", project.name());
+    assert!(project.env(&name).contains(&"V=reviewed".to_string()));
+}

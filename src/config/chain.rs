@@ -134,6 +134,17 @@ impl Sources {
         names.join(" + ")
     }
 
+    /// [`Sources::shown`], and the `.env` file when there is one: what a
+    /// saved plan's `file_sha256` covers.
+    pub fn shown_with_env(&self) -> String {
+        let env = self.env_path();
+        if env.is_file() {
+            format!("{} + {}", self.shown(), env.display())
+        } else {
+            self.shown()
+        }
+    }
+
     /// The first file, the one `project` and relative paths come from.
     pub fn first(&self) -> &Path {
         self.files.first().map_or(Path::new("services.toml"), |p| p)
