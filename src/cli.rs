@@ -642,8 +642,15 @@ async fn dispatch(ctx: &Context, printer: &Printer, command: Command) -> Result<
                             .into(),
                     ));
                 }
-                return commands::apply_saved(ctx, printer, &path, plan.output, &apply.request())
-                    .await;
+                return commands::apply_saved(
+                    ctx,
+                    printer,
+                    &path,
+                    plan.output,
+                    &apply.request(),
+                    wait,
+                )
+                .await;
             }
             let request = PlanRequest {
                 targets,

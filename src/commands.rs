@@ -198,7 +198,8 @@ fn save_plan(
 }
 
 /// `apply PLAN`: applies the plan saved in `path` by `plan --out`, and
-/// only it (see [`SavedPlan::check`]).
+/// only it (see [`SavedPlan::check`]); with `wait`, then waits as
+/// [`apply_and_wait`] does.
 ///
 /// # Errors
 /// [`Error::SavedPlan`] for a plan file that is not one, of another
@@ -209,6 +210,7 @@ pub async fn apply_saved(
     path: &Path,
     output: Format,
     apply: &ApplyRequest,
+    wait: bool,
 ) -> Result<Done, Error> {
     let shown = path.display().to_string();
     let bytes =
@@ -240,7 +242,7 @@ pub async fn apply_saved(
         targets: Vec::new(),
     };
     let backend = ctx.connect(&desired).await?;
-    run_apply(
+    let done = run_apply(
         ctx,
         printer,
         &req,
@@ -249,7 +251,11 @@ pub async fn apply_saved(
         &desired,
         Some(&saved),
     )
-    .await
+    .await?;
+    if wait {
+        wait_ready(printer, backend.as_ref(), &desired).await?;
+    }
+    Ok(done)
 }
 
 /// `apply`: the pipeline, printing the plan and each step.
@@ -542,10 +548,20 @@ pub async fn apply_and_wait(
     let desired = targeted(ctx.load()?, &req.targets)?;
     let backend = ctx.connect(&desired).await?;
     let done = run_apply(ctx, printer, req, apply, backend.as_ref(), &desired, None).await?;
-    printer.info("waiting until every container is ready");
-    crate::readiness::wait_all(backend.as_ref(), &desired, &waits(printer)).await?;
-    printer.info("every container is ready");
+    wait_ready(printer, backend.as_ref(), &desired).await?;
     Ok(done)
+}
+
+/// `--wait`: until every container of `desired` is ready.
+async fn wait_ready(
+    printer: &Printer,
+    backend: &dyn crate::engine::Backend,
+    desired: &Desired,
+) -> Result<(), Error> {
+    printer.info("waiting until every container is ready");
+    crate::readiness::wait_all(backend, desired, &waits(printer)).await?;
+    printer.info("every container is ready");
+    Ok(())
 }
 
 /// Prints a wait that lasts, as apply's steps print theirs.

@@ -191,6 +191,19 @@ fn apply_wait_and_restart_say_what_they_wait_for() {
     assert!(waiting < restarted, "{out}");
     let line = out.stdout.lines().nth(restarted).unwrap();
     assert!(seconds(line) >= 3.0, "{line:?} leaves out the wait:\n{out}");
+
+    // A saved plan applied with --wait waits too: cache is healthy when
+    // it returns.
+    muster_ok(&project, &["down"]);
+    muster_ok(&project, &["plan", "--out", "plan.json"]);
+    let out = muster_ok(&project, &["apply", "plan.json", "--wait"]);
+    exact_line(&out.stdout, "every container is ready");
+    let health = inspect(&format!("{p}-cache-1"))
+        .state
+        .unwrap()
+        .health
+        .unwrap();
+    assert_eq!(health.status, Some(HealthStatusEnum::HEALTHY), "{out}");
 }
 
 #[test]
