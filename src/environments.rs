@@ -173,11 +173,14 @@ pub fn scale(
 }
 
 /// Sets `services.<name>.count` for each target with toml_edit, so that
-/// comments, order and layout stay as they were.
+/// comments, order and layout stay as they were, and so do a byte order
+/// mark and CRLF line ends (toml_edit writes neither).
 ///
 /// # Errors
 /// When the text is not TOML or lacks a table for a target.
 pub fn rewrite_counts(text: &str, targets: &[(String, u32)]) -> Result<String, String> {
+    let bom = text.starts_with('\u{feff}');
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut doc: toml_edit::DocumentMut = text
         .parse()
         .map_err(|e: toml_edit::TomlError| e.to_string())?;
@@ -200,12 +203,31 @@ pub fn rewrite_counts(text: &str, targets: &[(String, u32)]) -> Result<String, S
             }
         }
     }
-    Ok(doc.to_string())
+    let mut out = doc.to_string();
+    if text.contains("\r\n") {
+        out = out.replace("\r\n", "\n").replace('\n', "\r\n");
+    }
+    if bom {
+        out.insert(0, '\u{feff}');
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rewrite_keeps_a_byte_order_mark_and_crlf_line_ends() {
+        let text = "\u{feff}# top\r\n[services.web]\r\nimage = \"x\"\r\ncount = 2\r\n";
+        let out = rewrite_counts(text, &[("web".into(), 5)]).unwrap();
+        assert_eq!(out, text.replace("count = 2", "count = 5"));
+        let lf = "[services.web]\nimage = \"x\"\n";
+        assert_eq!(
+            rewrite_counts(lf, &[("web".into(), 1)]).unwrap(),
+            "[services.web]\nimage = \"x\"\ncount = 1\n"
+        );
+    }
 
     #[test]
     fn rewrite_keeps_comments_and_layout() {
