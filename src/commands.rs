@@ -161,6 +161,20 @@ pub async fn plan(ctx: &Context, printer: &Printer, req: &PlanRequest) -> Result
             "a saved plan covers the whole file: give --out or SERVICE targets, not both".into(),
         ));
     }
+    if let Some(out) = &req.save {
+        // `--out services.toml` would replace the file with the plan.
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if let Some(input) = ctx.sources().watched().iter().find(|f| same(f, out)) {
+            return Err(Error::Usage(format!(
+                "--out {} would overwrite {}, which the plan is made from: name another file",
+                out.display(),
+                input.display()
+            )));
+        }
+    }
     let (desired, bytes) = ctx.load_read()?;
     let desired = targeted(desired, &req.targets)?;
     let backend = ctx.connect(&desired).await?;

@@ -608,3 +608,32 @@ fn a_misspelt_flag_gets_one_tip() {
     assert_eq!(stderr.matches("tip:").count(), 1, "{stderr}");
     assert!(stderr.contains("'--dry-run'"), "{stderr}");
 }
+
+/// `plan --out` naming a file the plan is made from (the file, an
+/// overlay, the `.env` file) is refused before anything is read or
+/// written: the file stays as it was.
+#[test]
+fn plan_out_never_overwrites_a_file_the_plan_is_made_from() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(example("app"), dir.path().join("services.toml")).unwrap();
+    std::fs::write(dir.path().join(".env"), "A=1\n").unwrap();
+    let before = std::fs::read(dir.path().join("services.toml")).unwrap();
+    for out in ["services.toml", "./.env"] {
+        let run = muster()
+            .current_dir(dir.path())
+            .args(["plan", "--out", out])
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(64), "{run:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains(&format!("--out {out} would overwrite")),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("services.toml")).unwrap(),
+        before
+    );
+    assert_eq!(std::fs::read(dir.path().join(".env")).unwrap(), b"A=1\n");
+}
