@@ -16,7 +16,8 @@ fn import(name: &str) -> String {
     let dir = corpus();
     let text = std::fs::read_to_string(dir.join(name)).unwrap();
     let read = |f: &str| std::fs::read_to_string(dir.join(f));
-    let imported = muster::import::convert(name, &text, "compose", &read).unwrap();
+    let vars = muster::import::compose_vars(&read);
+    let imported = muster::import::convert(name, &text, "compose", &read, &vars).unwrap();
     if let Err(invalid) = muster::config::parse_str("services.toml", &imported.toml, &dir) {
         panic!(
             "{name}: the output does not validate:\n{}\n{}",
@@ -249,7 +250,7 @@ mod generated {
                 indent(&other)
             );
             let read = |_: &str| Err(std::io::Error::other("no env files here"));
-            let imported = muster::import::convert("c.yml", &text, "dir", &read)
+            let imported = muster::import::convert("c.yml", &text, "dir", &read, &muster::config::interpolate::Vars::default())
                 .map_err(|e| TestCaseError::fail(format!("{}\n{text}", e.render_plain())))?;
             if let Err(invalid) = muster::config::parse_str("services.toml", &imported.toml, std::path::Path::new("/tmp")) {
                 return Err(TestCaseError::fail(format!(
@@ -260,4 +261,46 @@ mod generated {
             }
         }
     }
+}
+
+/// `${VAR}` forms are kept as written and checked with the values compose
+/// would give them: the `.env` beside the compose file (not only the shell
+/// of whoever imports); a required one is not dropped.
+#[test]
+fn compose_variables_are_kept_and_checked_with_the_compose_files_dot_env() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "MUSTER_IMPORT_WEB_PORT=8080\nMUSTER_IMPORT_SECRET=x\n",
+    )
+    .unwrap();
+    let text = "services:\n  web:\n    image: busybox\n    ports: [\"${MUSTER_IMPORT_WEB_PORT}:80\", \"443\"]\n    environment:\n      SECRET: \"${MUSTER_IMPORT_SECRET:?set it}\"\n";
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f));
+    let vars = muster::import::compose_vars(&read);
+    let imported = muster::import::convert("c.yml", text, "dir", &read, &vars).unwrap();
+    assert!(
+        imported
+            .toml
+            .contains(r#"ports = ["${MUSTER_IMPORT_WEB_PORT}:80", "443"]"#),
+        "{}",
+        imported.toml
+    );
+    assert!(
+        imported
+            .toml
+            .contains(r#"SECRET = "${MUSTER_IMPORT_SECRET:?set it}""#),
+        "{}",
+        imported.toml
+    );
+    assert!(
+        imported
+            .warnings
+            .iter()
+            .all(|w| !w.message.contains("left out")),
+        "{:?}",
+        imported.warnings
+    );
+    let desired =
+        muster::config::parse_str_with("services.toml", &imported.toml, dir.path(), &vars).unwrap();
+    assert_eq!(desired.services["web"].env["SECRET"], "x");
 }

@@ -47,7 +47,13 @@ fn options() -> reconcile::Options {
 fn save(engine: &MemoryEngine, desired: &Desired) -> SavedPlan {
     let actual = engine.snapshot("p", &desired.images());
     let planned = plan(desired, &actual, false);
-    let doc = document(plan_json(&planned), false, FILE.as_bytes(), &actual);
+    let doc = document(
+        plan_json(&planned),
+        false,
+        FILE.as_bytes(),
+        &muster::saved_plan::desired_sha256(desired),
+        &actual,
+    );
     SavedPlan::parse("plan.json", &serde_json::to_vec(&doc).unwrap()).unwrap()
 }
 

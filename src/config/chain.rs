@@ -411,6 +411,19 @@ pub fn parse_str_as(
     check_texts(&[(shown.to_string(), text)], &vars, dir, None, backend)
 }
 
+/// [`parse_str`] with `${VAR}` forms taking their values from `vars`.
+///
+/// # Errors
+/// [`Invalid`] with every problem found.
+pub fn parse_str_with(
+    shown: &str,
+    text: &str,
+    dir: &Path,
+    vars: &Vars,
+) -> Result<Desired, Invalid> {
+    check_texts(&[(shown.to_string(), text)], vars, dir, None, None)
+}
+
 /// The `.env` file's variables.
 ///
 /// # Errors

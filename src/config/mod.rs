@@ -14,7 +14,9 @@ mod validate;
 
 pub(crate) use chain::dir_of;
 pub use chain::{NOT_FOUND, Read, ReadFile, Sources};
-pub use chain::{load, load_as, load_read, parse_bytes, parse_bytes_as, parse_str, parse_str_as};
+pub use chain::{
+    load, load_as, load_read, parse_bytes, parse_bytes_as, parse_str, parse_str_as, parse_str_with,
+};
 pub use diagnostic::{Invalid, Problem, Source, plural};
 pub use load::{MAX_FILE_BYTES, read_capped};
 pub use model::*;

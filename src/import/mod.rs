@@ -1,6 +1,8 @@
 //! `muster import`: a compose file → a `services.toml` text. The
 //! conversion ([`convert`]) is pure: it reads `env_file`s through the
-//! closure it is given, keeps compose's service order, and says what it
+//! closure it is given, checks `${VAR}` forms with the variables it is
+//! given (compose's: the environment, and the `.env` beside the compose
+//! file), keeps compose's service order, and says what it
 //! cannot carry over as [`Warning`]s (with the compose file's line) and as
 //! comments in the output. [`run`] is the command around it.
 
@@ -10,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{Array, DocumentMut, Item, Table, Value as TomlValue, value};
 
+use crate::config::interpolate::Vars;
 use crate::config::{self, Invalid};
 use crate::error::Error;
 use crate::output::Printer;
@@ -34,7 +37,9 @@ pub struct Imported {
 pub type ReadEnvFile<'a> = &'a dyn Fn(&str) -> std::io::Result<String>;
 
 /// Converts compose text. `dir_name` is the compose file's directory name,
-/// compose's default project name.
+/// compose's default project name; `vars` are the values its `${VAR}`
+/// forms take (see [`compose_vars`]): the output keeps the forms as
+/// written, and leaves out a value that muster would refuse with them.
 ///
 /// # Errors
 /// A located problem when the text is not YAML or not a compose file.
@@ -43,6 +48,7 @@ pub fn convert(
     text: &str,
     dir_name: &str,
     read_env_file: ReadEnvFile<'_>,
+    vars: &Vars,
 ) -> Result<Imported, Invalid> {
     let root = yaml::parse(shown, text)?;
     let Some(services) = root.get("services").filter(|s| !s.entries().is_empty()) else {
@@ -59,6 +65,7 @@ pub fn convert(
     let mut c = Converter {
         warnings: Vec::new(),
         read_env_file,
+        vars,
         host_ports: Vec::new(),
     };
     let name = root.get("name").and_then(Node::text);
@@ -148,6 +155,7 @@ const UNSUPPORTED_NOTE: &[(&str, &str)] = &[
 struct Converter<'a> {
     warnings: Vec<Warning>,
     read_env_file: ReadEnvFile<'a>,
+    vars: &'a Vars,
     /// Fixed host ports (`8080/tcp`) and the service that publishes them.
     host_ports: Vec<(String, String)>,
 }
@@ -187,7 +195,7 @@ impl Converter<'_> {
         match &node.value {
             Value::Str(s) if s.replace("$$", "").contains('$') => self.warn(
                 node,
-                format!("{s:?} uses compose variables; they are kept as written: check the value in the output"),
+                format!("{s:?} uses compose variables: muster substitutes them as compose does when it reads services.toml, from the environment and the .env beside it"),
             ),
             Value::Seq(items) => items.iter().for_each(|n| self.variables(n)),
             Value::Map(entries) => entries.iter().for_each(|(_, n)| self.variables(n)),
@@ -514,7 +522,7 @@ impl Converter<'_> {
                 if valid_env_name(&k) {
                     table.insert(&k, val.into());
                 } else {
-                    self.skip(&mut notes, node, format!("environment variable {k:?} is not carried over: muster's names are [A-Za-z_][A-Za-z0-9_]*"));
+                    self.skip(&mut notes, compose_node(node, "env"), format!("environment variable {k:?} is not carried over: muster's names are [A-Za-z_][A-Za-z0-9_]*"));
                 }
             }
             if !table.is_empty() {
@@ -534,12 +542,18 @@ impl Converter<'_> {
                     // they could not all bind it (compose fails at start).
                     self.skip(&mut notes, at, "fixed host ports with several replicas cannot all bind; the host ports are left out".into());
                     if let Some(Item::Value(TomlValue::Array(ports))) = t.get_mut("ports") {
-                        for p in ports.iter_mut() {
-                            if let Some(s) = p.as_str() {
-                                *p = container_side(s).into();
+                        let mut kept = Array::new();
+                        for s in ports.iter().filter_map(TomlValue::as_str) {
+                            // Without its host port, one bound to an address
+                            // would be published on every address.
+                            match host_address(s) {
+                                Some(ip) => self.skip(&mut notes, compose_node(node, "ports"), format!("port {s:?} is published on {ip} only; without its host port it would be published on every address, so it is left out")),
+                                None => kept.push(container_side(s)),
                             }
                         }
+                        *ports = kept;
                     }
+                    fixed_ports.clear();
                 }
                 t.insert("count", value(n));
             }
@@ -550,7 +564,11 @@ impl Converter<'_> {
         if let Some(mut u) = update {
             let start_first = u.get("order").and_then(Item::as_str) == Some("start-first");
             if start_first && !fixed_ports.is_empty() {
-                self.skip(&mut notes, node, "update order start-first is not carried over: a fixed host port cannot be bound by old and new container at once".into());
+                let order = ["deploy", "update_config", "order"]
+                    .iter()
+                    .try_fold(node, |n, k| n.get(k))
+                    .unwrap_or(node);
+                self.skip(&mut notes, order, "update order start-first is not carried over: a fixed host port cannot be bound by old and new container at once".into());
                 u.remove("order");
             }
             if !u.is_empty() {
@@ -656,7 +674,7 @@ impl Converter<'_> {
                     let mut kept = Array::new();
                     for v in items.iter() {
                         let one: Array = std::iter::once(v.clone()).collect();
-                        match refused(&key, &value(one)) {
+                        match refused(&key, &value(one), self.vars) {
                             None => kept.push(v.clone()),
                             Some(why) => {
                                 self.skip(notes, at, format!("{key} {v}: {why}; left out"))
@@ -673,14 +691,14 @@ impl Converter<'_> {
                         };
                         let mut one = toml_edit::InlineTable::new();
                         one.insert(&name, v.clone());
-                        if let Some(why) = refused(&key, &value(one)) {
+                        if let Some(why) = refused(&key, &value(one), self.vars) {
                             entries.remove(&name);
                             self.skip(notes, at, format!("{key} {name:?}: {why}; left out"));
                         }
                     }
                 }
                 (_, item) => {
-                    if let Some(why) = refused(&key, item) {
+                    if let Some(why) = refused(&key, item, self.vars) {
                         t.remove(&key);
                         self.skip(notes, at, format!("`{key}`: {why}; left out"));
                     }
@@ -1193,8 +1211,21 @@ fn command(v: &Node) -> Option<Item> {
     }
 }
 
-/// Why muster refuses `key = item` in a service of its own, if it does.
-fn refused(key: &str, item: &Item) -> Option<String> {
+/// The values compose gives `${VAR}` forms: the environment's, then those
+/// of the `.env` file beside the compose file (read with `read`).
+pub fn compose_vars(read: ReadEnvFile<'_>) -> Vars {
+    Vars {
+        dotenv: read(".env")
+            .ok()
+            .and_then(|text| config::interpolate::parse_dotenv(&text).ok())
+            .unwrap_or_default(),
+        ..Vars::from_process()
+    }
+}
+
+/// Why muster refuses `key = item` in a service of its own, with `vars`
+/// for its `${VAR}` forms, if it does.
+fn refused(key: &str, item: &Item, vars: &Vars) -> Option<String> {
     let mut service = Table::new();
     service.insert("image", value("x"));
     service.insert(key, item.clone());
@@ -1203,12 +1234,13 @@ fn refused(key: &str, item: &Item) -> Option<String> {
     let mut doc = DocumentMut::new();
     doc.insert("project", value("x"));
     doc.insert("services", Item::Table(services));
-    let invalid = config::parse_str("services.toml", &doc.to_string(), Path::new(".")).err()?;
+    let invalid =
+        config::parse_str_with("services.toml", &doc.to_string(), Path::new("."), vars).err()?;
     let why = invalid.problems.first().map(|p| {
         p.message
             .strip_prefix("service `x`: ")
             .unwrap_or(&p.message)
-            .to_string()
+            .replace("`services.x.", "`")
     });
     Some(why.unwrap_or_else(|| "muster refuses it".into()))
 }
@@ -1227,6 +1259,15 @@ fn compose_node<'n>(service: &'n Node, key: &str) -> &'n Node {
 /// `"8080:80"` → `"80"`: the container side of a port.
 fn container_side(spec: &str) -> String {
     spec.rsplit(':').next().unwrap_or(spec).to_string()
+}
+
+/// `"127.0.0.1:8080:80"` → `Some("127.0.0.1")`: the address a port is
+/// published on, when one is named.
+fn host_address(spec: &str) -> Option<&str> {
+    let body = spec.split('/').next().unwrap_or(spec);
+    let mut parts = body.rsplitn(3, ':');
+    let (_, _, ip) = (parts.next()?, parts.next()?, parts.next()?);
+    (!ip.is_empty()).then_some(ip)
 }
 
 /// `"127.0.0.1:8080:80/udp"` → `"8080/udp"`: the host side of a fixed port.
@@ -1342,7 +1383,8 @@ pub fn run(printer: &Printer, req: &ImportRequest) -> Result<(), Error> {
         let bytes = crate::safe_file::read_regular(&dir.join(name), config::MAX_FILE_BYTES as u64)?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     };
-    let imported = convert(&shown, &text, &dir_name, &read)?;
+    let vars = compose_vars(&read);
+    let imported = convert(&shown, &text, &dir_name, &read, &vars)?;
     for w in &imported.warnings {
         printer.err(&format!(
             "warning: {shown}:{}: {}",
@@ -1356,21 +1398,22 @@ pub fn run(printer: &Printer, req: &ImportRequest) -> Result<(), Error> {
         .out
         .as_ref()
         .map_or("services.toml".to_string(), |p| p.display().to_string());
-    let desired = config::parse_str(&out_shown, &imported.toml, &out_dir).map_err(|invalid| {
-        let why = if imported
-            .warnings
-            .iter()
-            .any(|w| w.message.contains("compose variables"))
-        {
-            "it keeps the compose file's variables as written; replace them and import again"
-        } else {
-            "a bug; please report it"
-        };
-        Error::Other(format!(
-            "muster import made a file that does not validate ({why}):\n{}",
-            invalid.render_plain()
-        ))
-    })?;
+    let desired =
+        config::parse_str_with(&out_shown, &imported.toml, &out_dir, &vars).map_err(|invalid| {
+            let why = if imported
+                .warnings
+                .iter()
+                .any(|w| w.message.contains("compose variables"))
+            {
+                "it keeps the compose file's variables as written; replace them and import again"
+            } else {
+                "a bug; please report it"
+            };
+            Error::Other(format!(
+                "muster import made a file that does not validate ({why}):\n{}",
+                invalid.render_plain()
+            ))
+        })?;
     match &req.out {
         None => printer.out(&imported.toml),
         Some(path) => {
