@@ -214,6 +214,7 @@ fn bad_scale_requests_are_refused_and_write_nothing() {
         ("web", r#"{"count": "3"}"#, "the body must be"),
         ("web", r#"{"count": 3, "extra": 1}"#, "the body must be"),
         ("web", r#"{}"#, "the body must be"),
+        ("web", "[3]", "the body must be"),
         ("web", "count=3", "the body must be"),
         ("web", "", "the body must be"),
     ];
@@ -408,6 +409,22 @@ fn with_a_token_every_request_needs_it() {
     };
     assert_eq!(with_cookie("/").status, 200);
     assert_eq!(with_cookie("/api/v1/services").status, 200);
+    // A change with the cookie needs the CSRF token, or the right bearer
+    // token: not just any `Authorization` header.
+    let before = file_text(&project);
+    let r = anonymous
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/services/web/scale",
+            &[
+                ("Cookie", &format!("muster_token={token}")),
+                ("Authorization", "Bearer nonsense"),
+            ],
+            Some(br#"{"count": 2}"#.to_vec()),
+        )
+        .unwrap();
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(file_text(&project), before);
 }
 
 #[test]

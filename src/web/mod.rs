@@ -158,12 +158,14 @@ async fn guard(Shared(state): Shared<Arc<State>>, request: Request, next: Next) 
     let headers = request.headers();
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     if !security::host_allowed(host, state.listen.addr) {
+        let listen = if state.listen.addr.ip().is_unspecified() {
+            "an IP address of this host".to_string()
+        } else {
+            state.listen.addr.to_string()
+        };
         return Refusal(
             StatusCode::MISDIRECTED_REQUEST,
-            format!(
-                "the Host header must be localhost or {} (DNS rebinding protection)",
-                state.listen.addr
-            ),
+            format!("the Host header must be localhost or {listen} (DNS rebinding protection)"),
         )
         .into_response();
     }
@@ -188,7 +190,13 @@ async fn guard(Shared(state): Shared<Arc<State>>, request: Request, next: Next) 
         }
     }
     if request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD {
-        let by_bearer = state.listen.token.is_some() && bearer.is_some();
+        // The right bearer token, not any: a cookie alone is what a
+        // cross-site form sends.
+        let by_bearer = state
+            .listen
+            .token
+            .as_ref()
+            .is_some_and(|token| bearer.is_some_and(|b| security::same_secret(b, token)));
         let by_csrf = headers
             .get(CSRF_HEADER)
             .and_then(|h| h.to_str().ok())
@@ -396,10 +404,18 @@ async fn scale(
     UrlPath(name): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    let count = match serde_json::from_slice::<ScaleBody>(&body) {
+    // An object only: serde's derive would also take `[N]` for the struct.
+    let object = serde_json::from_slice::<serde_json::Value>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|v| match v {
+            serde_json::Value::Object(_) => {
+                serde_json::from_value::<ScaleBody>(v).map_err(|e| e.to_string())
+            }
+            _ => Err("not an object".to_string()),
+        });
+    let count = match object {
         Ok(b) => b.count,
         Err(e) => {
-            let e = e.to_string();
             let e = e.lines().next().unwrap_or("");
             return Refusal(
                 StatusCode::BAD_REQUEST,
