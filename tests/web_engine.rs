@@ -299,6 +299,24 @@ fn bad_scale_requests_are_refused_and_write_nothing() {
         .unwrap();
     assert_eq!(r.status, 200, "localhost is this server: {r:?}");
 
+    // Headers that never end (slowloris): the server hangs up once the
+    // request timeout has passed, rather than holding the connection.
+    {
+        use std::io::{Read, Write};
+        let mut slow = std::net::TcpStream::connect(&web.addr).unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+            .unwrap();
+        slow.set_read_timeout(Some(Duration::from_secs(90)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let read = slow.read_to_end(&mut answer);
+        assert!(
+            read.is_ok(),
+            "the connection was still open after 90 s: {read:?} {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+
     assert_eq!(file_text(&project), before);
     assert_eq!(running(&project, "web"), 2);
 }

@@ -92,14 +92,34 @@ async fn start(state: Arc<State>) -> Result<Server, String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let app = router(state.clone());
-    let serve = tokio::spawn(async move {
-        // It only returns when the listener fails for good.
-        let _ = axum::serve(listener, app).await;
-    });
+    let serve = tokio::spawn(serve(listener, app));
     let follow = tokio::spawn(state.follow());
     Ok(Server {
         tasks: vec![serve, follow],
     })
+}
+
+/// Serves each connection with HTTP/1.1, as `axum::serve` would, and a
+/// header read timeout that it lacks: a client that never ends its
+/// headers (slowloris) is cut off after [`REQUEST_TIMEOUT`], as a request
+/// whose body never ends gets 408.
+async fn serve(listener: tokio::net::TcpListener, app: Router) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // A connection reset before it was accepted, or no descriptor
+            // left: the next accept may succeed (as axum::serve does).
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(REQUEST_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 fn router(state: Arc<State>) -> Router {
