@@ -311,7 +311,15 @@ pub async fn serve(
                     }
                 }
                 Msg::EngineLost(why) => d.lost(&why),
-                Msg::Hup => reasons.push("SIGHUP".into()),
+                Msg::Hup => {
+                    // Read the files again too: a change that no file
+                    // event told (a symlink's target, a release directory
+                    // swapped under the path) is what a reload is for.
+                    if d.reload_file() {
+                        d.forget_plan();
+                    }
+                    reasons.push("SIGHUP".into());
+                }
                 Msg::Stop(sig) => {
                     d.log_line(&format!("{sig}: stopping; containers keep running"), false);
                     break 'main;
@@ -331,6 +339,9 @@ pub async fn serve(
             reasons.push("engine is back".into());
         }
         if now >= next_resync {
+            if d.reload_file() {
+                d.forget_plan();
+            }
             reasons.push("resync".into());
         }
         for name in d.drift().due(now) {
@@ -381,22 +392,36 @@ fn watch_file(
         .map(|n| n.to_os_string())
         .unwrap_or_default();
     let shown = file_name(file);
+    // A symlink's target, saved in its own directory, is watched there too.
+    let target = std::fs::canonicalize(file)
+        .ok()
+        .filter(|t| t.parent() != Some(dir.as_path()) || t.file_name() != Some(name.as_os_str()));
+    let names: Vec<std::ffi::OsString> = std::iter::once(name)
+        .chain(
+            target
+                .iter()
+                .filter_map(|t| t.file_name().map(|n| n.to_os_string())),
+        )
+        .collect();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(event) = res
             && !event.kind.is_access()
             && event
                 .paths
                 .iter()
-                .any(|p| p.file_name() == Some(name.as_os_str()))
+                .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)))
         {
             let _ = tx.send(Msg::File(shown.clone()));
         }
     })
     .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
     // The directory, not the file: editors save by renaming a new file over it.
-    watcher
-        .watch(&dir, notify::RecursiveMode::NonRecursive)
-        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+    let dirs = std::iter::once(dir).chain(target.and_then(|t| t.parent().map(Path::to_path_buf)));
+    for dir in dirs {
+        watcher
+            .watch(&dir, notify::RecursiveMode::NonRecursive)
+            .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+    }
     Ok(watcher)
 }
 

@@ -294,3 +294,45 @@ fn starting_with_an_invalid_file_waits_for_a_valid_save() {
         exactly_running(&project, 2)
     });
 }
+
+/// A `services.toml` that is a symlink, as a deployment lays it out
+/// (`services.toml -> current/services.toml`, `current -> releases/N`): a
+/// save of the target is applied, and a release swapped under the path,
+/// which no file event tells, is read again on SIGHUP.
+#[test]
+fn a_symlinked_file_is_followed_and_a_swapped_release_is_read_on_sighup() {
+    let project = Project::new("w-link");
+    let dir = project.dir();
+    for (release, count) in [("1", 1), ("2", 2)] {
+        std::fs::create_dir_all(dir.join("releases").join(release)).unwrap();
+        std::fs::write(
+            dir.join("releases").join(release).join("services.toml"),
+            project.fill(&support::sleepers_of_project(count)),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink("releases/1", dir.join("current")).unwrap();
+    std::os::unix::fs::symlink("current/services.toml", project.file()).unwrap();
+    let d = Daemon::watch(&project, "1h");
+    d.wait_until("1 container runs", T, || exactly_running(&project, 1));
+
+    // The target saved in place, in its own directory.
+    std::fs::write(
+        dir.join("releases/1/services.toml"),
+        project.fill(&support::sleepers_of_project(3)),
+    )
+    .unwrap();
+    d.wait_until("the saved target is applied: 3 run", T, || {
+        exactly_running(&project, 3)
+    });
+
+    // `current` swapped to release 2 by rename: no event names the file.
+    std::os::unix::fs::symlink("releases/2", dir.join("current.new")).unwrap();
+    std::fs::rename(dir.join("current.new"), dir.join("current")).unwrap();
+    let mark = d.mark();
+    d.signal(libc::SIGHUP);
+    d.wait_line(mark, "SIGHUP", T);
+    d.wait_until("release 2 is applied on SIGHUP: 2 run", T, || {
+        exactly_running(&project, 2)
+    });
+}
