@@ -559,8 +559,15 @@ impl Observer for PassObserver<'_> {
             .json_line(serde_json::json!({"event": "plan", "plan": render::plan_json(plan)}));
         if !self.log.json {
             let text = render::plan_text(plan, endpoint, self.log.printer.color_out());
+            // The same restart of a crash-looping container again: said by
+            // its crash's own lines. Any other plan is printed, even one
+            // printed before (a container killed twice).
+            let crash_loop = {
+                let drift = self.drift();
+                plan.changes().all(|c| drift.backoff.contains_key(&c.unit))
+            };
             let mut last = self.last_plan.lock().unwrap_or_else(|p| p.into_inner());
-            if last.as_deref() != Some(text.as_str()) {
+            if !crash_loop || last.as_deref() != Some(text.as_str()) {
                 self.log.printer.out(&text);
                 *last = Some(text);
             }

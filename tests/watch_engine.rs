@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use support::{
-    Daemon, Project, Proxy, Recorder, exactly_running, hold_lock, ids, lock_name, lock_released,
-    remove_force, running_ordinals, sleepers,
+    Daemon, Project, Proxy, Recorder, exactly_running, hold_lock, ids, is_plan_header, lock_name,
+    lock_released, remove_force, running_ordinals, sleepers,
 };
 
 const T: Duration = Duration::from_secs(30);
@@ -74,6 +74,20 @@ fn the_log_says_removed_or_stopped_outside_muster_and_does_not_back_off() {
     );
     d.wait_line(stopped, "Applied:", T);
     d.wait_until("web-2 runs again", T, || exactly_running(&project, 2));
+
+    // The same drift again: its plan is printed again (only a crash loop's
+    // same restart is not).
+    let again = d.mark();
+    support::stop_by_hand(&web2);
+    d.wait_line(again, "Applied:", T);
+    d.wait_until("web-2 runs again", T, || exactly_running(&project, 2));
+    assert!(
+        d.lines_since(again)
+            .iter()
+            .any(|l| is_plan_header(&l.text, &project)),
+        "the second repair's plan was not printed:\n{}",
+        d.transcript()
+    );
 
     d.assert_never_said(
         mark,
