@@ -72,7 +72,7 @@ pub fn parse(shown: &str, text: &str) -> Result<Node, Invalid> {
     let Some(doc) = docs.first() else {
         return Err(invalid("the file holds no YAML document".into(), None));
     };
-    Ok(convert(doc))
+    Ok(convert(doc, text))
 }
 
 /// saphyr's markers count characters; diagnostics want bytes.
@@ -82,19 +82,32 @@ fn byte_offset(text: &str, chars: usize) -> usize {
         .map_or(text.len(), |(i, _)| i)
 }
 
-fn convert(node: &MarkedYaml<'_>) -> Node {
+fn convert(node: &MarkedYaml<'_>, source: &str) -> Node {
     let line = node.span.start.line();
     let value = match &node.data {
+        // An integer too large for i64 is read as a float, and would be
+        // written rounded: keep its digits.
+        YamlData::Value(scalar @ Scalar::FloatingPoint(_)) => {
+            let from = byte_offset(source, node.span.start.index());
+            let to = byte_offset(source, node.span.end.index());
+            let written = source.get(from..to).unwrap_or("").trim();
+            let digits = written.strip_prefix(['-', '+']).unwrap_or(written);
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                Value::Str(written.to_string())
+            } else {
+                scalar_value(scalar)
+            }
+        }
         YamlData::Value(scalar) => scalar_value(scalar),
         YamlData::Representation(text, _, _) => Value::Str(text.to_string()),
-        YamlData::Tagged(_, inner) => return convert(inner),
-        YamlData::Sequence(items) => Value::Seq(items.iter().map(convert).collect()),
+        YamlData::Tagged(_, inner) => return convert(inner, source),
+        YamlData::Sequence(items) => Value::Seq(items.iter().map(|n| convert(n, source)).collect()),
         YamlData::Mapping(map) => {
             let mut entries: Vec<(String, Node)> = Vec::new();
             let mut merged: Vec<(String, Node)> = Vec::new();
             for (k, v) in map {
-                let key = convert(k);
-                let v = convert(v);
+                let key = convert(k, source);
+                let v = convert(v, source);
                 if key.value == Value::Str("<<".into()) {
                     // A merge key (`<<: *defaults`): the anchor's entries,
                     // under the ones written here.
@@ -149,6 +162,21 @@ mod tests {
         assert_eq!(keys, ["b", "c", "a"]);
         assert_eq!(svc.get("b").unwrap().text().unwrap(), "three");
         assert_eq!(svc.get("a").unwrap().value, Value::Int(1));
+    }
+
+    #[test]
+    fn an_integer_too_large_for_i64_keeps_its_digits() {
+        let text = "a: 12345678901234567890\nb: 1.5\nc: -99999999999999999999\n";
+        let root = parse("c.yml", text).unwrap();
+        assert_eq!(
+            root.get("a").unwrap().text().unwrap(),
+            "12345678901234567890"
+        );
+        assert_eq!(root.get("b").unwrap().value, Value::Float(1.5));
+        assert_eq!(
+            root.get("c").unwrap().text().unwrap(),
+            "-99999999999999999999"
+        );
     }
 
     #[test]
