@@ -705,6 +705,21 @@ impl Daemon<'_> {
         self.seen = h;
         match read.check(&config::interpolate::Vars::from_process(), self.s.backend) {
             Ok(desired) => {
+                if let Some(old) = self
+                    .last_good
+                    .as_ref()
+                    .filter(|old| old.project != desired.project)
+                {
+                    // As compose: the old project is not this file's any
+                    // more, and is left as it is; say so once.
+                    self.log_line(
+                        &format!(
+                            "the project is now {} (was {}): the containers of {} are left as they are; `muster --project {} down` removes them",
+                            desired.project, old.project, old.project, old.project
+                        ),
+                        false,
+                    );
+                }
                 if self
                     .last_good
                     .as_ref()

@@ -336,3 +336,23 @@ fn a_symlinked_file_is_followed_and_a_swapped_release_is_read_on_sighup() {
         exactly_running(&project, 2)
     });
 }
+
+/// A save that renames the project: the daemon applies the new project
+/// and says once that the old one's containers are left as they are.
+#[test]
+fn a_renamed_project_is_said_and_the_old_one_left_as_it_is() {
+    let project = Project::new("w-rename");
+    let d = Daemon::watch_sleepers(&project, 1, "1h");
+    let old = project.name().to_string();
+    let new = format!("{old}-b");
+    let mark = d.mark();
+    save_by_rename(&project, &format!("project = \"{new}\"\n{}", sleepers(1)));
+    d.wait_line(
+        mark,
+        &format!("the project is now {new} (was {old}): the containers of {old} are left as they are; `muster --project {old} down` removes them"),
+        T,
+    );
+    d.wait_until("the new project's web-1 runs", T, || {
+        support::exists(&format!("{new}-web-1")) && support::exists(&format!("{old}-web-1"))
+    });
+}
