@@ -659,6 +659,11 @@ pub async fn exec(
             known.join(", ")
         )));
     }
+    if ordinal == 0 {
+        return Err(Error::Usage(format!(
+            "{target}: ordinals start at 1 ({service}-1 is the first container of {service})"
+        )));
+    }
     let name = crate::plan::Layout::of(desired.backend).exec_target(
         &desired.project,
         &desired.services[service],

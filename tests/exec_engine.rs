@@ -41,6 +41,8 @@ fn exec_runs_a_command_in_a_container_and_exits_with_its_code() {
     let out = muster_ok(&project, &["exec", "web", "--", "hostname"]);
     assert_eq!(out.stdout, "web-1\n", "{out}");
     muster_exits(&project, &["exec", "nope", "--", "true"], 64);
+    let out = muster_exits(&project, &["exec", "web-0", "--", "true"], 64);
+    assert!(out.stderr.contains("ordinals start at 1"), "{out}");
 }
 
 #[test]
