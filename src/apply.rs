@@ -208,10 +208,7 @@ impl<'a> Run<'a> {
                 .iter()
                 .filter(|c| c.action == Action::Remove)
                 .collect();
-            let grace = sp
-                .service
-                .as_ref()
-                .map_or(Duration::from_secs(10), |s| s.stop_grace_period);
+            let grace = sp.stop_grace_period();
             let width = if sp.mode() == Mode::Sequential {
                 1
             } else {

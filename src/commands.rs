@@ -267,7 +267,7 @@ pub async fn apply_saved(
     )
     .await?;
     if wait {
-        wait_ready(printer, backend.as_ref(), &desired).await?;
+        wait_ready(printer, output, backend.as_ref(), &desired).await?;
     }
     Ok(done)
 }
@@ -562,19 +562,29 @@ pub async fn apply_and_wait(
     let desired = targeted(ctx.load()?, &req.targets)?;
     let backend = ctx.connect(&desired).await?;
     let done = run_apply(ctx, printer, req, apply, backend.as_ref(), &desired, None).await?;
-    wait_ready(printer, backend.as_ref(), &desired).await?;
+    wait_ready(printer, req.output, backend.as_ref(), &desired).await?;
     Ok(done)
 }
 
-/// `--wait`: until every container of `desired` is ready.
+/// `--wait`: until every container of `desired` is ready. Its lines go
+/// where the apply's step lines went: stderr beside `--output json` or
+/// `markdown`, whose document stdout holds alone.
 async fn wait_ready(
     printer: &Printer,
+    output: Format,
     backend: &dyn crate::engine::Backend,
     desired: &Desired,
 ) -> Result<(), Error> {
-    printer.info("waiting until every container is ready");
-    crate::readiness::wait_all(backend, desired, &waits(printer)).await?;
-    printer.info("every container is ready");
+    let say = |line: &str| match output {
+        Format::Text => printer.info(line),
+        _ => printer.err(line),
+    };
+    say("waiting until every container is ready");
+    let waits = |who: &str, what: &Waiting| {
+        say(&render::waiting_line(who, what, printer.color_out()));
+    };
+    crate::readiness::wait_all(backend, desired, &waits).await?;
+    say("every container is ready");
     Ok(())
 }
 

@@ -252,12 +252,55 @@ pub struct ServicePlan {
     /// Neither a unit on the engine nor the project's record knows the
     /// service: it is new (`+`). A service scaled up from 0 is not.
     pub new: bool,
+    /// For an orphan: the mode and stop grace period its units were made
+    /// with, from their labels (the file no longer says).
+    pub made_with: Option<(Mode, std::time::Duration)>,
 }
 
 impl ServicePlan {
     pub fn mode(&self) -> Mode {
-        self.service.as_ref().map_or(Mode::Parallel, |s| s.mode)
+        match (&self.service, self.made_with) {
+            (Some(s), _) => s.mode,
+            (None, Some((mode, _))) => mode,
+            (None, None) => Mode::Parallel,
+        }
     }
+
+    /// How long a stop of its units waits before the kill.
+    pub fn stop_grace_period(&self) -> std::time::Duration {
+        match (&self.service, self.made_with) {
+            (Some(s), _) => s.stop_grace_period,
+            (None, Some((_, grace))) => grace,
+            (None, None) => DEFAULT_STOP_GRACE,
+        }
+    }
+}
+
+/// The engine's own default, for a unit whose labels do not say.
+const DEFAULT_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The mode and stop grace period `units` were made with, from their
+/// config labels: sequential when any says so, the longest grace.
+fn made_with(units: &[&Unit]) -> (Mode, std::time::Duration) {
+    let sequential = units
+        .iter()
+        .any(|u| u.config.get("mode").is_some_and(|m| m == "sequential"));
+    let grace = units
+        .iter()
+        .map(|u| {
+            u.config
+                .get("stop_grace_period")
+                .and_then(|g| crate::config::parse_duration(g).ok())
+                .unwrap_or(DEFAULT_STOP_GRACE)
+        })
+        .max()
+        .unwrap_or(DEFAULT_STOP_GRACE);
+    let mode = if sequential {
+        Mode::Sequential
+    } else {
+        Mode::Parallel
+    };
+    (mode, grace)
 }
 
 /// A service on the engine that the file no longer declares.
@@ -449,6 +492,7 @@ pub fn plan(desired: &Desired, actual: &Actual, prune: bool) -> Plan {
                     .collect(),
                 config_changed: false,
                 new: false,
+                made_with: Some(made_with(&units)),
             });
         }
     }
@@ -555,6 +599,7 @@ fn plan_replicated(
         changes,
         config_changed,
         new: existing.is_empty() && applied.is_none(),
+        made_with: None,
     }
 }
 
@@ -671,6 +716,7 @@ fn plan_ordinals(
         changes: removes,
         config_changed,
         new: existing.is_empty() && applied.is_none(),
+        made_with: None,
     }
 }
 

@@ -203,6 +203,55 @@ fn sequential_scale_down_removes_highest_first_one_at_a_time() {
     assert!(step(&three) < step(&two), "{out}");
 }
 
+/// A sequential service gone from the file, pruned (and so by `down`):
+/// removed highest first, one at a time, each stop waiting the
+/// `stop_grace_period` its containers were made with (the file no longer
+/// says; it was the engine's 10 s).
+#[test]
+fn a_pruned_sequential_orphan_goes_highest_first_with_its_own_grace() {
+    let project = Project::new("seq-orphan");
+    let [one, two, three]: [String; 3] = names(&project, "db", 1..=3).try_into().unwrap();
+    // No init: `sleep` ignores SIGTERM, so each stop waits its grace.
+    let stubborn = SLEEPERS
+        .replace("COUNT", "3")
+        .replace("init = true\n", "")
+        .replace("stop_grace_period = \"1s\"", "stop_grace_period = \"2s\"");
+    project.write(&stubborn);
+    muster_ok(&project, &["apply"]);
+    project.write("project = \"{project}\"\n[services.other]\nimage = \"{image}\"\ncount = 0\n");
+    let mut out = None;
+    let events = record_events(&project, || {
+        out = Some(muster_ok(&project, &["apply", "--prune"]));
+    });
+    let out = out.unwrap();
+    assert!(project.container_names().is_empty(), "{out}");
+    let destroyed: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.strip_prefix("container destroy "))
+        .filter(|name| name.contains("-db-"))
+        .collect();
+    assert_eq!(destroyed, [&three, &two, &one], "{events:#?}");
+    // One at a time: nothing happens to the next before one is gone.
+    for (gone, next) in [(&three, &two), (&two, &one)] {
+        let gone_at = events
+            .iter()
+            .position(|e| *e == format!("container destroy {gone}"))
+            .unwrap();
+        let next_first = events
+            .iter()
+            .position(|e| e.ends_with(&format!(" {next}")))
+            .unwrap();
+        assert!(gone_at < next_first, "{events:#?}");
+    }
+    assert!(
+        out.stdout.contains(&format!(
+            "{three}  stopping, waiting up to 2s for it to exit"
+        )),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("up to 10s"), "{out}");
+}
+
 /// Ordinal 2 says something recognisable and exits 1 at once.
 const FAILING: &str = r#"project = "{project}"
 

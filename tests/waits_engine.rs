@@ -204,6 +204,14 @@ fn apply_wait_and_restart_say_what_they_wait_for() {
         .health
         .unwrap();
     assert_eq!(health.status, Some(HealthStatusEnum::HEALTHY), "{out}");
+
+    // With --output json, stdout is the one JSON document; the wait's
+    // lines go to stderr with the steps.
+    muster_ok(&project, &["down"]);
+    let out = muster_ok(&project, &["apply", "--wait", "--output", "json"]);
+    serde_json::from_str::<serde_json::Value>(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{out}"));
+    exact_line(&out.stderr, "every container is ready");
 }
 
 #[test]
