@@ -152,8 +152,10 @@ impl<'a> Readiness<'a> {
 
     /// Waits until `name` of `service` runs, and is healthy when a
     /// healthcheck is declared. Without a healthcheck it must also keep
-    /// running for `settle` from now: a command that fails at once is a
-    /// container that failed to start, not a ready one.
+    /// running for `settle` from when it is first seen running (a swarm
+    /// service's tasks run seconds after the wait began, and the swarm says
+    /// a task runs before it says it failed): a command that fails at once
+    /// is a container that failed to start, not a ready one.
     ///
     /// # Errors
     /// [`ApplyError::NotReady`] when it exits, turns unhealthy or is not
@@ -167,7 +169,7 @@ impl<'a> Readiness<'a> {
         let mut woken = self.subscribe(name);
         let began = Instant::now();
         let deadline = began + service.ready_timeout;
-        let settled = began + settle;
+        let mut settled: Option<Instant> = None;
         let most = if self.evented.load(Ordering::Relaxed) {
             POLL_WITH_EVENTS
         } else {
@@ -178,13 +180,20 @@ impl<'a> Readiness<'a> {
             woken.borrow_and_update();
             let status = self.backend.status(name).await?;
             let running = status.state == State::Running;
+            settled = running.then(|| settled.unwrap_or_else(|| Instant::now() + settle));
             let why = match (status.state, status.health) {
                 (State::Running, _)
-                    if service.healthcheck.is_none() && Instant::now() >= settled =>
+                    if service.healthcheck.is_none()
+                        && settled.is_some_and(|at| Instant::now() >= at) =>
                 {
                     return Ok(());
                 }
-                (State::Running, Some(Health::Healthy)) => return Ok(()),
+                // Healthy counts where a healthcheck is declared: the swarm
+                // backend says so of every converged service, and one
+                // without a healthcheck must still settle.
+                (State::Running, Some(Health::Healthy)) if service.healthcheck.is_some() => {
+                    return Ok(());
+                }
                 (State::Running, Some(Health::Unhealthy)) => Some("became unhealthy".to_string()),
                 (State::Exited | State::Dead, _) if !status.detail.is_empty() => {
                     Some(status.detail.clone())
@@ -210,8 +219,8 @@ impl<'a> Readiness<'a> {
                 return Err(self.not_ready(name, why).await);
             }
             let mut wake_at = (Instant::now() + pause).min(deadline);
-            if running && service.healthcheck.is_none() {
-                wake_at = wake_at.min(settled);
+            if let Some(at) = settled.filter(|_| service.healthcheck.is_none()) {
+                wake_at = wake_at.min(at);
             }
             tokio::select! {
                 _ = woken.changed() => {}

@@ -415,6 +415,44 @@ fn swarm_task_that_cannot_start_fails_apply_naming_the_service_and_its_error() {
     );
 }
 
+/// A task whose command exits at once, behind an init (the task runs
+/// before it fails): each apply fails, whether the swarm restarts it or not.
+/// The swarm says the task runs before it says it failed, so its settle
+/// time counts from when it is seen running, not from the create.
+#[test]
+fn swarm_task_that_exits_at_once_fails_every_apply() {
+    let (p, image) = project("swarm-exit");
+    for restart in ["no", "always", "no"] {
+        p.write(&format!(
+            "backend = \"swarm\"\n[services.bad]\nimage = \"{image}\"\n\
+             command = [\"sh\", \"-c\", \"echo boom; exit 3\"]\ninit = true\n\
+             restart = \"{restart}\"\nready_timeout = \"20s\"\n"
+        ));
+        let out = muster_exits(&p, &["apply"], 1);
+        assert!(out.stderr.contains(&format!("{}_bad", p.name())), "{out}");
+        muster_ok(&p, &["down"]);
+    }
+}
+
+/// A task the swarm cannot place: the apply fails at ready_timeout with
+/// the swarm's reason.
+#[test]
+fn swarm_task_that_cannot_be_placed_fails_apply_with_the_swarms_reason() {
+    let (p, image) = project("swarm-place");
+    p.write(&format!(
+        "backend = \"swarm\"\n[services.web]\nimage = \"{image}\"\n\
+         command = [\"sleep\", \"3600\"]\ninit = true\nready_timeout = \"5s\"\n\
+         [services.web.placement]\nconstraints = [\"node.labels.muster-test-nowhere == yes\"]\n"
+    ));
+    let out = muster_exits(&p, &["apply"], 1);
+    assert!(
+        out.stderr
+            .contains("was not ready within ready_timeout (5s)")
+            && out.stderr.contains("no suitable node"),
+        "{out}"
+    );
+}
+
 #[test]
 fn swarm_plan_and_dry_run_cause_no_engine_event() {
     let (p, image) = project("swarm-dry");

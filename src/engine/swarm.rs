@@ -566,11 +566,30 @@ fn convergence(
             let slot = t.slot.map_or_else(String::new, |s| format!(" {s}"));
             format!("task{slot} failed: {}", task_error(t))
         });
-    let (mut failure, last_error) = if retries {
+    let (mut failure, mut last_error) = if retries {
         (None, failed)
     } else {
         (failed, None)
     };
+    // A task the swarm cannot place says why while it waits (`no suitable
+    // node`, `host-mode port already in use`): the reason a service is not
+    // ready within its ready_timeout.
+    if last_error.is_none() {
+        last_error = tasks
+            .iter()
+            .filter(|t| t.desired_state == Some(TaskState::RUNNING))
+            .filter(|t| is_coming(t.status.as_ref().and_then(|s| s.state)))
+            .find_map(|t| {
+                let err = t
+                    .status
+                    .as_ref()?
+                    .err
+                    .as_deref()
+                    .filter(|e| !e.is_empty())?;
+                let slot = t.slot.map_or_else(String::new, |s| format!(" {s}"));
+                Some(format!("task{slot} waits: {err}"))
+            });
+    }
     // An update status older than the service's last change is that of an
     // earlier update (the one just sent has not started yet): not this one's.
     let mut update = service.update_status.clone().unwrap_or_default();
