@@ -527,6 +527,28 @@ fn a_project_of_the_docker_backend_is_refused_by_the_swarm_backend() {
     );
 }
 
+/// And the other way round: the docker backend's plan, ps and down refuse
+/// a project that runs on the swarm, naming its services, and touch
+/// nothing (down used to try to remove the swarm's network).
+#[test]
+fn a_project_of_the_swarm_backend_is_refused_by_the_docker_backend() {
+    let (p, image) = project("swarm-both-ways");
+    p.write(&web(&image, 1, ""));
+    muster_ok(&p, &["apply"]);
+    let svc = format!("{}_web", p.name());
+    for command in [&["plan"][..], &["ps"], &["down"], &["apply"]] {
+        let mut args = vec!["--backend", "docker"];
+        args.extend(command);
+        let out = muster(&p, &args);
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr.contains("with the swarm backend") && out.stderr.contains(&svc),
+            "{args:?}: {out}"
+        );
+    }
+    assert_eq!(replicas(&svc), Some(1), "the swarm service stays");
+}
+
 /// `logs -f` on the swarm backend: each service's lines prefixed by the
 /// service, then those of a service created while it follows; Ctrl-C ends
 /// it with 0.

@@ -772,6 +772,9 @@ impl Backend for DockerEngine {
                 &format!("the containers of project {project}"),
             )
             .await?;
+        if list.is_empty() {
+            self.refuse_a_swarm_project(project).await?;
+        }
         let mut units: Vec<Unit> = list.into_iter().filter_map(to_unit).collect();
         units.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(units)
@@ -1452,6 +1455,33 @@ impl DockerEngine {
             })?;
         fault_point();
         Ok(())
+    }
+
+    /// A project that the swarm backend runs here (its swarm services carry
+    /// the project's label) is not this backend's: refused naming them, as
+    /// the swarm backend refuses one of this backend. Asked only of a
+    /// project with no container here; an engine that is no swarm manager
+    /// has no services.
+    async fn refuse_a_swarm_project(&self, project: &str) -> Result<()> {
+        let options = bollard::query_parameters::ListServicesOptions {
+            filters: Some(filters(&[("label", format!("{LABEL_PROJECT}={project}"))])),
+            status: None,
+        };
+        let Ok(services) = self.docker.list_services(Some(options)).await else {
+            return Ok(());
+        };
+        let names: Vec<String> = services.into_iter().filter_map(|s| s.spec?.name).collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        Err(EngineError::new(
+            format!("observing project {project}"),
+            ErrorKind::Conflict,
+            format!(
+                "project {project} runs on this engine's swarm with the swarm backend ({}); use `--backend swarm` (or `backend = \"swarm\"` in the file), or another project name",
+                names.join(", ")
+            ),
+        ))
     }
 
     /// Stops `name`, killing it after `grace` (rounded up to a second).
