@@ -3,6 +3,7 @@
 //! manages ([`Layout`]). Pure: no I/O, deterministic output.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -254,7 +255,7 @@ pub struct ServicePlan {
     pub new: bool,
     /// For an orphan: the mode and stop grace period its units were made
     /// with, from their labels (the file no longer says).
-    pub made_with: Option<(Mode, std::time::Duration)>,
+    pub made_with: Option<(Mode, Duration)>,
 }
 
 impl ServicePlan {
@@ -267,7 +268,7 @@ impl ServicePlan {
     }
 
     /// How long a stop of its units waits before the kill.
-    pub fn stop_grace_period(&self) -> std::time::Duration {
+    pub fn stop_grace_period(&self) -> Duration {
         match (&self.service, self.made_with) {
             (Some(s), _) => s.stop_grace_period,
             (None, Some((_, grace))) => grace,
@@ -277,11 +278,11 @@ impl ServicePlan {
 }
 
 /// The engine's own default, for a unit whose labels do not say.
-const DEFAULT_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The mode and stop grace period `units` were made with, from their
 /// config labels: sequential when any says so, the longest grace.
-fn made_with(units: &[&Unit]) -> (Mode, std::time::Duration) {
+fn made_with(units: &[&Unit]) -> (Mode, Duration) {
     let sequential = units
         .iter()
         .any(|u| u.config.get("mode").is_some_and(|m| m == "sequential"));
