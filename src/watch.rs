@@ -88,11 +88,17 @@ struct Trigger {
     why: String,
     /// Set for a unit stopped or removed by someone else.
     then: Option<&'static str>,
+    /// That unit.
+    unit: Option<String>,
 }
 
 impl From<String> for Trigger {
     fn from(why: String) -> Self {
-        Trigger { why, then: None }
+        Trigger {
+            why,
+            then: None,
+            unit: None,
+        }
     }
 }
 
@@ -117,9 +123,24 @@ impl Trigger {
         }
     }
 
-    /// The line before the plan: the trigger and what is done about it.
-    fn announced(&self, held: Option<&LockHolder>) -> String {
-        match self.then {
+    /// The line before the plan: the trigger and what is done about it,
+    /// as the pass's `plan` (when known) does it: another muster that held
+    /// the lock meanwhile may have done it, or more (a `down`: create, not
+    /// start).
+    fn announced(&self, held: Option<&LockHolder>, plan: Option<&Plan>) -> String {
+        let then = match (self.then, plan, &self.unit) {
+            (Some(_), Some(plan), Some(unit)) => Some(
+                match plan.changes().find(|c| &c.unit == unit).map(|c| c.action) {
+                    Some(Action::Create) => "creating it again",
+                    Some(Action::Start) => "starting it again",
+                    Some(Action::Recreate | Action::Update | Action::Scale) => "replacing it",
+                    Some(Action::Remove) => "removing it",
+                    None => "it is as the file says",
+                },
+            ),
+            (then, _, _) => then,
+        };
+        match then {
             Some(then) => format!("{}; {then}", self.reason(held)),
             None => self.reason(held),
         }
@@ -353,7 +374,11 @@ pub async fn serve(
                 w.drift_of(&container, "kill");
             }
             if let Decision::Pass { why, then, .. } = decision {
-                reasons.push(Trigger { why, then });
+                reasons.push(Trigger {
+                    why,
+                    then,
+                    unit: Some(container),
+                });
             }
         }
     }
@@ -877,7 +902,11 @@ impl Daemon<'_> {
                         true,
                     );
                 }
-                Some(Trigger { why, then })
+                Some(Trigger {
+                    why,
+                    then,
+                    unit: Some(e.container.clone()),
+                })
             }
         }
     }
@@ -1098,13 +1127,14 @@ impl<'a> AnnounceFirst<'a> {
         self.inner.waited_for.lock().ok()?.clone()
     }
 
-    fn announce(&self) {
+    /// Says the triggers, once; with `plan`, what it does about each.
+    fn announce(&self, plan: Option<&Plan>) {
         if !self.said.swap(true, Ordering::SeqCst) {
             let holder = self.holder();
             let why: Vec<String> = self
                 .triggers
                 .iter()
-                .map(|t| t.announced(holder.as_ref()))
+                .map(|t| t.announced(holder.as_ref(), plan))
                 .collect();
             self.inner.log.line(&why.join(", "), true);
         }
@@ -1119,7 +1149,7 @@ impl<'a> AnnounceFirst<'a> {
     fn flush(&self) {
         let kept = self.kept.lock().ok().and_then(|mut k| k.take());
         if let Some((plan, endpoint)) = kept {
-            self.announce();
+            self.announce(Some(&plan));
             self.inner.plan(&plan, &endpoint);
         }
     }
@@ -1134,12 +1164,12 @@ impl Observer for AnnounceFirst<'_> {
             *kept = Some((plan.clone(), endpoint.clone()));
             return;
         }
-        self.announce();
+        self.announce(Some(plan));
         self.inner.plan(plan, endpoint);
     }
     fn pulling(&self, image: &str) {
         self.flush();
-        self.announce();
+        self.announce(None);
         self.inner.pulling(image);
     }
     fn hold_back(&self, plan: &mut Plan) {
@@ -1184,14 +1214,15 @@ mod tests {
         let stopped = Trigger {
             why: "p-web-1 stopped".into(),
             then: Some("starting it again"),
+            unit: Some("p-web-1".into()),
         };
         let by = holder("/usr/local/bin/muster restart web");
         assert_eq!(
-            stopped.announced(Some(&by)),
+            stopped.announced(Some(&by), None),
             "p-web-1 stopped while `muster restart web` (pid 42) held the lock; starting it again"
         );
         assert_eq!(
-            stopped.announced(None),
+            stopped.announced(None, None),
             "p-web-1 stopped outside muster; starting it again"
         );
         assert_eq!(
@@ -1199,7 +1230,7 @@ mod tests {
             "p-web-1 stopped while pid 42 held the lock"
         );
         let saved = Trigger::from("services.toml saved");
-        assert_eq!(saved.announced(Some(&by)), "services.toml saved");
+        assert_eq!(saved.announced(Some(&by), None), "services.toml saved");
     }
 
     #[test]

@@ -204,6 +204,21 @@ fn drift_while_another_muster_holds_the_lock_is_said_with_the_holder() {
     d.wait_line(mark, "Applied: 0 created, 0 recreated, 1 started", T);
     d.assert_never_said(mark, &["outside muster"], "drift under another's lock");
     assert!(exactly_running(&project, 1));
+
+    // The holder stops it and removes it (a `muster down`): what the
+    // daemon says it does is what its plan does, a create.
+    d.wait_until("the lock is free", T, || lock_released(&project));
+    hold_lock(&project, "/usr/local/bin/muster down");
+    let mark = d.mark();
+    support::stop_by_hand(&web1);
+    remove_force(&web1);
+    std::thread::sleep(Duration::from_secs(1));
+    remove_force(&lock_name(&project));
+    let held = format!("{web1} stopped while `muster down` (pid {pid}) held the lock");
+    d.wait_line(mark, &format!("{held}; creating it again"), T);
+    d.wait_line(mark, "Applied: 1 created", T);
+    d.assert_never_said(mark, &["starting it again"], "a create said as a start");
+    assert!(exactly_running(&project, 1));
 }
 
 /// `muster restart` while the daemon runs: its stops are not drift to the
