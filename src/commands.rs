@@ -49,11 +49,19 @@ pub struct PlanRequest {
 }
 
 /// The file restricted to `targets` (all of it without any).
-fn targeted(desired: Desired, targets: &[String]) -> Result<Desired, Error> {
-    if targets.is_empty() {
+fn targeted(desired: Desired, req: &PlanRequest) -> Result<Desired, Error> {
+    if req.targets.is_empty() {
         return Ok(desired);
     }
-    crate::target::restrict(&desired, targets).map_err(Error::Usage)
+    // Targets leave the other services alone, orphans included: a prune
+    // there would do nothing, silently.
+    if req.prune {
+        return Err(Error::Usage(
+            "--prune removes what the whole file no longer declares: give it without SERVICE targets"
+                .into(),
+        ));
+    }
+    crate::target::restrict(&desired, &req.targets).map_err(Error::Usage)
 }
 
 /// How a command that changes the engine runs.
@@ -176,7 +184,7 @@ pub async fn plan(ctx: &Context, printer: &Printer, req: &PlanRequest) -> Result
         }
     }
     let (desired, bytes) = ctx.load_read()?;
-    let desired = targeted(desired, &req.targets)?;
+    let desired = targeted(desired, req)?;
     let backend = ctx.connect(&desired).await?;
     let mut actual = backend.observe(&desired.project, &desired.images()).await?;
     if !req.targets.is_empty() {
@@ -282,7 +290,7 @@ pub async fn apply(
     req: &PlanRequest,
     apply: &ApplyRequest,
 ) -> Result<Done, Error> {
-    let desired = targeted(ctx.load()?, &req.targets)?;
+    let desired = targeted(ctx.load()?, req)?;
     let backend = ctx.connect(&desired).await?;
     run_apply(ctx, printer, req, apply, backend.as_ref(), &desired, None).await
 }
@@ -559,7 +567,7 @@ pub async fn apply_and_wait(
     req: &PlanRequest,
     apply: &ApplyRequest,
 ) -> Result<Done, Error> {
-    let desired = targeted(ctx.load()?, &req.targets)?;
+    let desired = targeted(ctx.load()?, req)?;
     let backend = ctx.connect(&desired).await?;
     let done = run_apply(ctx, printer, req, apply, backend.as_ref(), &desired, None).await?;
     wait_ready(printer, req.output, backend.as_ref(), &desired).await?;

@@ -82,6 +82,10 @@ fn targets_plan_and_apply_only_the_named_services_and_their_dependencies() {
             .contains("the file declares no service \"wbe\""),
         "{unknown}"
     );
+    // `old` is an orphan: --prune with a target would leave it, silently.
+    let prune = muster_exits(&project, &["apply", "db", "--prune"], 64);
+    assert!(prune.stderr.contains("without SERVICE targets"), "{prune}");
+    assert!(project.container_names().contains(&name("old-1")));
 }
 
 /// The health of a container as the engine reports it.
