@@ -299,6 +299,23 @@ fn bad_scale_requests_are_refused_and_write_nothing() {
         .unwrap();
     assert_eq!(r.status, 200, "localhost is this server: {r:?}");
 
+    // Two Host headers: 400, whichever would pass alone.
+    {
+        use std::io::{Read, Write};
+        let mut two = std::net::TcpStream::connect(&web.addr).unwrap();
+        two.write_all(
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: localhost:{port}\r\nHost: rebind.example\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        two.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut answer = String::new();
+        let _ = two.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+
     // Headers that never end (slowloris): the server hangs up once the
     // request timeout has passed, rather than holding the connection.
     {

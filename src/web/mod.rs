@@ -176,6 +176,15 @@ impl IntoResponse for Refusal {
 /// every answer.
 async fn guard(Shared(state): Shared<Arc<State>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
+    // One Host header, as HTTP/1.1 requires: with two, a proxy and this
+    // server could each read another.
+    if headers.get_all(header::HOST).iter().count() > 1 {
+        return Refusal(
+            StatusCode::BAD_REQUEST,
+            "a request has one Host header".into(),
+        )
+        .into_response();
+    }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     if !security::host_allowed(host, state.listen.addr) {
         let listen = if state.listen.addr.ip().is_unspecified() {
