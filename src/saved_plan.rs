@@ -264,14 +264,12 @@ impl SavedPlan {
         let prune = take("prune")?
             .as_bool()
             .ok_or_else(|| damaged("prune is not true or false".into()))?;
-        let file_sha256 = match take("file_sha256")? {
-            Value::String(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => s,
-            _ => return Err(damaged("file_sha256 is not a SHA-256 in hex".into())),
+        let mut sha256 = |key: &str| match take(key)? {
+            Value::String(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(s),
+            _ => Err(damaged(format!("{key} is not a SHA-256 in hex"))),
         };
-        let desired_sha256 = match take("desired_sha256")? {
-            Value::String(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => s,
-            _ => return Err(damaged("desired_sha256 is not a SHA-256 in hex".into())),
-        };
+        let file_sha256 = sha256("file_sha256")?;
+        let desired_sha256 = sha256("desired_sha256")?;
         let fingerprint: Fingerprint = serde_json::from_value(take("fingerprint")?)
             .map_err(|e| damaged(format!("its fingerprint is not readable ({e})")))?;
         if digest(&fingerprint.units, &fingerprint.images) != fingerprint.digest {
