@@ -473,6 +473,17 @@ pub struct PsContainer {
     pub tasks: Vec<crate::engine::Task>,
 }
 
+impl PsContainer {
+    /// Its state in words: a swarm service's running and desired
+    /// replicas, else the container's state.
+    pub fn state_text(&self) -> String {
+        match self.replicas {
+            Some(r) => format!("{}/{} replicas running", r.running, r.desired),
+            None => self.state.as_str().to_string(),
+        }
+    }
+}
+
 /// The step of the plan for one unit, as `ps` shows it: the plan's own
 /// action and reason, so that `ps` and `plan` never disagree.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -615,10 +626,7 @@ impl PsView {
                         None => String::new(),
                     },
                 };
-                let state = match c.replicas {
-                    Some(r) => format!("{}/{} replicas running", r.running, r.desired),
-                    None => c.state.as_str().to_string(),
-                };
+                let state = c.state_text();
                 let _ = writeln!(out, "    {}  {state}{health}{ports}{stale}", c.name);
                 for t in &c.tasks {
                     let slot = t.slot.map_or_else(String::new, |s| format!("slot {s}  "));

@@ -148,10 +148,7 @@ fn service(out: &mut String, s: &PsService, file_valid: bool) {
                 }),
             };
             // A swarm service says how many of its replicas run, as `ps` does.
-            let state = match c.replicas {
-                Some(r) => format!("{}/{} replicas running", r.running, r.desired),
-                None => c.state.as_str().to_string(),
-            };
+            let state = c.state_text();
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td class=\"state-{}\">{}</td><td>{}</td><td>{}</td><td>{backoff}</td><td>{}</td></tr>",
